@@ -1,0 +1,60 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+)
+
+type ctxKey int
+
+const (
+	requestIDKey ctxKey = iota
+	callKey
+)
+
+// WithRequestID stores the HTTP request id (set by the server's middleware).
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey, id)
+}
+
+// RequestID returns the request id, or "" when none was set.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+// Call describes the JSON-RPC call a method is serving.
+type Call struct {
+	// ProtocolVersion is the revision in force for this request.
+	ProtocolVersion string
+	Method          string
+	// progressToken is params._meta.progressToken, nil when the client asked for none.
+	progressToken json.RawMessage
+	stream        *sseStream // nil when answering as plain JSON
+	lastProgress  float64
+}
+
+// CallFrom returns the call being served; nil outside a method.
+func CallFrom(ctx context.Context) *Call {
+	c, _ := ctx.Value(callKey).(*Call)
+	return c
+}
+
+// Progress sends notifications/progress on the request's SSE stream when the client
+// gave a progress token. progress must increase; stale values are dropped, as the spec
+// requires progress to grow with every notification.
+func Progress(ctx context.Context, progress, total float64, message string) {
+	c := CallFrom(ctx)
+	if c == nil || c.stream == nil || c.progressToken == nil || progress <= c.lastProgress {
+		return
+	}
+	c.lastProgress = progress
+	params := map[string]any{"progressToken": c.progressToken, "progress": progress}
+	if total > 0 {
+		params["total"] = total
+	}
+	if message != "" {
+		params["message"] = message
+	}
+	c.stream.notify("notifications/progress", params)
+}

@@ -1,0 +1,469 @@
+// Package rpc speaks MCP over streamable HTTP: it decodes JSON-RPC messages (on the wire
+// types of sourcegraph/jsonrpc2), enforces the transport rules of every supported
+// revision, dispatches to registered methods and answers as JSON or SSE. It knows
+// nothing of tools, users or Azure.
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/sourcegraph/jsonrpc2"
+	"go.uber.org/zap"
+)
+
+// Method serves one JSON-RPC method. params is nil when the request had none. A
+// *jsonrpc2.Error is sent as is; any other error becomes -32603 with a reference, and
+// its detail goes only to the log.
+type Method func(ctx context.Context, params json.RawMessage) (any, error)
+
+// Implementation names this server in initialize and server/discover.
+type Implementation struct {
+	Name    string `json:"name"`
+	Title   string `json:"title,omitempty"`
+	Version string `json:"version"`
+}
+
+// Options configure a Server.
+type Options struct {
+	Info         Implementation
+	Instructions string
+	// SessionSecret signs session ids; every replica must share it.
+	SessionSecret []byte
+	// SessionSubject names the authenticated caller of a request, to bind sessions to it.
+	SessionSubject func(ctx context.Context) string
+	// MaxBodyBytes bounds a POST body (413 beyond).
+	MaxBodyBytes int64
+	// CallTimeout bounds one method call.
+	CallTimeout time.Duration
+	Logger      *zap.Logger
+}
+
+// Server is an http.Handler for the MCP endpoint.
+type Server struct {
+	opts         Options
+	methods      map[string]Method
+	capabilities map[string]any
+	sessions     sessionCodec
+	log          *zap.Logger
+}
+
+// NewServer returns a server answering initialize, ping, logging/setLevel and
+// server/discover; Handle adds the rest.
+func NewServer(opts Options) *Server {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 2 * time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.SessionSubject == nil {
+		opts.SessionSubject = func(context.Context) string { return "" }
+	}
+	s := &Server{
+		opts:         opts,
+		methods:      map[string]Method{},
+		capabilities: map[string]any{"logging": map[string]any{}},
+		sessions:     sessionCodec{key: opts.SessionSecret, now: time.Now},
+		log:          opts.Logger,
+	}
+	s.methods["ping"] = func(context.Context, json.RawMessage) (any, error) { return struct{}{}, nil }
+	s.methods["logging/setLevel"] = setLevel
+	return s
+}
+
+// Handle registers a method.
+func (s *Server) Handle(name string, m Method) { s.methods[name] = m }
+
+// Capability declares a server capability (e.g. "tools") for initialize.
+func (s *Server) Capability(name string, value any) { s.capabilities[name] = value }
+
+// httpError is a transport-level refusal: an HTTP status and, where useful, a JSON-RPC
+// error body with id null.
+type httpError struct {
+	status int
+	err    *jsonrpc2.Error
+	id     json.RawMessage
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if herr := s.serve(w, r); herr != nil {
+		s.log.Info("mcp request refused",
+			zap.String("request_id", RequestID(r.Context())),
+			zap.Int("status", herr.status), zap.Int64("code", errCode(herr.err)),
+			zap.String("reason", errMessage(herr.err)))
+		writeHTTPError(w, herr)
+	}
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) *httpError {
+	if r.Method != http.MethodPost {
+		// No standalone GET stream is offered, and sessions are stateless, so DELETE
+		// cannot be honoured on every replica: both are 405 (the spec allows it).
+		w.Header().Set("Allow", http.MethodPost)
+		return &httpError{status: http.StatusMethodNotAllowed,
+			err: NewError(CodeInvalidRequest, "Method not allowed: use POST", nil)}
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return &httpError{status: http.StatusUnsupportedMediaType,
+			err: NewError(CodeInvalidRequest, "Unsupported Media Type: Content-Type must be application/json", nil)}
+	}
+	if !acceptsResponse(r.Header.Values("Accept")) {
+		return &httpError{status: http.StatusNotAcceptable,
+			err: NewError(CodeInvalidRequest, "Not Acceptable: Accept must allow application/json or text/event-stream", nil)}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return &httpError{status: http.StatusRequestEntityTooLarge,
+				err: NewError(CodeInvalidRequest, fmt.Sprintf("Request body too large (limit %d bytes)", s.opts.MaxBodyBytes), nil)}
+		}
+		return &httpError{status: http.StatusBadRequest, err: NewError(CodeParseError, "Parse error: could not read body", nil)}
+	}
+
+	version, herr := s.requestVersion(r)
+	if herr != nil {
+		return herr
+	}
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		if !batchesAllowed(version) {
+			return &httpError{status: http.StatusBadRequest,
+				err: NewError(CodeInvalidRequest, "Invalid Request: JSON-RPC batches are allowed only in protocol 2025-03-26", nil)}
+		}
+		return s.serveBatch(w, r, version, trimmed)
+	}
+	msg, id, rpcErr := decodeOne(trimmed)
+	if rpcErr != nil {
+		// A malformed message is answered in the body; its status says the POST was refused.
+		return &httpError{status: http.StatusBadRequest, err: rpcErr, id: id}
+	}
+	if msg.IsResponse || msg.Notif {
+		w.WriteHeader(http.StatusAccepted)
+		return nil
+	}
+	if isStateless(version) || r.Header.Get("Mcp-Method") != "" {
+		if herr := checkStatelessEnvelope(r, msg, version); herr != nil {
+			return herr
+		}
+		version = Version20260728
+	}
+	s.serveOne(w, r, version, msg)
+	return nil
+}
+
+// requestVersion picks the revision in force: the MCP-Protocol-Version header, else
+// the one sealed in the session, else 2025-03-26 as the spec says to assume.
+func (s *Server) requestVersion(r *http.Request) (string, *httpError) {
+	header := r.Header.Get("MCP-Protocol-Version")
+	if header != "" && !isSupported(header) {
+		code := int64(CodeInvalidRequest)
+		if r.Header.Get("Mcp-Method") != "" {
+			code = CodeUnsupportedProtocolVersion
+		}
+		return "", &httpError{status: http.StatusBadRequest,
+			err: NewError(code, "Unsupported MCP-Protocol-Version",
+				map[string]any{"supported": SupportedVersions, "requested": truncate(header, 64)})}
+	}
+	if isStateless(header) {
+		return header, nil // 2026-07-28 has no sessions: the header is ignored
+	}
+	if sid := r.Header.Get(SessionHeader); sid != "" {
+		v, err := s.sessions.open(sid, s.opts.SessionSubject(r.Context()))
+		if err != nil {
+			return "", &httpError{status: http.StatusNotFound,
+				err: NewError(CodeInvalidRequest, "Session not found: initialize a new session", nil)}
+		}
+		if header == "" {
+			header = v
+		}
+	}
+	if header == "" {
+		header = Version20250326
+	}
+	return header, nil
+}
+
+func (s *Server) serveBatch(w http.ResponseWriter, r *http.Request, version string, body []byte) *httpError {
+	var items []json.RawMessage
+	if err := json.Unmarshal(body, &items); err != nil {
+		return &httpError{status: http.StatusBadRequest, err: NewError(CodeParseError, "Parse error: body is not valid JSON", nil)}
+	}
+	if len(items) == 0 {
+		return &httpError{status: http.StatusBadRequest, err: NewError(CodeInvalidRequest, "Invalid Request: empty batch", nil)}
+	}
+	var out [][]byte
+	for _, item := range items {
+		msg, id, rpcErr := decodeOne(item)
+		switch {
+		case rpcErr != nil:
+			out = append(out, encodeError(id, rpcErr))
+		case msg.IsResponse || msg.Notif:
+		case msg.Method == "initialize":
+			out = append(out, encodeError(msg.RawID, NewError(CodeInvalidRequest, "Invalid Request: initialize must not be batched", nil)))
+		default:
+			ctx, cancel := s.callContext(r, version, msg, nil)
+			out = append(out, s.dispatch(ctx, msg))
+			cancel()
+		}
+	}
+	if len(out) == 0 {
+		w.WriteHeader(http.StatusAccepted)
+		return nil
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(append(append([]byte("["), bytes.Join(out, []byte(","))...), ']'))
+	return nil
+}
+
+func (s *Server) serveOne(w http.ResponseWriter, r *http.Request, version string, msg *Message) {
+	var stream *sseStream
+	token := progressToken(msg)
+	if token != nil && acceptsSSE(r.Header.Values("Accept")) {
+		// SSE may run long: lift the server's write deadline for this response only.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.opts.CallTimeout + 10*time.Second))
+		stream = newSSEStream(w)
+	}
+	ctx, cancel := s.callContext(r, version, msg, stream)
+	defer cancel()
+	if c := CallFrom(ctx); c != nil {
+		c.progressToken = token
+	}
+
+	if msg.Method == "initialize" {
+		s.initialize(ctx, w, msg, stream)
+		return
+	}
+	out := s.dispatch(ctx, msg)
+	if isStateless(version) {
+		out = markComplete(out)
+	}
+	if stream != nil {
+		stream.write("message", out)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(out)
+}
+
+// callContext bounds a call. Before 2026-07-28 a dropped connection is not a
+// cancellation, so the call is detached from the request; from 2026-07-28 on, closing
+// the stream cancels it.
+func (s *Server) callContext(r *http.Request, version string, msg *Message, stream *sseStream) (context.Context, context.CancelFunc) {
+	parent := r.Context()
+	if !isStateless(version) {
+		parent = context.WithoutCancel(parent)
+	}
+	ctx, cancel := context.WithTimeout(parent, s.opts.CallTimeout)
+	return context.WithValue(ctx, callKey, &Call{ProtocolVersion: version, Method: msg.Method, stream: stream}), cancel
+}
+
+func (s *Server) initialize(ctx context.Context, w http.ResponseWriter, msg *Message, stream *sseStream) {
+	var p struct {
+		ProtocolVersion string `json:"protocolVersion"`
+	}
+	if msg.Params != nil {
+		_ = json.Unmarshal(*msg.Params, &p)
+	}
+	if p.ProtocolVersion == "" {
+		s.writeOut(w, stream, encodeError(msg.RawID, NewError(CodeInvalidParams, "Invalid params: protocolVersion is required", nil)))
+		return
+	}
+	negotiated := p.ProtocolVersion
+	if !isSupported(negotiated) {
+		negotiated = LatestHandshakeVersion
+	}
+	result := map[string]any{
+		"protocolVersion": negotiated,
+		"capabilities":    s.capabilities,
+		"serverInfo":      s.opts.Info,
+	}
+	if s.opts.Instructions != "" {
+		result["instructions"] = s.opts.Instructions
+	}
+	out, err := encodeResult(msg.RawID, result)
+	if err != nil {
+		out = encodeError(msg.RawID, NewError(CodeInternalError, "Internal error", nil))
+	}
+	if !isStateless(negotiated) && stream == nil {
+		w.Header().Set(SessionHeader, s.sessions.mint(negotiated, s.opts.SessionSubject(ctx)))
+	}
+	s.writeOut(w, stream, out)
+}
+
+func (s *Server) writeOut(w http.ResponseWriter, stream *sseStream, out []byte) {
+	if stream != nil {
+		stream.write("message", out)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(out)
+}
+
+// dispatch runs one request and returns its encoded response.
+func (s *Server) dispatch(ctx context.Context, msg *Message) (out []byte) {
+	defer func() {
+		if p := recover(); p != nil {
+			ref := RequestID(ctx)
+			s.log.Error("method panicked", zap.String("request_id", ref), zap.String("method", msg.Method),
+				zap.String("panic", fmt.Sprint(p)))
+			out = encodeError(msg.RawID, internalError(ref))
+		}
+	}()
+	m, ok := s.methods[msg.Method]
+	if msg.Method == "server/discover" {
+		m, ok = s.discover, true
+	}
+	if !ok {
+		return encodeError(msg.RawID, NewError(CodeMethodNotFound, "Method not found: "+truncate(msg.Method, 100), nil))
+	}
+	var params json.RawMessage
+	if msg.Params != nil {
+		params = *msg.Params
+	}
+	result, err := m(ctx, params)
+	if err != nil {
+		var rpcErr *jsonrpc2.Error
+		if errors.As(err, &rpcErr) {
+			return encodeError(msg.RawID, rpcErr)
+		}
+		ref := RequestID(ctx)
+		s.log.Error("method failed", zap.String("request_id", ref), zap.String("method", msg.Method), zap.Error(err))
+		return encodeError(msg.RawID, internalError(ref))
+	}
+	out, err = encodeResult(msg.RawID, result)
+	if err != nil {
+		s.log.Error("result not encodable", zap.String("request_id", RequestID(ctx)), zap.String("method", msg.Method), zap.Error(err))
+		return encodeError(msg.RawID, internalError(RequestID(ctx)))
+	}
+	return out
+}
+
+func (s *Server) discover(context.Context, json.RawMessage) (any, error) {
+	result := map[string]any{
+		"supportedVersions": SupportedVersions,
+		"capabilities":      s.capabilities,
+		"serverInfo":        s.opts.Info,
+	}
+	if s.opts.Instructions != "" {
+		result["instructions"] = s.opts.Instructions
+	}
+	return result, nil
+}
+
+func internalError(ref string) *jsonrpc2.Error {
+	return NewError(CodeInternalError, "Internal error (ref "+ref+")", nil)
+}
+
+// logLevels are the RFC 5424 levels MCP uses.
+var logLevels = map[string]bool{"debug": true, "info": true, "notice": true, "warning": true,
+	"error": true, "critical": true, "alert": true, "emergency": true}
+
+// setLevel accepts the level. The server sends no log notifications of its own, so
+// there is nothing to filter; an unknown level is still refused.
+func setLevel(_ context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		Level string `json:"level"`
+	}
+	if json.Unmarshal(params, &p) != nil || !logLevels[p.Level] {
+		return nil, NewError(CodeInvalidParams, "Invalid params: level must be one of debug, info, notice, warning, error, critical, alert, emergency", nil)
+	}
+	return struct{}{}, nil
+}
+
+func writeHTTPError(w http.ResponseWriter, herr *httpError) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(herr.status)
+	if herr.err != nil {
+		_, _ = w.Write(encodeError(herr.id, herr.err))
+	}
+}
+
+func progressToken(msg *Message) json.RawMessage {
+	if msg.Params == nil {
+		return nil
+	}
+	var p struct {
+		Meta struct {
+			ProgressToken json.RawMessage `json:"progressToken"`
+		} `json:"_meta"`
+	}
+	if json.Unmarshal(*msg.Params, &p) != nil || len(p.Meta.ProgressToken) == 0 || string(p.Meta.ProgressToken) == "null" {
+		return nil
+	}
+	return p.Meta.ProgressToken
+}
+
+// acceptsResponse is lenient: no Accept header, */*, JSON or SSE will do.
+func acceptsResponse(values []string) bool {
+	if len(values) == 0 {
+		return true
+	}
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			mt, _, _ := mime.ParseMediaType(strings.TrimSpace(part))
+			switch mt {
+			case "*/*", "application/*", "application/json", "text/event-stream", "text/*":
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func acceptsSSE(values []string) bool {
+	for _, v := range values {
+		if strings.Contains(v, "text/event-stream") {
+			return true
+		}
+	}
+	return false
+}
+
+// markComplete adds resultType "complete" to a 2026-07-28 result object.
+func markComplete(out []byte) []byte {
+	const key = `"result":{`
+	i := bytes.Index(out, []byte(key))
+	if i < 0 {
+		return out
+	}
+	at := i + len(key)
+	insert := `"resultType":"complete"`
+	if out[at] != '}' {
+		insert += ","
+	}
+	return append(out[:at:at], append([]byte(insert), out[at:]...)...)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func errCode(e *jsonrpc2.Error) int64 {
+	if e == nil {
+		return 0
+	}
+	return e.Code
+}
+
+func errMessage(e *jsonrpc2.Error) string {
+	if e == nil {
+		return ""
+	}
+	return e.Message
+}

@@ -1,0 +1,163 @@
+package rpc
+
+import (
+	"bytes"
+	"encoding/json"
+	"regexp"
+
+	"github.com/sourcegraph/jsonrpc2"
+)
+
+// JSON-RPC error codes (JSON-RPC 2.0 and MCP).
+const (
+	CodeParseError     = -32700
+	CodeInvalidRequest = -32600
+	CodeMethodNotFound = -32601
+	CodeInvalidParams  = -32602
+	CodeInternalError  = -32603
+	// CodeUnauthorized is in the implementation-defined range; used with HTTP 401.
+	CodeUnauthorized = -32001
+	// 2026-07-28 codes.
+	CodeHeaderMismatch             = -32020
+	CodeUnsupportedProtocolVersion = -32022
+)
+
+// maxIDLength bounds a string id: echoing an id is fine, echoing a megabyte is not.
+const maxIDLength = 1024
+
+var nullID = json.RawMessage("null")
+
+// integerID matches a JSON integer literal of any size (2^64 included): MCP ids are
+// strings or integers, and we echo them byte for byte rather than through a numeric type.
+var integerID = regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
+
+// Message is one decoded JSON-RPC message. The sourcegraph/jsonrpc2 Request carries the
+// method and params; the id is kept as its raw JSON because jsonrpc2.ID cannot hold a
+// negative or 2^64 id, nor tell an absent id from `null`.
+type Message struct {
+	jsonrpc2.Request
+	// RawID is the id exactly as sent, nil for a notification.
+	RawID json.RawMessage
+	// IsResponse marks a client's response to a server request (we send none, so it is
+	// accepted and dropped).
+	IsResponse bool
+}
+
+// response is the wire envelope. Its id is raw JSON so that `null`, negative and
+// huge ids round-trip; jsonrpc2.Response cannot write them.
+type response struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Result  json.RawMessage `json:"result,omitempty"`
+	Error   *jsonrpc2.Error `json:"error,omitempty"`
+}
+
+// NewError builds a JSON-RPC error; data may be nil.
+func NewError(code int64, message string, data any) *jsonrpc2.Error {
+	e := &jsonrpc2.Error{Code: code, Message: message}
+	if data != nil {
+		e.SetError(data)
+	}
+	return e
+}
+
+// decodeOne validates one JSON value as a JSON-RPC 2.0 message. On failure it returns
+// the id to answer with (nullID when the id is unknown) and the error.
+func decodeOne(raw json.RawMessage) (*Message, json.RawMessage, *jsonrpc2.Error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		if !json.Valid(raw) {
+			return nil, nullID, NewError(CodeParseError, "Parse error: body is not valid JSON", nil)
+		}
+		return nil, nullID, NewError(CodeInvalidRequest, "Invalid Request: a JSON-RPC message must be an object", nil)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return nil, nullID, NewError(CodeParseError, "Parse error: body is not valid JSON", nil)
+	}
+	id, idOK := fields["id"]
+	answerID := nullID
+	if idOK && validID(id) {
+		answerID = id
+	}
+	var version string
+	if v, ok := fields["jsonrpc"]; !ok || json.Unmarshal(v, &version) != nil || version != "2.0" {
+		return nil, answerID, NewError(CodeInvalidRequest, `Invalid Request: "jsonrpc" must be "2.0"`, nil)
+	}
+	if idOK && !validID(id) {
+		return nil, nullID, NewError(CodeInvalidRequest, "Invalid Request: id must be a string or an integer", nil)
+	}
+	methodRaw, hasMethod := fields["method"]
+	if !hasMethod {
+		_, hasResult := fields["result"]
+		_, hasError := fields["error"]
+		if idOK && (hasResult != hasError) {
+			return &Message{RawID: id, IsResponse: true}, nil, nil
+		}
+		return nil, answerID, NewError(CodeInvalidRequest, "Invalid Request: method is missing", nil)
+	}
+	m := &Message{}
+	if err := json.Unmarshal(methodRaw, &m.Method); err != nil || m.Method == "" {
+		return nil, answerID, NewError(CodeInvalidRequest, "Invalid Request: method must be a non-empty string", nil)
+	}
+	if p, ok := fields["params"]; ok {
+		p = bytes.TrimSpace(p)
+		if len(p) == 0 || (p[0] != '{' && p[0] != '[') {
+			if string(p) != "null" {
+				return nil, answerID, NewError(CodeInvalidRequest, "Invalid Request: params must be an object", nil)
+			}
+		} else {
+			m.Params = &p
+		}
+	}
+	if idOK {
+		m.RawID = id
+		m.ID = toJSONRPC2ID(id)
+	} else {
+		m.Notif = true
+	}
+	return m, nil, nil
+}
+
+func validID(id json.RawMessage) bool {
+	id = bytes.TrimSpace(id)
+	if len(id) == 0 {
+		return false
+	}
+	switch id[0] {
+	case '"':
+		var s string
+		return len(id) <= maxIDLength+2 && json.Unmarshal(id, &s) == nil
+	default:
+		return integerID.Match(id)
+	}
+}
+
+// toJSONRPC2ID fills the library's ID where it can represent the value; RawID stays
+// the source of truth on the wire.
+func toJSONRPC2ID(raw json.RawMessage) jsonrpc2.ID {
+	var id jsonrpc2.ID
+	if raw[0] == '"' {
+		_ = json.Unmarshal(raw, &id.Str)
+		id.IsString = true
+		return id
+	}
+	_ = json.Unmarshal(raw, &id.Num) // negative or huge: left zero; RawID is echoed instead
+	return id
+}
+
+func encodeResult(id json.RawMessage, result any) ([]byte, error) {
+	b, err := json.Marshal(result)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(response{JSONRPC: "2.0", ID: id, Result: b})
+}
+
+func encodeError(id json.RawMessage, e *jsonrpc2.Error) []byte {
+	if id == nil {
+		id = nullID
+	}
+	b, _ := json.Marshal(response{JSONRPC: "2.0", ID: id, Error: e})
+	return b
+}
