@@ -1,0 +1,104 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/rpc"
+	"github.com/flowstudio/mcp/tools"
+	"github.com/sourcegraph/jsonrpc2"
+	"go.uber.org/zap"
+)
+
+// UserStore is what the API-key check needs from storage: one point read per request.
+// Nothing is cached, so a re-issued or revoked key dies at once on every replica.
+type UserStore interface {
+	GetUser(ctx context.Context, id string) (*cosmos.User, error)
+}
+
+// APIKeyHeader carries the API key. Not Authorization: Bearer, which OAuth-capable
+// clients would take as an invitation to start an OAuth flow.
+const APIKeyHeader = "X-Api-Key"
+
+const challenge = `ApiKey realm="mcp", header="x-api-key"`
+
+// authenticate checks the API key on every request (sessions never authenticate) and
+// puts the principal in the context.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get(APIKeyHeader)
+		if key == "" {
+			msg := "Unauthorized: missing x-api-key header"
+			if hasMisplacedKey(r) {
+				msg = "Unauthorized: send the API key in the x-api-key header (not Authorization: Bearer, not the query string)"
+			}
+			s.unauthorized(w, r, msg, "missing key")
+			return
+		}
+		claims, err := s.deps.Keys.Verify(key)
+		if err != nil {
+			s.unauthorized(w, r, "Unauthorized: invalid or expired x-api-key", "invalid key")
+			return
+		}
+		user, err := s.deps.Users.GetUser(r.Context(), claims.Subject)
+		switch {
+		case errors.Is(err, cosmos.ErrNotFound):
+			s.unauthorized(w, r, "Unauthorized: this key's user no longer exists; get a new key on the dashboard", "unknown user")
+			return
+		case err != nil:
+			s.log.Error("user lookup failed", zap.String("request_id", rpc.RequestID(r.Context())), zap.Error(err))
+			writeRPCError(w, http.StatusServiceUnavailable,
+				rpc.NewError(rpc.CodeInternalError, "Service unavailable: the user store did not answer; retry shortly", nil))
+			return
+		case user.Consent != cosmos.ConsentGranted:
+			s.unauthorized(w, r, "Unauthorized: permission was revoked or needs renewing; sign in again at "+s.dashboardURL(), "consent "+string(user.Consent))
+			return
+		case user.KeyGeneration != claims.Generation:
+			s.unauthorized(w, r, "Unauthorized: this key was replaced; copy the current key from "+s.dashboardURL(), "stale generation")
+			return
+		}
+		tier, ok := tools.ParseTier(string(user.Tier))
+		if !ok {
+			tier = tools.TierFree
+		}
+		p := &tools.Principal{UserID: user.ID, TenantID: user.TenantID, ObjectID: user.ObjectID,
+			EmailHash: user.EmailHash, Tier: tier, Scope: claims.Scope}
+		next.ServeHTTP(w, r.WithContext(tools.WithPrincipal(r.Context(), p)))
+	})
+}
+
+// hasMisplacedKey spots a key sent the wrong way, to say how to send it right.
+func hasMisplacedKey(r *http.Request) bool {
+	if strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "bearer ") {
+		return true
+	}
+	q := r.URL.Query()
+	for _, name := range []string{"x-api-key", "api_key", "apikey", "api-key", "key", "token"} {
+		if q.Has(name) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, msg, reason string) {
+	s.log.Info("mcp request unauthorized", zap.String("request_id", rpc.RequestID(r.Context())), zap.String("reason", reason))
+	w.Header().Set("WWW-Authenticate", challenge)
+	writeRPCError(w, http.StatusUnauthorized, rpc.NewError(rpc.CodeUnauthorized, msg, nil))
+}
+
+func (s *Server) dashboardURL() string { return s.deps.Settings.PublicURL + "/dashboard" }
+
+func writeRPCError(w http.ResponseWriter, status int, e *jsonrpc2.Error) {
+	writeJSON(w, status, map[string]any{"jsonrpc": "2.0", "id": nil, "error": e})
+}
+
+func principalID(ctx context.Context) string {
+	if p := tools.PrincipalFrom(ctx); p != nil {
+		return p.UserID
+	}
+	return ""
+}

@@ -1,0 +1,130 @@
+// Package keyring derives every key the server needs from TOKEN_SECRET and implements
+// the API-key contract: an HS256 JWT signed with HKDF-SHA256(TOKEN_SECRET, no salt,
+// info "flowstudio api-key v1", 32 bytes), claims iss "flowstudio", aud
+// "flowstudio-mcp", sub, iat, exp (30 days), gen and scope. An operator can verify a key
+// with nothing but TOKEN_SECRET; keys are never stored, only derived again on demand.
+package keyring
+
+import (
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const (
+	Issuer   = "flowstudio"
+	Audience = "flowstudio-mcp"
+	// KeyLifetime is how long an API key is valid.
+	KeyLifetime = 30 * 24 * time.Hour
+	// MinSecretLength guards against a TOKEN_SECRET too short to be a secret.
+	MinSecretLength = 32
+)
+
+// Labels of the derived keys (HKDF info strings). Changing one invalidates what it signs.
+const (
+	infoAPIKey    = "flowstudio api-key v1"
+	infoEmailHash = "flowstudio email-hash v1"
+	infoSession   = "flowstudio mcp-session v1"
+	infoCookie    = "flowstudio cookie v1"
+)
+
+// Keyring holds the derived keys. The zero value is unusable; use New.
+type Keyring struct {
+	apiKey    []byte
+	emailHash []byte
+	session   []byte
+	cookie    []byte
+	now       func() time.Time
+}
+
+// New derives the keys from TOKEN_SECRET.
+func New(tokenSecret string) (*Keyring, error) {
+	if len(tokenSecret) < MinSecretLength {
+		return nil, fmt.Errorf("TOKEN_SECRET must be at least %d characters", MinSecretLength)
+	}
+	derive := func(info string) []byte {
+		k, err := hkdf.Key(sha256.New, []byte(tokenSecret), nil, info, 32)
+		if err != nil {
+			panic(err) // only fails for lengths HKDF cannot produce; 32 is fine
+		}
+		return k
+	}
+	return &Keyring{
+		apiKey:    derive(infoAPIKey),
+		emailHash: derive(infoEmailHash),
+		session:   derive(infoSession),
+		cookie:    derive(infoCookie),
+		now:       time.Now,
+	}, nil
+}
+
+// SessionKey signs MCP session ids.
+func (k *Keyring) SessionKey() []byte { return k.session }
+
+// CookieKey signs browser cookies (sign-in state, dashboard session, CSRF).
+func (k *Keyring) CookieKey() []byte { return k.cookie }
+
+// HashEmail is the only form in which an email is stored or logged: hex
+// HMAC-SHA256 of the lower-cased address.
+func (k *Keyring) HashEmail(email string) string {
+	m := hmac.New(sha256.New, k.emailHash)
+	m.Write([]byte(strings.ToLower(strings.TrimSpace(email))))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Claims are the API key's claims.
+type Claims struct {
+	jwt.RegisteredClaims
+	Generation int64  `json:"gen"`
+	Scope      string `json:"scope"`
+}
+
+// Issue derives the API key of a user for a key generation issued at issuedAt. The
+// same inputs give the same key, so the dashboard can show it again without storing it.
+func (k *Keyring) Issue(userID string, generation int64, issuedAt time.Time, scope string) (string, error) {
+	issuedAt = issuedAt.UTC().Truncate(time.Second)
+	claims := Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    Issuer,
+			Audience:  jwt.ClaimStrings{Audience},
+			Subject:   userID,
+			IssuedAt:  jwt.NewNumericDate(issuedAt),
+			ExpiresAt: jwt.NewNumericDate(issuedAt.Add(KeyLifetime)),
+		},
+		Generation: generation,
+		Scope:      scope,
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(k.apiKey)
+}
+
+// ErrInvalidKey is every reason a key is refused; the caller never learns which.
+var ErrInvalidKey = errors.New("invalid API key")
+
+// Verify checks signature (HS256 only), iss, aud, exp (required), nbf and iat, and
+// returns the claims.
+func (k *Keyring) Verify(token string) (*Claims, error) {
+	if len(token) > 4096 {
+		return nil, ErrInvalidKey
+	}
+	var claims Claims
+	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return k.apiKey, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithIssuer(Issuer),
+		jwt.WithAudience(Audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(k.now),
+		jwt.WithLeeway(30*time.Second),
+	)
+	if err != nil || claims.Subject == "" || (claims.Scope != "full" && claims.Scope != "read") {
+		return nil, ErrInvalidKey
+	}
+	return &claims, nil
+}

@@ -1,0 +1,209 @@
+// Package server is the HTTP face of FlowStudio MCP: routes and middleware (request id,
+// security headers, Origin check, API-key auth), health, and the MCP endpoint.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/flowstudio/mcp/rpc"
+	"github.com/flowstudio/mcp/server/keyring"
+	"github.com/flowstudio/mcp/tools"
+	"go.uber.org/zap"
+)
+
+// Deps are what the server is built from; main wires them.
+type Deps struct {
+	Settings Settings
+	Logger   *zap.Logger
+	Keys     *keyring.Keyring
+	Users    UserStore
+	Catalog  *tools.Catalog
+	// Ready reports whether the store answers (for /readyz).
+	Ready func(ctx context.Context) error
+	// Simulator is mounted at /sim/ in embedded mode (the simulated tenant).
+	Simulator http.Handler
+	Version   string
+}
+
+// Server routes HTTP requests.
+type Server struct {
+	deps     Deps
+	log      *zap.Logger
+	mcp      *rpc.Server
+	mux      *http.ServeMux
+	draining atomic.Bool
+	public   *url.URL // nil when FLOWSTUDIO_PUBLIC_URL is unset
+}
+
+// New builds the server and its routes.
+func New(d Deps) *Server {
+	s := &Server{deps: d, log: d.Logger, mux: http.NewServeMux()}
+	if d.Settings.PublicURL != "" {
+		s.public, _ = url.Parse(d.Settings.PublicURL)
+	}
+	s.mcp = rpc.NewServer(rpc.Options{
+		Info: rpc.Implementation{Name: "flowstudio-mcp", Title: "FlowStudio MCP for Power Automate", Version: d.Version},
+		Instructions: "Tools for Microsoft Power Automate in the signed-in user's own tenant. " +
+			"Start with list_live_environments, then list_live_flows; to debug, get_live_flow_runs then get_live_flow_run_error.",
+		SessionSecret:  d.Keys.SessionKey(),
+		SessionSubject: func(ctx context.Context) string { return principalID(ctx) },
+		MaxBodyBytes:   d.Settings.MaxBodyBytes,
+		Logger:         d.Logger,
+	})
+	if d.Catalog != nil {
+		d.Catalog.Register(s.mcp)
+	}
+	s.mcp.Capability("resources", map[string]any{})
+	s.mcp.Capability("prompts", map[string]any{})
+	s.mcp.Handle("resources/list", func(context.Context, json.RawMessage) (any, error) {
+		return map[string]any{"resources": []any{}}, nil
+	})
+	s.mcp.Handle("prompts/list", func(context.Context, json.RawMessage) (any, error) {
+		return map[string]any{"prompts": []any{}}, nil
+	})
+
+	s.mux.Handle("/mcp", s.checkOrigin(s.authenticate(s.mcp)))
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	if d.Simulator != nil {
+		s.mux.Handle("/sim/", http.StripPrefix("/sim", d.Simulator))
+	}
+	// No OAuth here: API keys only. Clients that probe these must find nothing, or
+	// they start an OAuth flow that cannot succeed.
+	for _, p := range []string{"/.well-known/oauth-protected-resource", "/.well-known/oauth-authorization-server",
+		"/.well-known/openid-configuration", "/authorize", "/token", "/register"} {
+		s.mux.Handle(p, http.NotFoundHandler())
+		s.mux.Handle(p+"/", http.NotFoundHandler())
+	}
+	return s
+}
+
+// Handler is the root handler with the middleware every route shares.
+func (s *Server) Handler() http.Handler { return s.withRequestID(s.securityHeaders(s.mux)) }
+
+// Drain marks the server as stopping: /readyz answers 503 so traffic moves away.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		return
+	}
+	store := "ok"
+	if s.deps.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.deps.Ready(ctx); err != nil {
+			s.log.Warn("store not ready", zap.String("request_id", rpc.RequestID(r.Context())), zap.Error(err))
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "store": "unavailable"})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "store": store})
+}
+
+func (s *Server) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		id := hex.EncodeToString(b)
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(rpc.WithRequestID(r.Context(), id)))
+	})
+}
+
+func (s *Server) securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		if s.public != nil && s.public.Scheme == "https" {
+			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkOrigin refuses cross-origin browser requests and DNS rebinding: an Origin must
+// be allowed, and the Host must be one this server answers to.
+func (s *Server) checkOrigin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.hostAllowed(r.Host) || !s.originAllowed(r.Header.Get("Origin"), r.Host) {
+			writeRPCError(w, http.StatusForbidden, rpc.NewError(rpc.CodeInvalidRequest, "Forbidden: origin not allowed", nil))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) hostAllowed(host string) bool {
+	if s.public != nil && strings.EqualFold(host, s.public.Host) {
+		return true
+	}
+	if isLoopbackHost(host) {
+		return true
+	}
+	// Without a public URL (a container on 0.0.0.0 behind its own ingress) the Host
+	// cannot be checked; the Origin check still applies.
+	return s.public == nil && !isLoopbackListen(s.deps.Settings.Addr)
+}
+
+func (s *Server) originAllowed(origin, host string) bool {
+	if origin == "" {
+		return true // not a browser: nothing to rebind
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	for _, o := range s.deps.Settings.AllowedOrigins {
+		if strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	if s.public != nil && strings.EqualFold(u.Scheme+"://"+u.Host, s.public.Scheme+"://"+s.public.Host) {
+		return true
+	}
+	// Same origin on loopback (a local inspector or browser on this machine).
+	return strings.EqualFold(u.Host, host) && isLoopbackHost(host)
+}
+
+func isLoopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func isLoopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && isLoopbackHost(host)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

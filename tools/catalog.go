@@ -1,0 +1,302 @@
+package tools
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/flowstudio/mcp/rpc"
+	"go.uber.org/zap"
+)
+
+// DefaultPageSize is how many tools one tools/list page carries.
+const DefaultPageSize = 100
+
+var toolName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+
+// Catalog serves the declared tools over MCP.
+type Catalog struct {
+	tools    []*Tool
+	byName   map[string]*Tool
+	env      *Env
+	meter    Meter
+	pageSize int
+}
+
+// Meter admits and records tool calls (quotas and the metering log line).
+type Meter interface {
+	// Admit decides whether the call may run; a non-nil *ToolError refuses it.
+	Admit(ctx context.Context, p *Principal, t *Tool) error
+	// Record is called once per admitted or refused call.
+	Record(ctx context.Context, rec CallRecord)
+}
+
+// CallRecord is what one tool call leaves behind: the metering fields, nothing else.
+type CallRecord struct {
+	Tool           string
+	Principal      *Principal
+	Environment    string
+	UpstreamStatus int // 0 when no upstream call was made
+	Latency        time.Duration
+	Bytes          int
+	IsError        bool
+}
+
+// NewCatalog checks the declarations and returns a catalog. pageSize <= 0 means
+// DefaultPageSize.
+func NewCatalog(env *Env, meter Meter, pageSize int, all []*Tool) (*Catalog, error) {
+	if pageSize <= 0 {
+		pageSize = DefaultPageSize
+	}
+	c := &Catalog{env: env, meter: meter, pageSize: pageSize, byName: map[string]*Tool{}}
+	for _, t := range all {
+		if err := checkDeclaration(t); err != nil {
+			return nil, err
+		}
+		if c.byName[t.Name] != nil {
+			return nil, fmt.Errorf("tool %s declared twice", t.Name)
+		}
+		c.byName[t.Name] = t
+		c.tools = append(c.tools, t)
+	}
+	return c, nil
+}
+
+// Tools returns the declarations in catalog order.
+func (c *Catalog) Tools() []*Tool { return c.tools }
+
+func checkDeclaration(t *Tool) error {
+	switch {
+	case !toolName.MatchString(t.Name):
+		return fmt.Errorf("tool %q: name must be snake_case", t.Name)
+	case t.Description == "" || t.Title == "":
+		return fmt.Errorf("tool %s: title and description are required", t.Name)
+	case t.Kind == kindUnset || t.Group == groupUnset:
+		return fmt.Errorf("tool %s: kind and group are required", t.Name)
+	case t.call == nil:
+		return fmt.Errorf("tool %s: no handler (declare it with Define)", t.Name)
+	}
+	var schema struct {
+		Type                 string          `json:"type"`
+		AdditionalProperties *bool           `json:"additionalProperties"`
+		AnyOf                json.RawMessage `json:"anyOf"`
+		OneOf                json.RawMessage `json:"oneOf"`
+		AllOf                json.RawMessage `json:"allOf"`
+	}
+	if err := json.Unmarshal(t.Input, &schema); err != nil {
+		return fmt.Errorf("tool %s: input schema: %w", t.Name, err)
+	}
+	if schema.Type != "object" || schema.AdditionalProperties == nil || *schema.AdditionalProperties {
+		return fmt.Errorf("tool %s: input schema must be type object with additionalProperties false", t.Name)
+	}
+	if schema.AnyOf != nil || schema.OneOf != nil || schema.AllOf != nil {
+		return fmt.Errorf("tool %s: no top-level anyOf/oneOf/allOf (clients reject them)", t.Name)
+	}
+	if t.Output != nil && !json.Valid(t.Output) {
+		return fmt.Errorf("tool %s: output schema is not JSON", t.Name)
+	}
+	return nil
+}
+
+// Register adds tools/list and tools/call (and the empty resources and prompts
+// lists) to an MCP server.
+func (c *Catalog) Register(s *rpc.Server) {
+	s.Capability("tools", map[string]any{"listChanged": false})
+	s.Handle("tools/list", c.list)
+	s.Handle("tools/call", c.call)
+}
+
+type listedTool struct {
+	Name         string          `json:"name"`
+	Title        string          `json:"title"`
+	Description  string          `json:"description"`
+	InputSchema  json.RawMessage `json:"inputSchema"`
+	OutputSchema json.RawMessage `json:"outputSchema,omitempty"`
+	Annotations  map[string]any  `json:"annotations"`
+}
+
+func (t *Tool) listing() listedTool {
+	return listedTool{Name: t.Name, Title: t.Title, Description: t.Description,
+		InputSchema: t.Input, OutputSchema: t.Output, Annotations: t.Annotations()}
+}
+
+// visible returns the tools the caller may list, in catalog order.
+func (c *Catalog) visible(p *Principal) []*Tool {
+	out := make([]*Tool, 0, len(c.tools))
+	for _, t := range c.tools {
+		if p == nil || p.canSee(t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func (c *Catalog) list(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		Cursor *string `json:"cursor"`
+	}
+	if len(params) > 0 && json.Unmarshal(params, &p) != nil {
+		return nil, rpc.NewError(rpc.CodeInvalidParams, "Invalid params", nil)
+	}
+	tools := c.visible(PrincipalFrom(ctx))
+	start := 0
+	if p.Cursor != nil {
+		n, ok := decodeCursor(*p.Cursor)
+		if !ok || n <= 0 || n >= len(tools) {
+			return nil, rpc.NewError(rpc.CodeInvalidParams, "Invalid params: unknown cursor", nil)
+		}
+		start = n
+	}
+	end := min(start+c.pageSize, len(tools))
+	page := make([]listedTool, 0, end-start)
+	for _, t := range tools[start:end] {
+		page = append(page, t.listing())
+	}
+	result := map[string]any{"tools": page}
+	if end < len(tools) {
+		result["nextCursor"] = encodeCursor(end)
+	}
+	return result, nil
+}
+
+// Cursors are opaque to clients: an offset, base64url'd with a version prefix.
+func encodeCursor(offset int) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("t1:" + strconv.Itoa(offset)))
+}
+
+func decodeCursor(s string) (int, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) < 4 || string(b[:3]) != "t1:" {
+		return 0, false
+	}
+	n, err := strconv.Atoi(string(b[3:]))
+	return n, err == nil
+}
+
+// callResult is the MCP CallToolResult.
+type callResult struct {
+	Content           []textContent `json:"content"`
+	StructuredContent any           `json:"structuredContent,omitempty"`
+	IsError           bool          `json:"isError"`
+}
+
+type textContent struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
+}
+
+func (c *Catalog) call(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		Name      string          `json:"name"`
+		Arguments json.RawMessage `json:"arguments"`
+	}
+	if len(params) == 0 || json.Unmarshal(params, &p) != nil || p.Name == "" {
+		return nil, rpc.NewError(rpc.CodeInvalidParams, "Invalid params: name is required", nil)
+	}
+	principal := PrincipalFrom(ctx)
+	t := c.byName[p.Name]
+	if t == nil || (principal != nil && !principal.canSee(t)) {
+		return nil, rpc.NewError(rpc.CodeInvalidParams, "Unknown tool: "+truncateName(p.Name), nil)
+	}
+	started := time.Now()
+	result, rec := c.run(ctx, t, principal, p.Arguments)
+	body, err := json.Marshal(result)
+	if err != nil {
+		return nil, err
+	}
+	rec.Latency = time.Since(started)
+	rec.Bytes = len(body)
+	rec.IsError = result.IsError
+	if c.meter != nil {
+		c.meter.Record(ctx, rec)
+	}
+	return json.RawMessage(body), nil
+}
+
+// run validates, gates and executes one call; every outcome is a CallToolResult.
+func (c *Catalog) run(ctx context.Context, t *Tool, principal *Principal, rawArgs json.RawMessage) (*callResult, CallRecord) {
+	rec := CallRecord{Tool: t.Name, Principal: principal}
+	if len(rawArgs) == 0 || string(rawArgs) == "null" {
+		rawArgs = json.RawMessage("{}")
+	}
+	var args map[string]any
+	if err := json.Unmarshal(rawArgs, &args); err != nil {
+		return errorResult("invalid arguments: arguments must be a JSON object"), rec
+	}
+	rec.Environment = safeEnvironment(t.environment(args))
+	msg, err := t.validate(args)
+	if err != nil {
+		return c.internalError(ctx, t, err), rec
+	}
+	if msg != "" {
+		return errorResult(msg), rec
+	}
+	if principal != nil && !principal.Tier.AtLeast(t.MinTier()) {
+		return errorResult(fmt.Sprintf("%s needs the %s plan; this key's plan is %s. Upgrade on the dashboard (%s).",
+			t.Name, t.MinTier(), principal.Tier, c.env.DashboardURL)), rec
+	}
+	if c.meter != nil && principal != nil {
+		if err := c.meter.Admit(ctx, principal, t); err != nil {
+			return c.errorToResult(ctx, t, err), rec
+		}
+	}
+	ctx, stats := withUpstreamStatus(ctx)
+	out, err := t.call(ctx, c.env, rawArgs)
+	rec.UpstreamStatus = stats()
+	if err != nil {
+		return c.errorToResult(ctx, t, err), rec
+	}
+	return structuredResult(out), rec
+}
+
+func structuredResult(out any) *callResult {
+	text, err := json.Marshal(out)
+	if err != nil {
+		return errorResult("internal error: result not encodable")
+	}
+	return &callResult{Content: []textContent{{Type: "text", Text: string(text)}}, StructuredContent: out}
+}
+
+func errorResult(msg string) *callResult {
+	return &callResult{Content: []textContent{{Type: "text", Text: msg}}, IsError: true}
+}
+
+func (c *Catalog) errorToResult(ctx context.Context, t *Tool, err error) *callResult {
+	var te *ToolError
+	if errors.As(err, &te) {
+		return errorResult(te.Error())
+	}
+	if te := upstreamToolError(err, c.env.DashboardURL); te != nil {
+		return errorResult(te.Error())
+	}
+	return c.internalError(ctx, t, err)
+}
+
+func (c *Catalog) internalError(ctx context.Context, t *Tool, err error) *callResult {
+	ref := rpc.RequestID(ctx)
+	c.env.log().Error("tool failed", zap.String("request_id", ref), zap.String("tool", t.Name), zap.Error(err))
+	return errorResult("internal error (ref " + ref + ")")
+}
+
+// safeEnvironment keeps only a well-formed environment name for the log: the raw
+// argument could carry anything.
+func safeEnvironment(s string) string {
+	if len(s) > 80 || !environmentLike.MatchString(s) {
+		return ""
+	}
+	return s
+}
+
+var environmentLike = regexp.MustCompile(`^[A-Za-z0-9~-]*$`)
+
+func truncateName(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

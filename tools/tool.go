@@ -1,0 +1,165 @@
+// Package tools is the MCP tool catalog: one declaration per tool (name, description,
+// kind, group, schemas, typed handler), argument validation against the input schema,
+// tier and key-scope gates, metering, and the tools/list and tools/call methods.
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/google/jsonschema-go/jsonschema"
+)
+
+// Kind says what a tool does to the user's tenant; the MCP annotations derive from it.
+// The zero value is invalid so that a declaration cannot forget it.
+type Kind int
+
+const (
+	kindUnset Kind = iota
+	// ReadOnly tools change nothing.
+	ReadOnly
+	// Write tools change state but can be undone or repeated safely.
+	Write
+	// Destructive tools change state in a way that may lose data.
+	Destructive
+)
+
+// Group says where a tool's answer comes from; the tier gate, quota and the
+// openWorldHint derive from it.
+type Group int
+
+const (
+	groupUnset Group = iota
+	// Live tools pass through to Power Automate / Power Apps in the user's context.
+	Live
+	// Store tools read the Team tier's cache.
+	Store
+	// Meta tools help an agent find its way; they are free and work past quota.
+	Meta
+)
+
+// Tool is one declaration: everything the catalog, tools/list, tools/call,
+// tool_search and the docs need to know about a tool.
+type Tool struct {
+	Name        string
+	Title       string
+	Description string
+	Kind        Kind
+	Group       Group
+	// Idempotent marks write tools that can be repeated with the same effect.
+	Idempotent bool
+	// Input is the input JSON Schema, a reviewed literal: type object,
+	// additionalProperties false.
+	Input json.RawMessage
+	// Output is the optional output JSON Schema of structuredContent.
+	Output json.RawMessage
+	// Environment extracts the environment the call names, for metering ("" if none).
+	environment func(args map[string]any) string
+
+	call func(ctx context.Context, env *Env, args json.RawMessage) (any, error)
+
+	compiled *compiledSchema
+}
+
+// compiledSchema is the input schema, compiled once on first use.
+type compiledSchema struct {
+	once     sync.Once
+	resolved *jsonschema.Resolved
+	err      error
+}
+
+// Define binds a typed handler to a declaration: arguments are validated against the
+// input schema, then decoded into In; Out becomes structuredContent.
+func Define[In, Out any](t Tool, handler func(ctx context.Context, env *Env, in In) (Out, error)) *Tool {
+	t.call = func(ctx context.Context, env *Env, args json.RawMessage) (any, error) {
+		var in In
+		if err := json.Unmarshal(args, &in); err != nil {
+			return nil, &ToolError{Message: "invalid arguments: " + err.Error()}
+		}
+		return handler(ctx, env, in)
+	}
+	t.compiled = &compiledSchema{}
+	t.environment = func(args map[string]any) string {
+		s, _ := args["environmentName"].(string)
+		return s
+	}
+	return &t
+}
+
+// MinTier is the lowest plan that may call the tool.
+func (t *Tool) MinTier() Tier {
+	if t.Group == Store {
+		return TierTeam
+	}
+	return TierFree
+}
+
+// Annotations are the MCP tool annotations, derived from Kind and Group.
+func (t *Tool) Annotations() map[string]any {
+	return map[string]any{
+		"title":           t.Title,
+		"readOnlyHint":    t.Kind == ReadOnly,
+		"destructiveHint": t.Kind == Destructive,
+		"idempotentHint":  t.Kind == ReadOnly || t.Idempotent,
+		"openWorldHint":   t.Group == Live,
+	}
+}
+
+// resolved compiles the input schema once, on first use: compiling every schema at
+// start-up would cost a scale-to-zero service on every cold start.
+func (t *Tool) resolved() (*jsonschema.Resolved, error) {
+	c := t.compiled
+	c.once.Do(func() {
+		var s jsonschema.Schema
+		if err := json.Unmarshal(t.Input, &s); err != nil {
+			c.err = fmt.Errorf("tool %s: input schema: %w", t.Name, err)
+			return
+		}
+		c.resolved, c.err = s.Resolve(nil)
+	})
+	return c.resolved, c.err
+}
+
+// validate checks arguments against the input schema and returns a message naming the
+// offending field, or "".
+func (t *Tool) validate(args map[string]any) (string, error) {
+	rs, err := t.resolved()
+	if err != nil {
+		return "", err
+	}
+	if err := rs.Validate(args); err != nil {
+		return describeSchemaError(err.Error()), nil
+	}
+	return "", nil
+}
+
+// describeSchemaError turns the validator's chain ("validating root: validating
+// /properties/top: minimum: ...") into "argument top: minimum: ...".
+func describeSchemaError(msg string) string {
+	field := ""
+	for {
+		i := strings.Index(msg, "validating ")
+		if i < 0 {
+			break
+		}
+		rest := msg[i+len("validating "):]
+		path, after, ok := strings.Cut(rest, ": ")
+		if !ok {
+			break
+		}
+		if path != "root" {
+			field = strings.TrimPrefix(strings.ReplaceAll(path, "/properties/", "."), ".")
+		}
+		msg = after
+	}
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	if field == "" {
+		return "invalid arguments: " + msg
+	}
+	return "invalid argument " + field + ": " + msg
+}
