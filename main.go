@@ -1,0 +1,365 @@
+// Command flowstudio is FlowStudio MCP: a hosted MCP server for Microsoft Power
+// Automate. main.go is wiring only: settings → logger → store → keyring → upstream
+// client → catalog → server → run.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/server"
+	"github.com/flowstudio/mcp/server/keyring"
+	"github.com/flowstudio/mcp/tools"
+	"github.com/flowstudio/mcp/tools/powerautomate"
+	"github.com/flowstudio/mcp/tools/powerautomate/sim"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `flowstudio: a hosted MCP server for Microsoft Power Automate
+
+Usage:
+  flowstudio serve [--addr HOST:PORT] [--data-dir DIR]   run the server
+  flowstudio dev-key --email E [--tier free|pro|team] [--scope full|read]
+                                                       print an API key for a simulated user (embedded mode only)
+  flowstudio version                                   print the version
+
+Settings come from the environment; see the README. Every command takes --help.
+`
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv)) }
+
+func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(rest, stdout, stderr, getenv)
+	case "dev-key":
+		err = devKey(rest, stdout, stderr, getenv)
+	case "version":
+		fmt.Fprintln(stdout, "flowstudio", version)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "flowstudio: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "flowstudio "+cmd+":", err)
+		return 1
+	}
+	return 0
+}
+
+// settingsWithFlags reads the environment, then lets --addr and --data-dir override it.
+func settingsWithFlags(name string, args []string, stderr io.Writer, getenv func(string) string, extra func(*flag.FlagSet)) (server.Settings, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "", "listen address (FLOWSTUDIO_ADDR, default 127.0.0.1:8080)")
+	dataDir := fs.String("data-dir", "", "data directory for embedded mode (FLOWSTUDIO_DATA_DIR, default ./data)")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return server.Settings{}, err
+	}
+	env := func(k string) string {
+		switch {
+		case k == "FLOWSTUDIO_ADDR" && *addr != "":
+			return *addr
+		case k == "FLOWSTUDIO_DATA_DIR" && *dataDir != "":
+			return *dataDir
+		}
+		return getenv(k)
+	}
+	return server.LoadSettings(env)
+}
+
+func newLogger(level string, out io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("LOG_LEVEL: %w", err)
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey = "ts"
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(out)), lvl)
+	return zap.New(core), nil
+}
+
+// tokenSecret returns TOKEN_SECRET, or on embedded defaults the one generated into the
+// data directory on first use (created exclusively, so a CLI and a server starting
+// together agree on one secret).
+func tokenSecret(s server.Settings) (string, error) {
+	if s.TokenSecret != "" {
+		return s.TokenSecret, nil
+	}
+	if s.Production() || !s.Embedded() {
+		return "", errors.New("TOKEN_SECRET is required outside embedded mode")
+	}
+	path := filepath.Join(s.DataDir, "token-secret")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= keyring.MinSecretLength {
+		return strings.TrimSpace(string(b)), nil
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	secret := hex.EncodeToString(raw)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		time.Sleep(50 * time.Millisecond) // another process is writing it
+		b, err := os.ReadFile(path)
+		return strings.TrimSpace(string(b)), err
+	}
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if _, err := f.WriteString(secret + "\n"); err != nil {
+		return "", err
+	}
+	return secret, f.Sync()
+}
+
+// openStore opens Cosmos DB when COSMOS_ENDPOINT is set, else the embedded store.
+func openStore(ctx context.Context, s server.Settings) (*cosmos.Store, error) {
+	if s.CosmosEndpoint != "" {
+		return nil, errors.New("COSMOS_ENDPOINT: Cosmos DB wiring is not in this build yet")
+	}
+	if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	return cosmos.OpenEmbedded(s.DataDir)
+}
+
+func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	settings, err := settingsWithFlags("serve", args, stderr, getenv, nil)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(settings.LogLevel, stdout)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+	if settings.Embedded() {
+		if err := os.MkdirAll(settings.DataDir, 0o700); err != nil {
+			return err
+		}
+	}
+	secret, err := tokenSecret(settings)
+	if err != nil {
+		return err
+	}
+	keys, err := keyring.New(secret)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	store, err := openStore(ctx, settings)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	// Listen before building the rest: embedded mode needs the real address for its
+	// public URL and the simulator's links.
+	ln, err := net.Listen("tcp", settings.Addr)
+	if err != nil {
+		return err
+	}
+	if settings.PublicURL == "" {
+		settings.PublicURL = "http://" + ln.Addr().String()
+	}
+
+	var simulator *sim.Sim
+	var paConfig powerautomate.Config
+	var tokens powerautomate.TokenSource
+	if settings.Embedded() {
+		simulator = sim.New(sim.Options{})
+		paConfig = simulator.Config(settings.PublicURL + "/sim")
+		tokens = simulatedTokens{simulator}
+	} else {
+		paConfig = powerautomate.Config{FlowURL: settings.FlowAPIURL, PowerAppsURL: settings.PowerAppsAPIURL, BAPURL: settings.BAPAPIURL}
+		tokens = missingTokens{}
+	}
+	pa, err := powerautomate.New(paConfig, tokens)
+	if err != nil {
+		return err
+	}
+	env := &tools.Env{PA: pa, DashboardURL: settings.PublicURL + "/dashboard", Logger: log}
+	catalog, err := tools.NewCatalog(env, nil, 0, tools.All())
+	if err != nil {
+		return err
+	}
+	deps := server.Deps{Settings: settings, Logger: log, Keys: keys, Users: store, Catalog: catalog,
+		Ready: store.Ping, Version: version}
+	if simulator != nil {
+		deps.Simulator = simulator.Handler()
+	}
+	srv := server.New(deps)
+	httpServer := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// SSE responses lift this deadline for themselves (rpc).
+		WriteTimeout:   3 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       zap.NewStdLog(log.Named("http")),
+	}
+
+	mode := "azure"
+	if settings.Embedded() {
+		mode = "embedded"
+	}
+	log.Info("flowstudio starting", zap.String("version", version), zap.String("mode", mode),
+		zap.String("addr", ln.Addr().String()), zap.String("mcp_url", settings.PublicURL+"/mcp"))
+	if settings.Embedded() {
+		log.Warn("EMBEDDED DEFAULTS: single-file store, simulated Power Automate tenant, no Azure; not for production",
+			zap.String("data_dir", settings.DataDir), zap.String("simulated_tenant", settings.PublicURL+"/sim"),
+			zap.String("get_a_key", "flowstudio dev-key --email you@contoso.com --data-dir "+settings.DataDir))
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- httpServer.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// Stop accepting, let in-flight calls finish within the drain timeout.
+	srv.Drain()
+	log.Info("draining", zap.Duration("timeout", settings.DrainTimeout))
+	drainCtx, cancel := context.WithTimeout(context.Background(), settings.DrainTimeout)
+	defer cancel()
+	if err := httpServer.Shutdown(drainCtx); err != nil {
+		log.Error("drain incomplete", zap.Error(err))
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func devKey(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var email, tier, scope string
+	settings, err := settingsWithFlags("dev-key", args, stderr, getenv, func(fs *flag.FlagSet) {
+		fs.StringVar(&email, "email", "", "email of the simulated user (required)")
+		fs.StringVar(&tier, "tier", "free", "plan: free, pro or team")
+		fs.StringVar(&scope, "scope", tools.ScopeFull, "key scope: full or read")
+	})
+	if err != nil {
+		return err
+	}
+	if !settings.Embedded() || settings.Production() {
+		return errors.New("dev-key works only in embedded mode (no COSMOS_ENDPOINT, FLOW_API_URL or ENTRA_CLIENT_ID; not production)")
+	}
+	if !strings.Contains(email, "@") {
+		return errors.New("--email is required")
+	}
+	t, ok := tools.ParseTier(tier)
+	if !ok {
+		return errors.New("--tier must be free, pro or team")
+	}
+	if scope != tools.ScopeFull && scope != tools.ScopeRead {
+		return errors.New("--scope must be full or read")
+	}
+	if err := os.MkdirAll(settings.DataDir, 0o700); err != nil {
+		return err
+	}
+	secret, err := tokenSecret(settings)
+	if err != nil {
+		return err
+	}
+	keys, err := keyring.New(secret)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	store, err := openStore(ctx, settings)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	tenantID, objectID := sim.UserFor(email)
+	user, err := ensureDevUser(ctx, store, keys, tenantID, objectID, email, cosmos.Tier(t))
+	if err != nil {
+		return err
+	}
+	key, err := keys.Issue(user.ID, user.KeyGeneration, time.Unix(user.KeyIssuedAt, 0), scope)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, key)
+	return nil
+}
+
+// ensureDevUser creates or updates a consented simulated user. An existing user keeps
+// its key generation, so running dev-key again prints the same key.
+func ensureDevUser(ctx context.Context, store *cosmos.Store, keys *keyring.Keyring, tenantID, objectID, email string, tier cosmos.Tier) (*cosmos.User, error) {
+	id := cosmos.UserID(tenantID, objectID)
+	u, err := store.UpdateUser(ctx, id, func(u *cosmos.User) error {
+		u.Tier = tier
+		u.Consent = cosmos.ConsentGranted
+		if u.KeyGeneration == 0 {
+			u.KeyGeneration, u.KeyIssuedAt = 1, time.Now().Unix()
+		}
+		return nil
+	})
+	if !errors.Is(err, cosmos.ErrNotFound) {
+		return u, err
+	}
+	u, err = store.CreateUser(ctx, &cosmos.User{ID: id, TenantID: tenantID, ObjectID: objectID,
+		EmailHash: keys.HashEmail(email), DisplayName: strings.SplitN(email, "@", 2)[0], Tier: tier,
+		KeyGeneration: 1, KeyIssuedAt: time.Now().Unix(), Consent: cosmos.ConsentGranted})
+	if errors.Is(err, cosmos.ErrConflict) { // created concurrently by another process
+		return store.GetUser(ctx, id)
+	}
+	return u, err
+}
+
+// simulatedTokens mints the simulator's delegated tokens for the caller (embedded mode).
+type simulatedTokens struct{ sim *sim.Sim }
+
+func (s simulatedTokens) Token(ctx context.Context, audience string) (string, error) {
+	p := tools.PrincipalFrom(ctx)
+	if p == nil {
+		return "", tools.ErrReconnect
+	}
+	return s.sim.MintAccessToken(p.TenantID, p.ObjectID, audience,
+		[]string{"Flows.Read.All", "Flows.Manage.All", "Activity.Read.All", "User"}, time.Hour), nil
+}
+
+// missingTokens stands in until delegated sign-in is configured: every call asks the
+// user to reconnect.
+type missingTokens struct{}
+
+func (missingTokens) Token(context.Context, string) (string, error) { return "", tools.ErrReconnect }

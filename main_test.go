@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"debug/elf"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the flowstudio binary built once for the tests that run the real process.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "flowstudio-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "flowstudio")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build failed: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// dockerBuildCommand is the `go build` of the Dockerfile's build stage, so that CI
+// builds exactly what the image ships.
+func dockerBuildCommand(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^RUN (CGO_ENABLED=0 go build .*) -o /out/flowstudio \.$`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("the Dockerfile has no `RUN CGO_ENABLED=0 go build ... -o /out/flowstudio .` line")
+	}
+	return strings.Fields(strings.ReplaceAll(string(m[1]), `"`, ""))
+}
+
+func TestDockerfileBuildsAStaticBinaryThatRunsWithoutLibcOrShell(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a release binary")
+	}
+	if !strings.Contains(mustRead(t, "Dockerfile"), "distroless/static") {
+		t.Fatal("the runtime stage must be distroless static")
+	}
+	cmdline := dockerBuildCommand(t)
+	out := filepath.Join(t.TempDir(), "flowstudio")
+	cmd := exec.Command("go", append(append([]string{}, cmdline[2:]...), "-o", out, ".")...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	for i, f := range cmd.Args {
+		cmd.Args[i] = strings.ReplaceAll(f, "${VERSION}", "test")
+	}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v\n%s", cmd.Args, err, b)
+	}
+	f, err := elf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Fatal("the binary asks for a dynamic loader (PT_INTERP): it is not static")
+		}
+	}
+	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
+		t.Fatalf("the binary needs shared libraries: %v", libs)
+	}
+	if os.Geteuid() != 0 {
+		t.Log("not root: skipping the empty-chroot run")
+		return
+	}
+	// An empty root holding only the binary: no libc, no shell, no /etc.
+	root := t.TempDir()
+	if err := os.Link(out, filepath.Join(root, "flowstudio")); err != nil {
+		b, _ := os.ReadFile(out)
+		if err := os.WriteFile(filepath.Join(root, "flowstudio"), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := exec.Command("/flowstudio", "version")
+	run.SysProcAttr = &syscall.SysProcAttr{Chroot: root}
+	run.Env = []string{}
+	b, err := run.CombinedOutput()
+	if err != nil || !strings.Contains(string(b), "flowstudio test") {
+		t.Fatalf("in an empty chroot: %v: %s", err, b)
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// process is a running `flowstudio serve`.
+type process struct {
+	cmd     *exec.Cmd
+	dataDir string
+	url     string
+	mu      sync.Mutex
+	log     bytes.Buffer
+	exited  chan error
+}
+
+func startServer(t *testing.T, env ...string) *process {
+	t.Helper()
+	p := &process{dataDir: t.TempDir(), exited: make(chan error, 1)}
+	p.cmd = exec.Command(binary, "serve")
+	p.cmd.Env = append(os.Environ(), append([]string{"FLOWSTUDIO_ADDR=127.0.0.1:0", "FLOWSTUDIO_DATA_DIR=" + p.dataDir}, env...)...)
+	stdout, _ := p.cmd.StdoutPipe()
+	p.cmd.Stderr = p.cmd.Stdout
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.log.WriteString(line + "\n")
+			p.mu.Unlock()
+			var entry struct {
+				MCPURL string `json:"mcp_url"`
+			}
+			if json.Unmarshal([]byte(line), &entry) == nil && entry.MCPURL != "" {
+				urls <- entry.MCPURL
+			}
+		}
+		p.exited <- p.cmd.Wait()
+	}()
+	t.Cleanup(func() { _ = p.cmd.Process.Kill() })
+	select {
+	case p.url = <-urls:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("server did not start:\n%s", p.logs())
+	}
+	return p
+}
+
+func (p *process) logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+func (p *process) devKey(t *testing.T, email string, extra ...string) string {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"dev-key", "--email", email, "--data-dir", p.dataDir}, extra...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("dev-key: %v: %s", err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func (p *process) call(key, body string) (int, string, error) {
+	req, _ := http.NewRequest(http.MethodPost, p.url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("X-Api-Key", key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+func TestServeOnEmbeddedDefaultsAndDevKeyBesideIt(t *testing.T) {
+	p := startServer(t)
+	logs := p.logs()
+	for _, want := range []string{"EMBEDDED DEFAULTS", p.dataDir, "dev-key"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("start-up log lacks %q:\n%s", want, logs)
+		}
+	}
+	key := p.devKey(t, "alice@contoso.com", "--tier", "pro")
+	if again := p.devKey(t, "alice@contoso.com", "--tier", "pro"); again != key {
+		t.Error("dev-key for the same user must print the same key")
+	}
+	status, body, err := p.call(key, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_live_environments","arguments":{}}}`)
+	if err != nil || status != 200 || !strings.Contains(body, `"isError":false`) || !strings.Contains(body, "Default-") {
+		t.Fatalf("tools/call: %d %v %s", status, err, body)
+	}
+	if strings.Contains(p.logs(), key) {
+		t.Fatal("the API key appeared in the log")
+	}
+}
+
+func TestProductionRefusesEmbeddedDefaults(t *testing.T) {
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = append(os.Environ(), "FLOWSTUDIO_ENV=production", "FLOWSTUDIO_ADDR=127.0.0.1:0", "FLOWSTUDIO_DATA_DIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "refuses to start on embedded defaults") {
+		t.Fatalf("err %v out %s", err, out)
+	}
+}
+
+func TestCommandsHaveHelp(t *testing.T) {
+	for _, c := range []string{"serve", "dev-key"} {
+		out, err := exec.Command(binary, c, "--help").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "-data-dir") {
+			t.Errorf("%s --help: %v %s", c, err, out)
+		}
+	}
+	if out, _ := exec.Command(binary, "version").Output(); !strings.HasPrefix(string(out), "flowstudio ") {
+		t.Errorf("version: %s", out)
+	}
+	if err := exec.Command(binary, "bogus").Run(); err == nil {
+		t.Error("an unknown command must fail")
+	}
+}

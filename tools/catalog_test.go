@@ -1,0 +1,145 @@
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden schema files under testdata/")
+
+// TestCatalogMetadataRules holds every declaration to the house rules.
+func TestCatalogMetadataRules(t *testing.T) {
+	all := All()
+	if _, err := NewCatalog(&Env{}, nil, 0, all); err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range all {
+		t.Run(tool.Name, func(t *testing.T) {
+			if len(tool.Description) < 80 {
+				t.Errorf("description too short to act on (%d chars)", len(tool.Description))
+			}
+			var schema struct {
+				Type       string                     `json:"type"`
+				Required   []string                   `json:"required"`
+				Properties map[string]json.RawMessage `json:"properties"`
+			}
+			if err := json.Unmarshal(tool.Input, &schema); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range schema.Required {
+				if _, ok := schema.Properties[r]; !ok {
+					t.Errorf("required field %s is not a property", r)
+				}
+			}
+			if _, err := tool.resolved(); err != nil {
+				t.Errorf("input schema does not compile: %v", err)
+			}
+			if tool.Output != nil {
+				var out struct{ Type string }
+				if err := json.Unmarshal(tool.Output, &out); err != nil || out.Type != "object" {
+					t.Errorf("output schema must be an object schema")
+				}
+			}
+			if tool.Group == Live && tool.Annotations()["openWorldHint"] != true {
+				t.Error("live tools are open-world")
+			}
+		})
+	}
+}
+
+// TestSchemasMatchGolden compares each tool's listing (schemas and annotations) with
+// testdata/<tool>.json; run with -update to rewrite them after a reviewed change.
+func TestSchemasMatchGolden(t *testing.T) {
+	for _, tool := range All() {
+		t.Run(tool.Name, func(t *testing.T) {
+			got, err := json.MarshalIndent(tool.listing(), "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join("testdata", "schemas", tool.Name+".json")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("no golden file (run go test ./tools -run Golden -update): %v", err)
+			}
+			var g, w any
+			_ = json.Unmarshal(got, &g)
+			_ = json.Unmarshal(want, &w)
+			if diff := cmp.Diff(w, g); diff != "" {
+				t.Fatalf("schema changed (-golden +now); review, then -update:\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestAnnotationsFollowKind(t *testing.T) {
+	for kind, want := range map[Kind][2]bool{ReadOnly: {true, false}, Write: {false, false}, Destructive: {false, true}} {
+		a := (&Tool{Kind: kind, Group: Live}).Annotations()
+		if a["readOnlyHint"] != want[0] || a["destructiveHint"] != want[1] {
+			t.Errorf("kind %d: %v", kind, a)
+		}
+	}
+}
+
+func TestDeclarationsAreChecked(t *testing.T) {
+	ok := func() Tool {
+		return Tool{Name: "x_tool", Title: "X", Description: "d", Kind: ReadOnly, Group: Meta,
+			Input: json.RawMessage(`{"type":"object","additionalProperties":false}`)}
+	}
+	noop := func(t Tool) *Tool {
+		return Define(t, func(_ context.Context, _ *Env, _ struct{}) (struct{}, error) { return struct{}{}, nil })
+	}
+	bad := map[string]func(*Tool){
+		"camelCase name":         func(t *Tool) { t.Name = "xTool" },
+		"no description":         func(t *Tool) { t.Description = "" },
+		"no kind":                func(t *Tool) { t.Kind = kindUnset },
+		"no group":               func(t *Tool) { t.Group = groupUnset },
+		"open schema":            func(t *Tool) { t.Input = json.RawMessage(`{"type":"object"}`) },
+		"not an object":          func(t *Tool) { t.Input = json.RawMessage(`{"type":"string","additionalProperties":false}`) },
+		"top-level anyOf":        func(t *Tool) { t.Input = json.RawMessage(`{"type":"object","additionalProperties":false,"anyOf":[]}`) },
+		"output schema not JSON": func(t *Tool) { t.Output = json.RawMessage(`{`) },
+	}
+	if _, err := NewCatalog(&Env{}, nil, 0, []*Tool{noop(ok())}); err != nil {
+		t.Fatalf("control declaration refused: %v", err)
+	}
+	for name, mutate := range bad {
+		t.Run(name, func(t *testing.T) {
+			decl := ok()
+			mutate(&decl)
+			if _, err := NewCatalog(&Env{}, nil, 0, []*Tool{noop(decl)}); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+	if _, err := NewCatalog(&Env{}, nil, 0, []*Tool{noop(ok()), noop(ok())}); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Fatal("duplicate names accepted")
+	}
+}
+
+func TestDescribeSchemaError(t *testing.T) {
+	for in, want := range map[string]string{
+		"validating root: required: missing properties: [\"environmentName\"]":                        "invalid arguments: required: missing properties: [\"environmentName\"]",
+		"validating root: validating /properties/top: minimum: 0/1 is less than 1.000000":             "invalid argument top: minimum: 0/1 is less than 1.000000",
+		"validating root: unexpected additional properties [\"x\"]":                                   "invalid arguments: unexpected additional properties [\"x\"]",
+		"validating root: validating /properties/a: validating /properties/b: type: 1 has type number": "invalid argument a.b: type: 1 has type number",
+	} {
+		if got := describeSchemaError(in); got != want {
+			t.Errorf("describeSchemaError(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
