@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -203,7 +204,7 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	var paConfig powerautomate.Config
 	var tokens powerautomate.TokenSource
 	if settings.Embedded() {
-		simulator = sim.New(sim.Options{})
+		simulator = newSimulator(secret)
 		paConfig = simulator.Config(settings.PublicURL + "/sim")
 		tokens = simulatedTokens{simulator}
 	} else {
@@ -240,13 +241,13 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	if settings.Embedded() {
 		mode = "embedded"
 	}
-	log.Info("flowstudio starting", zap.String("version", version), zap.String("mode", mode),
-		zap.String("addr", ln.Addr().String()), zap.String("mcp_url", settings.PublicURL+"/mcp"))
 	if settings.Embedded() {
 		log.Warn("EMBEDDED DEFAULTS: single-file store, simulated Power Automate tenant, no Azure; not for production",
 			zap.String("data_dir", settings.DataDir), zap.String("simulated_tenant", settings.PublicURL+"/sim"),
 			zap.String("get_a_key", "flowstudio dev-key --email you@contoso.com --data-dir "+settings.DataDir))
 	}
+	log.Info("flowstudio starting", zap.String("version", version), zap.String("mode", mode),
+		zap.String("addr", ln.Addr().String()), zap.String("mcp_url", settings.PublicURL+"/mcp"))
 
 	errc := make(chan error, 1)
 	go func() { errc <- httpServer.Serve(ln) }()
@@ -309,7 +310,7 @@ func devKey(args []string, stdout, stderr io.Writer, getenv func(string) string)
 		return err
 	}
 	defer store.Close()
-	tenantID, objectID := sim.UserFor(email)
+	tenantID, objectID := newSimulator(secret).UserFor(email)
 	user, err := ensureDevUser(ctx, store, keys, tenantID, objectID, email, cosmos.Tier(t))
 	if err != nil {
 		return err
@@ -344,6 +345,13 @@ func ensureDevUser(ctx context.Context, store *cosmos.Store, keys *keyring.Keyri
 		return store.GetUser(ctx, id)
 	}
 	return u, err
+}
+
+// newSimulator builds the simulated tenant mounted at /sim. Its signing key is seeded
+// from TOKEN_SECRET so that tokens it issued survive a restart.
+func newSimulator(secret string) *sim.Sim {
+	seed := sha256.Sum256([]byte("flowstudio simulator key v1\x00" + secret))
+	return sim.New(sim.Options{PathPrefix: "/sim", KeySeed: seed[:]})
 }
 
 // simulatedTokens mints the simulator's delegated tokens for the caller (embedded mode).

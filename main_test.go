@@ -49,7 +49,33 @@ func dockerBuildCommand(t *testing.T) []string {
 	if m == nil {
 		t.Fatal("the Dockerfile has no `RUN CGO_ENABLED=0 go build ... -o /out/flowstudio .` line")
 	}
-	return strings.Fields(strings.ReplaceAll(string(m[1]), `"`, ""))
+	return shellFields(string(m[1]))
+}
+
+// shellFields splits a command line on spaces, keeping double-quoted words whole.
+func shellFields(s string) []string {
+	var out []string
+	var cur strings.Builder
+	quoted, inWord := false, false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			quoted, inWord = !quoted, true
+		case r == ' ' && !quoted:
+			if inWord {
+				out = append(out, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		out = append(out, cur.String())
+	}
+	return out
 }
 
 func TestDockerfileBuildsAStaticBinaryThatRunsWithoutLibcOrShell(t *testing.T) {

@@ -75,7 +75,7 @@ func New(d Deps) *Server {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	if d.Simulator != nil {
-		s.mux.Handle("/sim/", http.StripPrefix("/sim", d.Simulator))
+		s.mux.Handle("/sim/", d.Simulator) // it strips its own /sim prefix
 	}
 	// No OAuth here: API keys only. Clients that probe these must find nothing, or
 	// they start an OAuth flow that cannot succeed.

@@ -1,0 +1,335 @@
+package cosmos
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// EmbeddedFile is the embedded store's file name inside the data directory.
+const EmbeddedFile = "flowstudio.db"
+
+// OpenEmbedded opens the embedded stand-in for Cosmos DB: one SQLite file,
+// dir/flowstudio.db (mode 0600), created with its schema when missing.
+//
+// Why SQLite (modernc.org/sqlite, pure Go, no cgo) and not bbolt: the CLI
+// (`flowstudio dev-key`, `flowstudio user ...`) must work on the data
+// directory of a running server. bbolt holds an exclusive file lock for as
+// long as a database is open, so the second process would wait until the
+// first exits. SQLite in WAL mode lets any number of processes read while one
+// writes, and a writer waits (busy_timeout) for the lock held during another
+// process's commit. Commits are atomic and durable (synchronous=FULL), so a
+// kill -9 at any moment loses nothing that was committed.
+func OpenEmbedded(dir string) (*Store, error) {
+	e, err := openEmbedded(dir, time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	return newStore(e), nil
+}
+
+// embedded is the SQLite backend. Every container lives in one table; each
+// operation is a single SQL statement, so each is atomic by itself.
+type embedded struct {
+	w    *sql.DB // one connection: this process's writers queue here, not on the file lock
+	r    *sql.DB // readers; WAL lets them run beside the writer
+	stop context.CancelFunc
+	done sync.WaitGroup
+}
+
+// busyTimeoutMS is how long a statement waits for another process's lock.
+const busyTimeoutMS = 5000
+
+const schema = `
+CREATE TABLE IF NOT EXISTS items (
+	container TEXT NOT NULL,
+	pk        TEXT NOT NULL,
+	id        TEXT NOT NULL,
+	doc       TEXT NOT NULL, -- the JSON document
+	etag      TEXT NOT NULL,
+	expires   INTEGER,       -- unix milliseconds; NULL: never
+	PRIMARY KEY (container, pk, id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS items_expires ON items (expires) WHERE expires IS NOT NULL;`
+
+func openEmbedded(dir string, purgeEvery time.Duration) (*embedded, error) {
+	if strings.Contains(dir, "?") {
+		return nil, fmt.Errorf("cosmos: embedded: data directory %q contains '?'", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cosmos: embedded: %w", err)
+	}
+	path := filepath.Join(dir, EmbeddedFile)
+	// Create the file ourselves so that it gets mode 0600; SQLite gives its
+	// -wal and -shm files the same mode.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cosmos: embedded: %w", err)
+	}
+	f.Close()
+
+	dsn := path + "?_busy_timeout=" + strconv.Itoa(busyTimeoutMS)
+	w, err := sql.Open("sqlite", dsn+"&_journal_mode=WAL&_synchronous=FULL")
+	if err != nil {
+		return nil, fmt.Errorf("cosmos: embedded: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	if _, err := w.Exec(schema); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("cosmos: embedded: open %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", dsn+"&_query_only=1")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("cosmos: embedded: %w", err)
+	}
+
+	ctx, stop := context.WithCancel(context.Background())
+	e := &embedded{w: w, r: r, stop: stop}
+	e.done.Go(func() { e.purgeLoop(ctx, purgeEvery) })
+	return e, nil
+}
+
+// purgeLoop deletes expired items now and then. Reads already skip them;
+// this only gives the space back.
+func (e *embedded) purgeLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			//  a failure (say, a long lock) is retried next tick
+		}
+	}
+}
+
+func (e *embedded) purge(ctx context.Context) error {
+	_, err := e.w.ExecContext(ctx, `DELETE FROM items WHERE expires <= ?`, nowMS())
+	return err
+}
+
+func (e *embedded) container(spec containerSpec) container {
+	return &sqliteContainer{e: e, spec: spec}
+}
+
+// provision has nothing to do: the schema is created on open.
+func (e *embedded) provision(context.Context) error { return nil }
+
+func (e *embedded) ping(ctx context.Context) error {
+	var n int
+	err := e.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM items LIMIT 1)`).Scan(&n)
+	return sqliteError(ctx, err)
+}
+
+func (e *embedded) close() error {
+	e.stop()
+	e.done.Wait()
+	return errors.Join(e.r.Close(), e.w.Close())
+}
+
+type sqliteContainer struct {
+	e    *embedded
+	spec containerSpec
+}
+
+// live is the condition that an item has not expired; every statement that
+// looks at an item applies it, so an expired item is gone at once.
+const live = `(expires IS NULL OR expires > :now)`
+
+func (c *sqliteContainer) read(ctx context.Context, pk, id string) (item, error) {
+	it := item{pk: pk, id: id}
+	var doc string
+	err := c.e.r.QueryRowContext(ctx,
+		`SELECT doc, etag FROM items WHERE container = :c AND pk = :pk AND id = :id AND `+live,
+		c.key(pk, id, nowMS())...).Scan(&doc, &it.etag)
+	if errors.Is(err, sql.ErrNoRows) {
+		return item{}, ErrNotFound
+	}
+	if err != nil {
+		return item{}, sqliteError(ctx, err)
+	}
+	it.doc = []byte(doc)
+	return it, nil
+}
+
+// create may take the place of an expired item, which is gone to readers.
+func (c *sqliteContainer) create(ctx context.Context, it item) (string, error) {
+	return c.write(ctx, it, ErrConflict, `INSERT INTO items (container, pk, id, doc, etag, expires)
+		VALUES (:c, :pk, :id, :doc, :etag, :expires)
+		ON CONFLICT (container, pk, id) DO UPDATE
+		SET doc = excluded.doc, etag = excluded.etag, expires = excluded.expires
+		WHERE items.expires <= :now`)
+}
+
+func (c *sqliteContainer) replace(ctx context.Context, it item, ifMatch string) (string, error) {
+	etag, err := c.write(ctx, it, ErrPreconditionFailed, `UPDATE items
+		SET doc = :doc, etag = :etag, expires = :expires
+		WHERE container = :c AND pk = :pk AND id = :id AND etag = :ifMatch AND `+live,
+		sql.Named("ifMatch", ifMatch))
+	return etag, c.missingOr(ctx, it.pk, it.id, err)
+}
+
+func (c *sqliteContainer) upsert(ctx context.Context, it item) (string, error) {
+	return c.write(ctx, it, nil, `INSERT INTO items (container, pk, id, doc, etag, expires)
+		VALUES (:c, :pk, :id, :doc, :etag, :expires)
+		ON CONFLICT (container, pk, id) DO UPDATE
+		SET doc = excluded.doc, etag = excluded.etag, expires = excluded.expires`)
+}
+
+// write runs one statement writing it under a new ETag. When the statement
+// changes nothing the result is errUnchanged.
+func (c *sqliteContainer) write(ctx context.Context, it item, errUnchanged error, stmt string, more ...any) (string, error) {
+	now := nowMS()
+	etag := newETag()
+	args := append(c.key(it.pk, it.id, now),
+		sql.Named("doc", string(it.doc)), sql.Named("etag", etag), sql.Named("expires", c.expires(it.ttl, now)))
+	res, err := c.e.w.ExecContext(ctx, stmt, append(args, more...)...)
+	if err != nil {
+		return "", sqliteError(ctx, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return "", errUnchanged
+	}
+	return etag, nil
+}
+
+func (c *sqliteContainer) delete(ctx context.Context, pk, id, ifMatch string) error {
+	res, err := c.e.w.ExecContext(ctx, `DELETE FROM items
+		WHERE container = :c AND pk = :pk AND id = :id AND `+live+` AND (:ifMatch = '' OR etag = :ifMatch)`,
+		append(c.key(pk, id, nowMS()), sql.Named("ifMatch", ifMatch))...)
+	if err != nil {
+		return sqliteError(ctx, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return c.missingOr(ctx, pk, id, ErrPreconditionFailed)
+	}
+	return nil
+}
+
+// missingOr tells a missing item (ErrNotFound) from a stale ETag (err) after
+// a conditional write changed nothing.
+func (c *sqliteContainer) missingOr(ctx context.Context, pk, id string, err error) error {
+	if !errors.Is(err, ErrPreconditionFailed) {
+		return err
+	}
+	if _, rerr := c.read(ctx, pk, id); rerr != nil {
+		return rerr
+	}
+	return err
+}
+
+func (c *sqliteContainer) query(ctx context.Context, pk string, q query) ([]item, string, error) {
+	after, err := base64.RawURLEncoding.DecodeString(q.token)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: continuation token", ErrInvalid)
+	}
+	var sb strings.Builder
+	sb.WriteString(`SELECT id, doc, etag FROM items WHERE container = :c AND pk = :pk AND id > :after AND ` + live)
+	args := append(c.key(pk, "", nowMS()), sql.Named("after", string(after)), sql.Named("limit", q.pageSize+1))
+	for i, f := range q.filters {
+		fmt.Fprintf(&sb, ` AND json_extract(doc, :f%d) %s :v%d`, i, f.op, i)
+		args = append(args, sql.Named("f"+strconv.Itoa(i), "$."+f.field), sql.Named("v"+strconv.Itoa(i), f.value))
+	}
+	sb.WriteString(` ORDER BY id LIMIT :limit`)
+
+	rows, err := c.e.r.QueryContext(ctx, sb.String(), args...)
+	if err != nil {
+		return nil, "", sqliteError(ctx, err)
+	}
+	defer rows.Close()
+	var items []item
+	for rows.Next() {
+		it := item{pk: pk}
+		var doc string
+		if err := rows.Scan(&it.id, &doc, &it.etag); err != nil {
+			return nil, "", sqliteError(ctx, err)
+		}
+		it.doc = []byte(doc)
+		items = append(items, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", sqliteError(ctx, err)
+	}
+	// One row more than a page was asked for tells whether a next page exists.
+	if len(items) <= q.pageSize {
+		return items, "", nil
+	}
+	items = items[:q.pageSize]
+	return items, base64.RawURLEncoding.EncodeToString([]byte(items[len(items)-1].id)), nil
+}
+
+// increment is one upsert: the write lock SQLite takes for it makes
+// concurrent increments, from any process, add up exactly.
+func (c *sqliteContainer) increment(ctx context.Context, seed item, field string, by int64) (int64, error) {
+	now := nowMS()
+	var n int64
+	err := c.e.w.QueryRowContext(ctx, `INSERT INTO items (container, pk, id, doc, etag, expires)
+		VALUES (:c, :pk, :id, :doc, :etag, :expires)
+		ON CONFLICT (container, pk, id) DO UPDATE SET
+			doc = CASE WHEN items.expires <= :now THEN excluded.doc
+				ELSE json_set(items.doc, :path, coalesce(json_extract(items.doc, :path), 0) + :by) END,
+			etag = excluded.etag, expires = excluded.expires
+		RETURNING json_extract(doc, :path)`,
+		append(c.key(seed.pk, seed.id, now),
+			sql.Named("doc", string(seed.doc)), sql.Named("etag", newETag()), sql.Named("expires", c.expires(seed.ttl, now)),
+			sql.Named("path", "$."+field), sql.Named("by", by))...).Scan(&n)
+	if err != nil {
+		return 0, sqliteError(ctx, err)
+	}
+	return n, nil
+}
+
+func (c *sqliteContainer) deletePartition(ctx context.Context, pk string) error {
+	_, err := c.e.w.ExecContext(ctx, `DELETE FROM items WHERE container = :c AND pk = :pk`,
+		sql.Named("c", c.spec.name), sql.Named("pk", pk))
+	return sqliteError(ctx, err)
+}
+
+func (c *sqliteContainer) key(pk, id string, now int64) []any {
+	return []any{sql.Named("c", c.spec.name), sql.Named("pk", pk), sql.Named("id", id), sql.Named("now", now)}
+}
+
+// expires returns when an item written now with this ttl expires, as Cosmos
+// DB counts it: ttl seconds after the last write; no ttl takes the container
+// default; -1 (or a default of -1) never.
+func (c *sqliteContainer) expires(ttl int, now int64) any {
+	if ttl == 0 {
+		ttl = int(c.spec.defaultTTL)
+	}
+	if ttl <= 0 {
+		return nil
+	}
+	return now + int64(ttl)*1000
+}
+
+func nowMS() int64 { return time.Now().UnixMilli() }
+
+// newETag returns a random quoted ETag: random rather than a counter, so an
+// item deleted and created again never gets back an ETag someone still holds.
+func newETag() string { return `"` + strconv.FormatUint(rand.Uint64(), 16) + `"` }
+
+// sqliteError maps a database error: a caller that gave up gets its context
+// error back; anything else (a lock held past busy_timeout, a full disk, a
+// deadline) means the store is unavailable.
+func sqliteError(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return ctx.Err()
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}

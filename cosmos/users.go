@@ -1,0 +1,198 @@
+package cosmos
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// CreateUser stores a new user and returns it with its ETag. It sets ID,
+// CreatedAt and UpdatedAt; ErrConflict means the user exists.
+func (s *Store) CreateUser(ctx context.Context, u *User) (*User, error) {
+	nu := *u
+	nu.ID = UserID(u.TenantID, u.ObjectID)
+	nu.CreatedAt = time.Now().Unix()
+	nu.UpdatedAt = nu.CreatedAt
+	it, err := encode(&nu, nu.ID, nu.ID, 0)
+	if err != nil {
+		return nil, err
+	}
+	// Index first: if we stop in between, the index names a user that does
+	// not exist, which lookups skip, rather than missing one that does.
+	if err := s.indexEmail(ctx, nu.EmailHash, nu.ID); err != nil {
+		return nil, err
+	}
+	if nu.ETag, err = s.users.create(ctx, it); err != nil {
+		return nil, err
+	}
+	return &nu, nil
+}
+
+// GetUser reads one user.
+func (s *Store) GetUser(ctx context.Context, id string) (*User, error) {
+	it, err := s.users.read(ctx, id, id)
+	if err != nil {
+		return nil, err
+	}
+	u, err := decode[User](usersSpec.name, it)
+	if err != nil {
+		return nil, err
+	}
+	u.ETag = it.etag
+	return u, nil
+}
+
+// UpdateUser reads the user, lets fn change it and writes it back under the
+// ETag it read. When another writer got in first it reads again and calls fn
+// again, so concurrent updates never lose a write: fn must only change the
+// user it is given. An error from fn is returned as is and nothing is written.
+// This is the one way to change a user; it keeps the email index in step.
+func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*User) error) (*User, error) {
+	var updated *User
+	err := retryStale(ctx, func() error {
+		u, err := s.GetUser(ctx, id)
+		if err != nil {
+			return err
+		}
+		etag, oldHash, createdAt := u.ETag, u.EmailHash, u.CreatedAt
+		if err := fn(u); err != nil {
+			return err
+		}
+		if u.ID != id {
+			return fmt.Errorf("cosmos: update users/%s: %w: id changed", id, ErrInvalid)
+		}
+		u.CreatedAt, u.UpdatedAt = createdAt, time.Now().Unix()
+		it, err := encode(u, id, id, 0)
+		if err != nil {
+			return err
+		}
+		if u.EmailHash != oldHash {
+			if err := s.indexEmail(ctx, u.EmailHash, id); err != nil {
+				return err
+			}
+		}
+		if u.ETag, err = s.users.replace(ctx, it, etag); err != nil {
+			return err
+		}
+		if u.EmailHash != oldHash {
+			// The user is saved. Should this fail, the old index keeps an
+			// entry that lookups recognise as stale, so it is not an error
+			// for the caller, who would otherwise apply fn twice.
+			_ = s.unindexEmail(ctx, oldHash, id)
+		}
+		updated = u
+		return nil
+	})
+	return updated, err
+}
+
+// DeleteUser deletes the user record. The user's cache and usage counters
+// are separate (DeleteUserCache).
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	var hash string
+	err := retryStale(ctx, func() error {
+		u, err := s.GetUser(ctx, id)
+		if err != nil {
+			return err
+		}
+		hash = u.EmailHash
+		return s.users.delete(ctx, id, id, u.ETag)
+	})
+	if err != nil {
+		return err
+	}
+	return s.unindexEmail(ctx, hash, id)
+}
+
+// FindUsersByEmailHash returns the users whose EmailHash is hash, by id order
+// of the index; none is not an error. It costs one point read per user.
+func (s *Store) FindUsersByEmailHash(ctx context.Context, hash string) ([]*User, error) {
+	if hash == "" || !isLowerHex(hash) {
+		return nil, fmt.Errorf("cosmos: find users: %w: email hash is not lower-case hex", ErrInvalid)
+	}
+	x, _, err := s.readEmailIndex(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	var users []*User
+	for _, id := range x.UserIDs {
+		u, err := s.GetUser(ctx, id)
+		if isNotFound(err) {
+			continue // deleted after the index was written
+		}
+		if err != nil {
+			return nil, err
+		}
+		if u.EmailHash == hash {
+			users = append(users, u)
+		}
+	}
+	return users, nil
+}
+
+// readEmailIndex returns the index of hash and its ETag; a missing index is
+// an empty one with no ETag.
+func (s *Store) readEmailIndex(ctx context.Context, hash string) (*emailIndex, string, error) {
+	id := emailIndexID(hash)
+	it, err := s.users.read(ctx, id, id)
+	if isNotFound(err) {
+		return &emailIndex{ID: id}, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	x, err := decode[emailIndex](usersSpec.name, it)
+	return x, it.etag, err
+}
+
+func (s *Store) indexEmail(ctx context.Context, hash, userID string) error {
+	return s.editEmailIndex(ctx, hash, func(ids []string) []string {
+		if slices.Contains(ids, userID) {
+			return ids
+		}
+		return append(ids, userID)
+	})
+}
+
+func (s *Store) unindexEmail(ctx context.Context, hash, userID string) error {
+	return s.editEmailIndex(ctx, hash, func(ids []string) []string {
+		return slices.DeleteFunc(ids, func(id string) bool { return id == userID })
+	})
+}
+
+// editEmailIndex applies edit to the index of hash under its ETag, creating
+// the index when missing and deleting it when left empty.
+func (s *Store) editEmailIndex(ctx context.Context, hash string, edit func([]string) []string) error {
+	if hash == "" {
+		return nil
+	}
+	return retryStale(ctx, func() error {
+		x, etag, err := s.readEmailIndex(ctx, hash)
+		if err != nil {
+			return err
+		}
+		ids := edit(slices.Clone(x.UserIDs))
+		switch {
+		case slices.Equal(ids, x.UserIDs):
+			return nil
+		case len(ids) == 0:
+			err := s.users.delete(ctx, x.ID, x.ID, etag)
+			if isNotFound(err) {
+				return nil
+			}
+			return err
+		}
+		x.UserIDs = ids
+		it, err := encode(x, x.ID, x.ID, 0)
+		if err != nil {
+			return err
+		}
+		if etag == "" {
+			_, err = s.users.create(ctx, it) // ErrConflict: created meanwhile, so retried
+		} else if _, err = s.users.replace(ctx, it, etag); isNotFound(err) {
+			err = fmt.Errorf("%w: index deleted meanwhile", ErrPreconditionFailed) // retried
+		}
+		return err
+	})
+}

@@ -1,0 +1,140 @@
+package powerautomate
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Identifier validation runs before any request is built: every client
+// method checks its ids first and fails with *InvalidIDError without I/O, so
+// that an agent-supplied value can never reshape a URL (path traversal,
+// extra query, another host) even though URLs are escaped as well.
+
+const (
+	maxNameLen       = 128 // action/trigger (Logic Apps caps at 80), connection, connector names
+	maxRunNameLen    = 64  // real run names are 33 characters
+	maxIDPreviewRune = 40
+)
+
+var (
+	guidRE      = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
+	runNameRE   = regexp.MustCompile(`^[0-9A-Za-z]+$`)
+	connNameRE  = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z_-]*$`)
+	connectorRE = regexp.MustCompile(`^shared_[0-9A-Za-z][0-9A-Za-z_-]*$`)
+)
+
+// ValidateEnvironmentName accepts a GUID, "Default-<tenant GUID>" or the
+// "~default" alias.
+func ValidateEnvironmentName(name string) error {
+	if err := basicCheck("environment", name, 64); err != nil {
+		return err
+	}
+	if name == "~default" || guidRE.MatchString(name) ||
+		(len(name) > 8 && strings.EqualFold(name[:8], "Default-") && guidRE.MatchString(name[8:])) {
+		return nil
+	}
+	return invalid("environment", name, "want a GUID, Default-<GUID> or ~default")
+}
+
+// ValidateFlowName accepts a flow GUID (the flow's "name", not its display name).
+func ValidateFlowName(name string) error {
+	if err := basicCheck("flow", name, 36); err != nil {
+		return err
+	}
+	if !guidRE.MatchString(name) {
+		return invalid("flow", name, "want the flow GUID")
+	}
+	return nil
+}
+
+// ValidateRunName accepts run names like 08586653536760200319026785874CU62.
+func ValidateRunName(name string) error {
+	if err := basicCheck("run", name, maxRunNameLen); err != nil {
+		return err
+	}
+	if !runNameRE.MatchString(name) {
+		return invalid("run", name, "want letters and digits only")
+	}
+	return nil
+}
+
+// ValidateActionName accepts Logic Apps action names: letters, digits and
+// _ - ( ) . but never "..".
+func ValidateActionName(name string) error { return validateWorkflowName("action", name) }
+
+// ValidateTriggerName accepts trigger names with the rules of action names.
+func ValidateTriggerName(name string) error { return validateWorkflowName("trigger", name) }
+
+func validateWorkflowName(field, name string) error {
+	if err := basicCheck(field, name, maxNameLen); err != nil {
+		return err
+	}
+	for _, r := range name {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("_-().", r) {
+			return invalid(field, name, "character "+strconv.QuoteRune(r)+" not allowed")
+		}
+	}
+	return nil
+}
+
+// ValidateConnectionName accepts connection names such as
+// shared-office365-19528cc4-… or 32 hex characters.
+func ValidateConnectionName(name string) error {
+	if err := basicCheck("connection", name, maxNameLen); err != nil {
+		return err
+	}
+	if !connNameRE.MatchString(name) {
+		return invalid("connection", name, "want letters, digits, '-' and '_'")
+	}
+	return nil
+}
+
+// ValidateConnectorName accepts connector names such as shared_office365.
+func ValidateConnectorName(name string) error {
+	if err := basicCheck("connector", name, maxNameLen); err != nil {
+		return err
+	}
+	if !connectorRE.MatchString(name) {
+		return invalid("connector", name, "want shared_<name>")
+	}
+	return nil
+}
+
+// ConnectorNameFromAPIID returns the connector name at the end of an apiId
+// such as /providers/Microsoft.PowerApps/apis/shared_office365.
+func ConnectorNameFromAPIID(apiID string) string {
+	return apiID[strings.LastIndex(apiID, "/")+1:]
+}
+
+// basicCheck rejects what no identifier may contain, with a precise reason.
+func basicCheck(field, v string, maxLen int) error {
+	switch {
+	case v == "":
+		return invalid(field, v, "empty")
+	case len(v) > maxLen:
+		return invalid(field, v, "longer than "+strconv.Itoa(maxLen)+" bytes")
+	case !utf8.ValidString(v):
+		return invalid(field, v, "not valid UTF-8")
+	case strings.Contains(v, ".."):
+		return invalid(field, v, `contains ".."`)
+	}
+	for _, r := range v {
+		switch {
+		case r == '/' || r == '\\' || r == '?' || r == '#' || r == '%':
+			return invalid(field, v, "character "+strconv.QuoteRune(r)+" not allowed")
+		case unicode.IsSpace(r) || unicode.IsControl(r):
+			return invalid(field, v, "whitespace or control character")
+		}
+	}
+	return nil
+}
+
+func invalid(field, v, reason string) *InvalidIDError {
+	if utf8.RuneCountInString(v) > maxIDPreviewRune {
+		v = string([]rune(v)[:maxIDPreviewRune]) + "…"
+	}
+	return &InvalidIDError{Field: field, Value: strconv.QuoteToASCII(v), Reason: reason}
+}

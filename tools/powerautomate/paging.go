@@ -1,0 +1,55 @@
+package powerautomate
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// page is an ARM/OData collection. Flow uses nextLink, some Power Platform
+// endpoints @odata.nextLink.
+type page[T any] struct {
+	Value         []T    `json:"value"`
+	NextLink      string `json:"nextLink"`
+	ODataNextLink string `json:"@odata.nextLink"`
+}
+
+func (p *page[T]) next() string {
+	if p.NextLink != "" {
+		return p.NextLink
+	}
+	return p.ODataNextLink
+}
+
+// armResource is the ARM envelope every object comes in.
+type armResource[P any] struct {
+	Name       string `json:"name"`
+	ID         string `json:"id"`
+	Type       string `json:"type"`
+	Location   string `json:"location"`
+	Properties P      `json:"properties"`
+}
+
+// pageURL returns first, or nextLink when one is given. A nextLink is
+// followed verbatim (it carries api-version and the skiptoken) but only if it
+// points at the same base and the same collection path as first: a cursor
+// handed back by an agent must not steer the user's token elsewhere.
+func (c *Client) pageURL(first, nextLink string) (string, error) {
+	if nextLink == "" {
+		return first, nil
+	}
+	f, err := url.Parse(first)
+	if err != nil {
+		return "", err
+	}
+	n, err := url.Parse(nextLink)
+	if err != nil {
+		return "", fmt.Errorf("%w: malformed nextLink", ErrLinkNotAllowed)
+	}
+	fb, _ := c.baseFor(f)
+	nb, ok := c.baseFor(n)
+	if !ok || nb != fb || normalHost(n) != normalHost(f) || !strings.EqualFold(n.Path, f.Path) {
+		return "", fmt.Errorf("%w: nextLink is not a continuation of this list", ErrLinkNotAllowed)
+	}
+	return nextLink, nil
+}
