@@ -63,5 +63,10 @@ test('bad arguments are a tool error naming the field', async () => {
 });
 
 test('a wrong key is refused with 401', async () => {
-  await assert.rejects(connect('not-a-key'), (err) => String(err).includes('401'));
+  await assert.rejects(connect('not-a-key'), (err) => {
+    // StreamableHTTPError carries the HTTP status as code and our JSON-RPC error text.
+    assert.equal(err.code, 401, String(err));
+    assert.match(String(err), /invalid or expired x-api-key/);
+    return true;
+  });
 });
