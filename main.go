@@ -205,6 +205,14 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	var tokens powerautomate.TokenSource
 	if settings.Embedded() {
 		simulator = newSimulator(secret)
+		if d := getenv("FLOWSTUDIO_SIM_LATENCY"); d != "" {
+			// A slower simulated Flow API, for demos and for drain tests.
+			latency, err := time.ParseDuration(d)
+			if err != nil {
+				return fmt.Errorf("FLOWSTUDIO_SIM_LATENCY: %w", err)
+			}
+			simulator.InjectFault(sim.FaultMatch{PathContains: "/flow/"}, sim.Fault{Delay: latency})
+		}
 		paConfig = simulator.Config(settings.PublicURL + "/sim")
 		tokens = simulatedTokens{simulator}
 	} else {

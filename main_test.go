@@ -259,3 +259,49 @@ func TestCommandsHaveHelp(t *testing.T) {
 		t.Error("an unknown command must fail")
 	}
 }
+
+// TestGracefulDrain sends SIGTERM while calls are in flight: they complete, new
+// connections are refused, and the process exits 0 within the drain timeout.
+func TestGracefulDrain(t *testing.T) {
+	p := startServer(t, "FLOWSTUDIO_SIM_LATENCY=1500ms", "FLOWSTUDIO_DRAIN_TIMEOUT=10s")
+	key := p.devKey(t, "drain@contoso.com")
+	const inflight = 5
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	results := make(chan result, inflight)
+	for range inflight {
+		go func() {
+			s, b, err := p.call(key, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_live_environments","arguments":{}}}`)
+			results <- result{s, b, err}
+		}()
+	}
+	time.Sleep(400 * time.Millisecond) // the calls are now waiting on the slow upstream
+	signalled := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if _, _, err := p.call(key, `{"jsonrpc":"2.0","id":2,"method":"ping"}`); err == nil {
+		t.Error("a new request was accepted after SIGTERM")
+	}
+	for range inflight {
+		r := <-results
+		if r.err != nil || r.status != 200 || !strings.Contains(r.body, `"isError":false`) {
+			t.Errorf("in-flight call did not complete: %d %v %.200s", r.status, r.err, r.body)
+		}
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, p.logs())
+		}
+		if took := time.Since(signalled); took > 10*time.Second {
+			t.Fatalf("drain took %v, beyond the drain timeout", took)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the process did not exit")
+	}
+}

@@ -77,9 +77,16 @@ func (s *Sim) record(r *http.Request, hostKey, path string) {
 		HadAuthorization: r.Header.Get("Authorization") != "", Audience: unverifiedAudience(r),
 	}
 	s.mu.Lock()
+	if len(s.requests) >= maxRecorded {
+		// A long-running embedded server must not grow without bound: keep the newest half.
+		s.requests = append(s.requests[:0], s.requests[maxRecorded/2:]...)
+	}
 	s.requests = append(s.requests, rec)
 	s.mu.Unlock()
 }
+
+// maxRecorded bounds the request log; tests read far fewer.
+const maxRecorded = 10000
 
 // applyFault answers r with a matching fault and reports whether it did.
 func (s *Sim) applyFault(w http.ResponseWriter, r *http.Request) bool {
