@@ -40,6 +40,7 @@ Usage:
   flowstudio serve [--addr HOST:PORT] [--data-dir DIR]   run the server
   flowstudio dev-key --email E [--tier free|pro|team] [--scope full|read]
                                                        print an API key for a simulated user (embedded mode only)
+  flowstudio store init                                create the Cosmos DB database and containers
   flowstudio version                                   print the version
 
 Settings come from the environment; see the README. Every command takes --help.
@@ -59,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		err = serve(rest, stdout, stderr, getenv)
 	case "dev-key":
 		err = devKey(rest, stdout, stderr, getenv)
+	case "store":
+		err = storeInit(rest, stdout, stderr, getenv)
 	case "version":
 		fmt.Fprintln(stdout, "flowstudio", version)
 	case "-h", "--help", "help":
@@ -148,15 +151,52 @@ func tokenSecret(s server.Settings) (string, error) {
 	return secret, f.Sync()
 }
 
-// openStore opens Cosmos DB when COSMOS_ENDPOINT is set, else the embedded store.
-func openStore(ctx context.Context, s server.Settings) (*cosmos.Store, error) {
+// openStore opens Cosmos DB when COSMOS_ENDPOINT is set (managed identity in Azure;
+// COSMOS_KEY only for emulators, refused in production), else the embedded store.
+// Neither does network I/O here: a cold start is not slowed down.
+func openStore(ctx context.Context, s server.Settings, getenv func(string) string) (*cosmos.Store, error) {
 	if s.CosmosEndpoint != "" {
-		return nil, errors.New("COSMOS_ENDPOINT: Cosmos DB wiring is not in this build yet")
+		cfg := cosmos.CosmosConfig{Endpoint: s.CosmosEndpoint, Database: s.CosmosDatabase, Key: getenv("COSMOS_KEY")}
+		if cfg.Key != "" && s.Production() {
+			return nil, errors.New("COSMOS_KEY is for emulators only; production uses its managed identity")
+		}
+		if cfg.Key == "" {
+			cred, err := cosmos.AzureCredential(getenv("AZURE_CLIENT_ID"))
+			if err != nil {
+				return nil, err
+			}
+			cfg.Credential = cred
+		}
+		return cosmos.OpenCosmos(ctx, cfg)
 	}
 	if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
 		return nil, err
 	}
 	return cosmos.OpenEmbedded(s.DataDir)
+}
+
+// storeInit creates the database and containers (partition keys, TTL on). The
+// server never does this itself.
+func storeInit(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 || args[0] != "init" {
+		return errors.New("usage: flowstudio store init [--data-dir D]")
+	}
+	settings, err := settingsWithFlags("store init", args[1:], stderr, getenv, nil)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	store, err := openStore(ctx, settings, getenv)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.Provision(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "store ready")
+	return nil
 }
 
 func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -184,7 +224,7 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	store, err := openStore(ctx, settings)
+	store, err := openStore(ctx, settings, getenv)
 	if err != nil {
 		return err
 	}
@@ -200,20 +240,19 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 		settings.PublicURL = "http://" + ln.Addr().String()
 	}
 
-	var simulator *sim.Sim
+	var simulator *asyncSimulator
 	var paConfig powerautomate.Config
 	var tokens powerautomate.TokenSource
 	if settings.Embedded() {
-		simulator = newSimulator(secret)
+		var latency time.Duration
 		if d := getenv("FLOWSTUDIO_SIM_LATENCY"); d != "" {
 			// A slower simulated Flow API, for demos and for drain tests.
-			latency, err := time.ParseDuration(d)
-			if err != nil {
+			if latency, err = time.ParseDuration(d); err != nil {
 				return fmt.Errorf("FLOWSTUDIO_SIM_LATENCY: %w", err)
 			}
-			simulator.InjectFault(sim.FaultMatch{PathContains: "/flow/"}, sim.Fault{Delay: latency})
 		}
-		paConfig = simulator.Config(settings.PublicURL + "/sim")
+		simulator = startSimulator(secret, latency)
+		paConfig = sim.ConfigFor(settings.PublicURL + "/sim")
 		tokens = simulatedTokens{simulator}
 	} else {
 		paConfig = powerautomate.Config{FlowURL: settings.FlowAPIURL, PowerAppsURL: settings.PowerAppsAPIURL, BAPURL: settings.BAPAPIURL}
@@ -231,7 +270,7 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	deps := server.Deps{Settings: settings, Logger: log, Keys: keys, Users: store, Catalog: catalog,
 		Ready: store.Ping, Version: version}
 	if simulator != nil {
-		deps.Simulator = simulator.Handler()
+		deps.Simulator = simulator
 	}
 	srv := server.New(deps)
 	httpServer := &http.Server{
@@ -313,7 +352,7 @@ func devKey(args []string, stdout, stderr io.Writer, getenv func(string) string)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	store, err := openStore(ctx, settings)
+	store, err := openStore(ctx, settings, getenv)
 	if err != nil {
 		return err
 	}
@@ -362,15 +401,57 @@ func newSimulator(secret string) *sim.Sim {
 	return sim.New(sim.Options{PathPrefix: "/sim", KeySeed: seed[:]})
 }
 
+// asyncSimulator builds the simulated tenant in the background: its signing key and
+// seed data take 100-250 ms, which a cold start must not wait for. Only requests that
+// reach /sim, or need a simulator token, wait for it.
+type asyncSimulator struct {
+	ready chan struct{}
+	sim   *sim.Sim
+}
+
+func startSimulator(secret string, latency time.Duration) *asyncSimulator {
+	a := &asyncSimulator{ready: make(chan struct{})}
+	go func() {
+		a.sim = newSimulator(secret)
+		if latency > 0 {
+			a.sim.InjectFault(sim.FaultMatch{PathContains: "/flow/"}, sim.Fault{Delay: latency})
+		}
+		close(a.ready)
+	}()
+	return a
+}
+
+func (a *asyncSimulator) get(ctx context.Context) (*sim.Sim, error) {
+	select {
+	case <-a.ready:
+		return a.sim, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (a *asyncSimulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s, err := a.get(r.Context())
+	if err != nil {
+		http.Error(w, "simulator starting", http.StatusServiceUnavailable)
+		return
+	}
+	s.Handler().ServeHTTP(w, r)
+}
+
 // simulatedTokens mints the simulator's delegated tokens for the caller (embedded mode).
-type simulatedTokens struct{ sim *sim.Sim }
+type simulatedTokens struct{ sim *asyncSimulator }
 
 func (s simulatedTokens) Token(ctx context.Context, audience string) (string, error) {
 	p := tools.PrincipalFrom(ctx)
 	if p == nil {
 		return "", tools.ErrReconnect
 	}
-	return s.sim.MintAccessToken(p.TenantID, p.ObjectID, audience,
+	simulator, err := s.sim.get(ctx)
+	if err != nil {
+		return "", err
+	}
+	return simulator.MintAccessToken(p.TenantID, p.ObjectID, audience,
 		[]string{"Flows.Read.All", "Flows.Manage.All", "Activity.Read.All", "User"}, time.Hour), nil
 }
 

@@ -395,8 +395,8 @@ func TestStatelessRevision(t *testing.T) {
 
 func TestMarkComplete(t *testing.T) {
 	for in, want := range map[string]string{
-		`{"jsonrpc":"2.0","id":1,"result":{}}`:      `{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete"}}`,
-		`{"jsonrpc":"2.0","id":1,"result":{"a":1}}`: `{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete","a":1}}`,
+		`{"jsonrpc":"2.0","id":1,"result":{}}`:        `{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete"}}`,
+		`{"jsonrpc":"2.0","id":1,"result":{"a":1}}`:   `{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete","a":1}}`,
 		`{"jsonrpc":"2.0","id":1,"error":{"code":1}}`: `{"jsonrpc":"2.0","id":1,"error":{"code":1}}`,
 	} {
 		if got := string(markComplete([]byte(in))); got != want {

@@ -133,9 +133,9 @@ func TestDeclarationsAreChecked(t *testing.T) {
 
 func TestDescribeSchemaError(t *testing.T) {
 	for in, want := range map[string]string{
-		"validating root: required: missing properties: [\"environmentName\"]":                        "invalid arguments: required: missing properties: [\"environmentName\"]",
-		"validating root: validating /properties/top: minimum: 0/1 is less than 1.000000":             "invalid argument top: minimum: 0/1 is less than 1.000000",
-		"validating root: unexpected additional properties [\"x\"]":                                   "invalid arguments: unexpected additional properties [\"x\"]",
+		"validating root: required: missing properties: [\"environmentName\"]":                         "invalid arguments: required: missing properties: [\"environmentName\"]",
+		"validating root: validating /properties/top: minimum: 0/1 is less than 1.000000":              "invalid argument top: minimum: 0/1 is less than 1.000000",
+		"validating root: unexpected additional properties [\"x\"]":                                    "invalid arguments: unexpected additional properties [\"x\"]",
 		"validating root: validating /properties/a: validating /properties/b: type: 1 has type number": "invalid argument a.b: type: 1 has type number",
 	} {
 		if got := describeSchemaError(in); got != want {

@@ -87,6 +87,8 @@ type Sim struct {
 	seq       uint64
 	faults    []*fault
 	requests  []RecordedRequest
+
+	entra *entraState // the Entra ID stand-in (entra.go); its own lock
 }
 
 // New builds a simulator with the seeded tenants.
@@ -117,6 +119,7 @@ func New(opts Options) *Sim {
 		"ppapi":     s.ppapiRoutes(),
 		"apihub":    s.apihubRoutes(),
 	}
+	s.entra = newEntraState(opts.KeySeed)
 	s.seed(time.Now().UTC())
 	return s
 }
@@ -124,7 +127,11 @@ func New(opts Options) *Sim {
 // Config returns a client configuration that points every host at the
 // simulator mounted at base (the external URL of the mount, e.g.
 // "http://127.0.0.1:8080/sim" or an httptest server's URL).
-func (s *Sim) Config(base string) powerautomate.Config {
+func (s *Sim) Config(base string) powerautomate.Config { return ConfigFor(base) }
+
+// ConfigFor is Config without a Sim: the URLs depend only on where the simulator is
+// mounted, so a caller can build its client before the simulator has finished seeding.
+func ConfigFor(base string) powerautomate.Config {
 	base = strings.TrimRight(base, "/")
 	host := base
 	if i := strings.Index(host, "://"); i >= 0 {
@@ -176,6 +183,10 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("x-ms-request-id", uuid.NewString())
 	info := requestInfo{base: s.baseURL(r), origPath: rest, escapedPath: strings.TrimPrefix(r.URL.EscapedPath(), s.opts.PathPrefix)}
+	if hostKey == "entra" { // sign-in: no bearer token, no api-version
+		s.serveEntra(w, r, info, path)
+		return
+	}
 	if hostKey == "content" {
 		s.serveContent(w, r, info, path)
 		return
