@@ -22,7 +22,7 @@ if [ "$installed" != "$version" ]; then
 	npm install --prefix "$cache" --no-audit --no-fund --loglevel=error "@vercel/cosmosdb-server@$version" >&2
 fi
 
-log="$cache/cosmosdb-server.$$.log"
+log=$(mktemp "${TMPDIR:-/tmp}/cosmosdb-server.XXXXXX.log")
 # -p 0: the system picks a free port, which the server prints when ready.
 # Its output goes to a file so that $(...) around this script does not wait
 # for the server to exit.

@@ -397,17 +397,13 @@ func testCorruptRecord(t *testing.T, s *Store) {
 	raw(s.users, "tenant.odd", "tenant.odd", `{"id":"tenant.odd","tenantId":42}`)
 	raw(s.cache, "tenant.u1", "flow:x", `{"id":"flow:x","userId":"tenant.u1","kind":"flow","key":"y"}`)
 
-	for _, tc := range []struct {
-		id  string
-		err error
-	}{
-		{"tenant.bad", func() error { _, err := s.GetUser(ctx, "tenant.bad"); return err }()},
-		{"tenant.odd", func() error { _, err := s.GetUser(ctx, "tenant.odd"); return err }()},
-		{"flow:x", func() error { _, _, err := s.ListCacheItems(ctx, "tenant.u1", CacheFilter{}, PageRequest{}); return err }()},
-	} {
+	_, badErr := s.GetUser(ctx, "tenant.bad")
+	_, oddErr := s.GetUser(ctx, "tenant.odd")
+	_, _, listErr := s.ListCacheItems(ctx, "tenant.u1", CacheFilter{}, PageRequest{})
+	for id, err := range map[string]error{"tenant.bad": badErr, "tenant.odd": oddErr, "flow:x": listErr} {
 		var corrupt *CorruptRecordError
-		if !errors.As(tc.err, &corrupt) || corrupt.ID != tc.id {
-			t.Errorf("reading %s: got %v, want a CorruptRecordError naming it", tc.id, tc.err)
+		if !errors.As(err, &corrupt) || corrupt.ID != id {
+			t.Errorf("reading %s: got %v, want a CorruptRecordError naming it", id, err)
 		}
 	}
 }

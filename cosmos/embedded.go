@@ -111,7 +111,7 @@ func (e *embedded) purgeLoop(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			//  a failure (say, a long lock) is retried next tick
+			_ = e.purge(ctx) // a failure (say, a long lock) is retried next tick
 		}
 	}
 }

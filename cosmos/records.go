@@ -55,7 +55,7 @@ type Subscription struct {
 // UserID is the id of the user with this Entra tenant and object id.
 func UserID(tenantID, objectID string) string { return tenantID + "." + objectID }
 
-func (u *User) docID() string       { return u.ID }
+func (u *User) docID() string         { return u.ID }
 func (x *emailIndex) docID() string   { return x.ID }
 func (c *CacheItem) docID() string    { return c.ID }
 func (c *UsageCounter) docID() string { return c.ID }
@@ -112,8 +112,8 @@ type CacheItem struct {
 
 // Kinds of cache items that are not Team cache data.
 const (
-	KindBugReport   = "bugReport"   // one report_bug submission, in its reporter's partition
-	KindStripeEvent = "stripeEvent" // a processed Stripe event id, in SystemPartition; CreateCacheItem's ErrConflict means "seen"
+	KindBugReport   = "bugReport"   // one report_bug submission, in SystemPartition (AddBugReport)
+	KindStripeEvent = "stripeEvent" // a processed Stripe event id, in SystemPartition (MarkStripeEvent)
 )
 
 // SystemPartition is the cache partition for records that belong to no user.
