@@ -22,9 +22,12 @@ import (
 	"time"
 
 	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/logsafe"
 	"github.com/flowstudio/mcp/server"
+	"github.com/flowstudio/mcp/server/identity"
 	"github.com/flowstudio/mcp/server/keyring"
 	"github.com/flowstudio/mcp/tools"
+	"github.com/flowstudio/mcp/tools/metering"
 	"github.com/flowstudio/mcp/tools/powerautomate"
 	"github.com/flowstudio/mcp/tools/powerautomate/sim"
 	"go.uber.org/zap"
@@ -41,6 +44,9 @@ Usage:
   flowstudio dev-key --email E [--tier free|pro|team] [--scope full|read]
                                                        print an API key for a simulated user (embedded mode only)
   flowstudio store init                                create the Cosmos DB database and containers
+  flowstudio reports list [--limit N] [--json]         show the bug reports filed with report_bug
+  flowstudio user show|revoke (--email E | --id ID)    support: show a user, or revoke its permission
+  flowstudio rotate-key [--reseal-only]                add a refresh-token key version and re-seal every token
   flowstudio version                                   print the version
 
 Settings come from the environment; see the README. Every command takes --help.
@@ -62,6 +68,12 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		err = devKey(rest, stdout, stderr, getenv)
 	case "store":
 		err = storeInit(rest, stdout, stderr, getenv)
+	case "reports":
+		err = reports(rest, stdout, stderr, getenv)
+	case "user":
+		err = userCommand(rest, stdout, stderr, getenv)
+	case "rotate-key":
+		err = rotateKey(rest, stdout, stderr, getenv)
 	case "version":
 		fmt.Fprintln(stdout, "flowstudio", version)
 	case "-h", "--help", "help":
@@ -204,7 +216,9 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(settings.LogLevel, stdout)
+	// One locked sink for both loggers, so that their lines never interleave.
+	sink := zapcore.Lock(zapcore.AddSync(stdout))
+	log, err := newLogger(settings.LogLevel, sink)
 	if err != nil {
 		return err
 	}
@@ -253,22 +267,47 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 		}
 		simulator = startSimulator(secret, latency)
 		paConfig = sim.ConfigFor(settings.PublicURL + "/sim")
-		tokens = simulatedTokens{simulator}
+		go func() { // sign-in back to a public URL that is not loopback
+			if s, err := simulator.get(ctx); err == nil {
+				s.AddEntraRedirectURI(sim.DevClientID, settings.PublicURL+"/callback")
+			}
+		}()
 	} else {
 		paConfig = powerautomate.Config{FlowURL: settings.FlowAPIURL, PowerAppsURL: settings.PowerAppsAPIURL, BAPURL: settings.BAPAPIURL}
-		tokens = missingTokens{}
+	}
+	// Refresh tokens are sealed with keys from Key Vault (or the data directory's key
+	// file); delegated tokens are redeemed at Entra ID, in embedded mode at the
+	// simulator's stand-in, through the same code.
+	sealer, err := openSealer(settings, getenv)
+	if err != nil {
+		return err
+	}
+	go func() { // first use must not wait for Key Vault
+		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		if err := sealer.Warm(wctx); err != nil {
+			log.Warn("refresh-token key not readable yet; retried on first use", logsafe.Error(err))
+		}
+	}()
+	entra := settings.Entra()
+	if tokens, err = delegatedTokens(entra, getenv, store, sealer, log); err != nil {
+		return err
 	}
 	pa, err := powerautomate.New(paConfig, tokens)
 	if err != nil {
 		return err
 	}
-	env := &tools.Env{PA: pa, DashboardURL: settings.PublicURL + "/dashboard", Logger: log}
-	catalog, err := tools.NewCatalog(env, nil, 0, tools.All())
+	env := &tools.Env{PA: pa, DashboardURL: settings.PublicURL + "/dashboard", Logger: log, Reports: store}
+	meter := metering.New(metering.Options{Store: store, Quotas: settings.Quotas, DashboardURL: env.DashboardURL,
+		Log: metering.NewLogger(sink), Ops: log})
+	catalog, err := tools.NewCatalog(env, meter, 0, tools.All())
 	if err != nil {
 		return err
 	}
 	deps := server.Deps{Settings: settings, Logger: log, Keys: keys, Users: store, Catalog: catalog,
-		Ready: store.Ping, Version: version}
+		Ready: store.Ping, Version: version, Billing: store}
+	deps.Accounts, deps.Sealer = store, sealer
+	deps.Entra = server.EntraConfig{Authority: entra.Authority, Tenant: entra.Tenant, ClientID: entra.ClientID, ClientSecret: entra.ClientSecret}
 	if simulator != nil {
 		deps.Simulator = simulator
 	}
@@ -357,8 +396,11 @@ func devKey(args []string, stdout, stderr io.Writer, getenv func(string) string)
 		return err
 	}
 	defer store.Close()
-	tenantID, objectID := newSimulator(secret).UserFor(email)
-	user, err := ensureDevUser(ctx, store, keys, tenantID, objectID, email, cosmos.Tier(t))
+	sealer, err := openSealer(settings, getenv)
+	if err != nil {
+		return err
+	}
+	user, err := ensureDevUser(ctx, store, keys, sealer, newSimulator(secret), email, cosmos.Tier(t))
 	if err != nil {
 		return err
 	}
@@ -370,12 +412,24 @@ func devKey(args []string, stdout, stderr io.Writer, getenv func(string) string)
 	return nil
 }
 
-// ensureDevUser creates or updates a consented simulated user. An existing user keeps
-// its key generation, so running dev-key again prints the same key.
-func ensureDevUser(ctx context.Context, store *cosmos.Store, keys *keyring.Keyring, tenantID, objectID, email string, tier cosmos.Tier) (*cosmos.User, error) {
+// ensureDevUser creates or updates a consented simulated user holding a sealed refresh
+// token from the simulator's Entra stand-in, as if they had signed in: tool calls then
+// redeem it exactly as in production. An existing consented user keeps its key
+// generation and refresh token, so running dev-key again prints the same key.
+func ensureDevUser(ctx context.Context, store *cosmos.Store, keys *keyring.Keyring, sealer identity.Sealer, simulator *sim.Sim, email string, tier cosmos.Tier) (*cosmos.User, error) {
+	tenantID, objectID := simulator.UserFor(email)
 	id := cosmos.UserID(tenantID, objectID)
+	// Issued and sealed up front; used only if the user has no token.
+	rt := simulator.IssueRefreshToken(tenantID, objectID, sim.DevClientID, identity.ConsentScopes)
+	sealed, version, err := sealer.Seal(ctx, id, []byte(rt))
+	if err != nil {
+		return nil, fmt.Errorf("seal refresh token: %w", err)
+	}
 	u, err := store.UpdateUser(ctx, id, func(u *cosmos.User) error {
 		u.Tier = tier
+		if u.Consent != cosmos.ConsentGranted || len(u.SealedRefreshToken) == 0 {
+			u.SealedRefreshToken, u.SealKeyVersion = sealed, version
+		}
 		u.Consent = cosmos.ConsentGranted
 		if u.KeyGeneration == 0 {
 			u.KeyGeneration, u.KeyIssuedAt = 1, time.Now().Unix()
@@ -387,7 +441,8 @@ func ensureDevUser(ctx context.Context, store *cosmos.Store, keys *keyring.Keyri
 	}
 	u, err = store.CreateUser(ctx, &cosmos.User{ID: id, TenantID: tenantID, ObjectID: objectID,
 		EmailHash: keys.HashEmail(email), DisplayName: strings.SplitN(email, "@", 2)[0], Tier: tier,
-		KeyGeneration: 1, KeyIssuedAt: time.Now().Unix(), Consent: cosmos.ConsentGranted})
+		KeyGeneration: 1, KeyIssuedAt: time.Now().Unix(), Consent: cosmos.ConsentGranted,
+		SealedRefreshToken: sealed, SealKeyVersion: version})
 	if errors.Is(err, cosmos.ErrConflict) { // created concurrently by another process
 		return store.GetUser(ctx, id)
 	}
@@ -437,22 +492,6 @@ func (a *asyncSimulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Handler().ServeHTTP(w, r)
-}
-
-// simulatedTokens mints the simulator's delegated tokens for the caller (embedded mode).
-type simulatedTokens struct{ sim *asyncSimulator }
-
-func (s simulatedTokens) Token(ctx context.Context, audience string) (string, error) {
-	p := tools.PrincipalFrom(ctx)
-	if p == nil {
-		return "", tools.ErrReconnect
-	}
-	simulator, err := s.sim.get(ctx)
-	if err != nil {
-		return "", err
-	}
-	return simulator.MintAccessToken(p.TenantID, p.ObjectID, audience,
-		[]string{"Flows.Read.All", "Flows.Manage.All", "Activity.Read.All", "User"}, time.Hour), nil
 }
 
 // missingTokens stands in until delegated sign-in is configured: every call asks the

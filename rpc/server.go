@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowstudio/mcp/logsafe"
 	"github.com/sourcegraph/jsonrpc2"
 	"go.uber.org/zap"
 )
@@ -317,8 +318,8 @@ func (s *Server) dispatch(ctx context.Context, msg *Message) (out []byte) {
 	defer func() {
 		if p := recover(); p != nil {
 			ref := RequestID(ctx)
-			s.log.Error("method panicked", zap.String("request_id", ref), zap.String("method", msg.Method),
-				zap.String("panic", fmt.Sprint(p)))
+			s.log.Error("method panicked", zap.String(logsafe.KeyRequestID, ref), zap.String("method", logMethod(msg.Method)),
+				logsafe.Panic(p))
 			out = encodeError(msg.RawID, internalError(ref))
 		}
 	}()
@@ -340,12 +341,12 @@ func (s *Server) dispatch(ctx context.Context, msg *Message) (out []byte) {
 			return encodeError(msg.RawID, rpcErr)
 		}
 		ref := RequestID(ctx)
-		s.log.Error("method failed", zap.String("request_id", ref), zap.String("method", msg.Method), zap.Error(err))
+		s.log.Error("method failed", zap.String(logsafe.KeyRequestID, ref), zap.String("method", logMethod(msg.Method)), logsafe.Error(err))
 		return encodeError(msg.RawID, internalError(ref))
 	}
 	out, err = encodeResult(msg.RawID, result)
 	if err != nil {
-		s.log.Error("result not encodable", zap.String("request_id", RequestID(ctx)), zap.String("method", msg.Method), zap.Error(err))
+		s.log.Error("result not encodable", zap.String(logsafe.KeyRequestID, RequestID(ctx)), zap.String("method", logMethod(msg.Method)), logsafe.Error(err))
 		return encodeError(msg.RawID, internalError(RequestID(ctx)))
 	}
 	return out
@@ -466,4 +467,15 @@ func errMessage(e *jsonrpc2.Error) string {
 		return ""
 	}
 	return e.Message
+}
+
+// logMethod is a method name fit for the log: only registered methods reach a
+// method, but a name is client text, so it is bounded and kept to its alphabet.
+func logMethod(m string) string {
+	if len(m) > 64 || strings.IndexFunc(m, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '/' || r == '_')
+	}) >= 0 {
+		return "‹invalid›"
+	}
+	return m
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/logsafe"
 	"github.com/flowstudio/mcp/rpc"
 	"github.com/flowstudio/mcp/tools"
 	"github.com/sourcegraph/jsonrpc2"
@@ -49,7 +50,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.unauthorized(w, r, "Unauthorized: this key's user no longer exists; get a new key on the dashboard", "unknown user")
 			return
 		case err != nil:
-			s.log.Error("user lookup failed", zap.String("request_id", rpc.RequestID(r.Context())), zap.Error(err))
+			s.log.Error("user lookup failed", zap.String("request_id", rpc.RequestID(r.Context())), logsafe.Error(err, claims.Subject))
 			writeRPCError(w, http.StatusServiceUnavailable,
 				rpc.NewError(rpc.CodeInternalError, "Service unavailable: the user store did not answer; retry shortly", nil))
 			return
@@ -65,7 +66,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			tier = tools.TierFree
 		}
 		p := &tools.Principal{UserID: user.ID, TenantID: user.TenantID, ObjectID: user.ObjectID,
-			EmailHash: user.EmailHash, Tier: tier, Scope: claims.Scope}
+			EmailHash: user.EmailHash, Tier: tier, Scope: claims.Scope, KeyGeneration: user.KeyGeneration}
 		next.ServeHTTP(w, r.WithContext(tools.WithPrincipal(r.Context(), p)))
 	})
 }

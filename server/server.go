@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flowstudio/mcp/logsafe"
 	"github.com/flowstudio/mcp/rpc"
 	"github.com/flowstudio/mcp/server/keyring"
 	"github.com/flowstudio/mcp/tools"
@@ -32,6 +33,13 @@ type Deps struct {
 	// Simulator is mounted at /sim/ in embedded mode (the simulated tenant).
 	Simulator http.Handler
 	Version   string
+	// Accounts, Sealer and Entra serve sign-in, the dashboard and key management
+	// (consent.go, dashboard.go); without Accounts and Sealer those routes are absent.
+	Accounts AccountStore
+	Sealer   Sealer
+	Entra    EntraConfig
+	// Billing applies Stripe subscription events (stripe.go); nil answers 503.
+	Billing BillingStore
 }
 
 // Server routes HTTP requests.
@@ -42,6 +50,7 @@ type Server struct {
 	mux      *http.ServeMux
 	draining atomic.Bool
 	public   *url.URL // nil when FLOWSTUDIO_PUBLIC_URL is unset
+	web      *web     // people-facing pages; nil when not mounted
 }
 
 // New builds the server and its routes.
@@ -63,17 +72,14 @@ func New(d Deps) *Server {
 		d.Catalog.Register(s.mcp)
 	}
 	s.mcp.Capability("resources", map[string]any{})
-	s.mcp.Capability("prompts", map[string]any{})
 	s.mcp.Handle("resources/list", func(context.Context, json.RawMessage) (any, error) {
 		return map[string]any{"resources": []any{}}, nil
-	})
-	s.mcp.Handle("prompts/list", func(context.Context, json.RawMessage) (any, error) {
-		return map[string]any{"prompts": []any{}}, nil
 	})
 
 	s.mux.Handle("/mcp", s.checkOrigin(s.authenticate(s.mcp)))
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("POST /webhooks/stripe", s.stripeWebhook) // stripe.go
 	if d.Simulator != nil {
 		s.mux.Handle("/sim/", d.Simulator) // it strips its own /sim prefix
 	}
@@ -84,6 +90,7 @@ func New(d Deps) *Server {
 		s.mux.Handle(p, http.NotFoundHandler())
 		s.mux.Handle(p+"/", http.NotFoundHandler())
 	}
+	s.mountWeb()
 	return s
 }
 
@@ -107,7 +114,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := s.deps.Ready(ctx); err != nil {
-			s.log.Warn("store not ready", zap.String("request_id", rpc.RequestID(r.Context())), zap.Error(err))
+			s.log.Warn("store not ready", zap.String("request_id", rpc.RequestID(r.Context())), logsafe.Error(err))
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "store": "unavailable"})
 			return
 		}

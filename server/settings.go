@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flowstudio/mcp/tools/metering"
 )
 
 // Settings are every setting the binary reads, from the environment (flags may
@@ -40,6 +42,8 @@ type Settings struct {
 
 	// Quotas per tier, "PER_DAY/PER_MINUTE" (QUOTA_FREE, QUOTA_PRO, QUOTA_TEAM).
 	QuotaFree, QuotaPro, QuotaTeam string
+	// Quotas are the three above, parsed and checked.
+	Quotas metering.Quotas
 }
 
 // Production reports whether FLOWSTUDIO_ENV=production.
@@ -49,6 +53,33 @@ func (s Settings) Production() bool { return s.Env == "production" }
 // store and the built-in simulated tenant instead of Azure and Microsoft.
 func (s Settings) Embedded() bool {
 	return s.CosmosEndpoint == "" && s.FlowAPIURL == "" && s.EntraClientID == ""
+}
+
+// The embedded Entra ID: the simulator's stand-in under the public URL and its
+// development app registration. The secret is public: embedded mode only.
+const (
+	EmbeddedEntraPath         = "/sim/entra"
+	EmbeddedEntraClientID     = "flowstudio-dev"
+	EmbeddedEntraClientSecret = "flowstudio-dev-secret-embedded-only"
+)
+
+// EntraApp is the Entra ID app registration sign-in and delegated tokens use.
+type EntraApp struct {
+	Authority    string // no trailing slash
+	Tenant       string // organizations, common or a tenant id
+	ClientID     string
+	ClientSecret string
+}
+
+// Entra returns the app registration in force: ENTRA_* or, in embedded mode,
+// the simulator's stand-in at <public URL>/sim/entra with the development
+// client. Call it once PublicURL is known.
+func (s Settings) Entra() EntraApp {
+	if s.Embedded() {
+		return EntraApp{Authority: s.PublicURL + EmbeddedEntraPath, Tenant: "organizations",
+			ClientID: EmbeddedEntraClientID, ClientSecret: EmbeddedEntraClientSecret}
+	}
+	return EntraApp{Authority: s.EntraAuthority, Tenant: s.EntraTenant, ClientID: s.EntraClientID, ClientSecret: s.EntraClientSecret}
 }
 
 // LoadSettings reads the environment through getenv.
@@ -99,6 +130,15 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 	if s.PublicURL != "" {
 		if u, err := url.Parse(s.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return s, errors.New("FLOWSTUDIO_PUBLIC_URL must be an absolute http(s) URL")
+		}
+	}
+	for _, q := range []struct {
+		name string
+		raw  string
+		to   *metering.Quota
+	}{{"QUOTA_FREE", s.QuotaFree, &s.Quotas.Free}, {"QUOTA_PRO", s.QuotaPro, &s.Quotas.Pro}, {"QUOTA_TEAM", s.QuotaTeam, &s.Quotas.Team}} {
+		if *q.to, err = metering.ParseQuota(q.raw); err != nil {
+			return s, fmt.Errorf("%s: %w", q.name, err)
 		}
 	}
 	return s, s.checkProduction()

@@ -6,5 +6,25 @@ func All() []*Tool {
 	return []*Tool{
 		listLiveEnvironments(),
 		listLiveFlows(),
+		getLiveFlow(),
+		updateLiveFlow(),
+		validateLiveFlow(),
+		setLiveFlowState(),
+		getLiveFlowRuns(),
+		getLiveFlowRunError(),
+		getLiveFlowRunActionOutputs(),
+		triggerLiveFlow(),
+		resubmitLiveFlowRun(),
+		cancelLiveFlowRun(),
+		// Connections and connectors (tools/connections.go, tools/connectors.go).
+		listLiveConnections(),
+		describeLiveConnector(),
+		getLiveDynamicOptions(),
+		getLiveDynamicProperties(),
+		testLiveConnection(),
+		// Meta tools: free, not counted against quota (tools/meta.go).
+		toolSearch(),
+		listSkills(),
+		reportBug(),
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/flowstudio/mcp/logsafe"
 	"github.com/flowstudio/mcp/rpc"
 	"go.uber.org/zap"
 )
@@ -53,7 +54,13 @@ func NewCatalog(env *Env, meter Meter, pageSize int, all []*Tool) (*Catalog, err
 	if pageSize <= 0 {
 		pageSize = DefaultPageSize
 	}
-	c := &Catalog{env: env, meter: meter, pageSize: pageSize, byName: map[string]*Tool{}}
+	// The catalog keeps its own copy of env that names it, for the meta tools.
+	var own Env
+	if env != nil {
+		own = *env
+	}
+	c := &Catalog{env: &own, meter: meter, pageSize: pageSize, byName: map[string]*Tool{}}
+	own.catalog = c
 	for _, t := range all {
 		if err := checkDeclaration(t); err != nil {
 			return nil, err
@@ -103,12 +110,13 @@ func checkDeclaration(t *Tool) error {
 	return nil
 }
 
-// Register adds tools/list and tools/call (and the empty resources and prompts
-// lists) to an MCP server.
+// Register adds tools/list and tools/call, and the skills as prompts
+// (prompts/list, prompts/get), to an MCP server.
 func (c *Catalog) Register(s *rpc.Server) {
 	s.Capability("tools", map[string]any{"listChanged": false})
 	s.Handle("tools/list", c.list)
 	s.Handle("tools/call", c.call)
+	c.registerPrompts(s)
 }
 
 type listedTool struct {
@@ -231,7 +239,7 @@ func (c *Catalog) run(ctx context.Context, t *Tool, principal *Principal, rawArg
 	rec.Environment = safeEnvironment(t.environment(args))
 	msg, err := t.validate(args)
 	if err != nil {
-		return c.internalError(ctx, t, err), rec
+		return c.internalError(ctx, t, err, nil), rec
 	}
 	if msg != "" {
 		return errorResult(msg), rec
@@ -242,14 +250,14 @@ func (c *Catalog) run(ctx context.Context, t *Tool, principal *Principal, rawArg
 	}
 	if c.meter != nil && principal != nil {
 		if err := c.meter.Admit(ctx, principal, t); err != nil {
-			return c.errorToResult(ctx, t, err), rec
+			return c.errorToResult(ctx, t, err, nil), rec
 		}
 	}
 	ctx, stats := withUpstreamStatus(ctx)
 	out, err := t.call(ctx, c.env, rawArgs)
 	rec.UpstreamStatus = stats()
 	if err != nil {
-		return c.errorToResult(ctx, t, err), rec
+		return c.errorToResult(ctx, t, err, argStrings(args)), rec
 	}
 	return structuredResult(out), rec
 }
@@ -266,7 +274,9 @@ func errorResult(msg string) *callResult {
 	return &callResult{Content: []textContent{{Type: "text", Text: msg}}, IsError: true}
 }
 
-func (c *Catalog) errorToResult(ctx context.Context, t *Tool, err error) *callResult {
+// errorToResult maps a handler's error; redact lists the call's argument
+// strings, kept out of the log line of an internal error.
+func (c *Catalog) errorToResult(ctx context.Context, t *Tool, err error, redact []string) *callResult {
 	var te *ToolError
 	if errors.As(err, &te) {
 		return errorResult(te.Error())
@@ -274,12 +284,14 @@ func (c *Catalog) errorToResult(ctx context.Context, t *Tool, err error) *callRe
 	if te := upstreamToolError(err, c.env.DashboardURL); te != nil {
 		return errorResult(te.Error())
 	}
-	return c.internalError(ctx, t, err)
+	return c.internalError(ctx, t, err, redact)
 }
 
-func (c *Catalog) internalError(ctx context.Context, t *Tool, err error) *callResult {
+// internalError logs err without arguments, URLs, quoted values or tokens
+// (logsafe) and answers with a reference to that line.
+func (c *Catalog) internalError(ctx context.Context, t *Tool, err error, redact []string) *callResult {
 	ref := rpc.RequestID(ctx)
-	c.env.log().Error("tool failed", zap.String("request_id", ref), zap.String("tool", t.Name), zap.Error(err))
+	c.env.log().Error("tool failed", zap.String(logsafe.KeyRequestID, ref), zap.String("tool", t.Name), logsafe.Error(err, redact...))
 	return errorResult("internal error (ref " + ref + ")")
 }
 
@@ -299,4 +311,26 @@ func truncateName(s string) string {
 		return s[:64] + "…"
 	}
 	return s
+}
+
+// argStrings collects the string values in a call's arguments, at any depth.
+func argStrings(v any) []string {
+	var out []string
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case string:
+			out = append(out, x)
+		case map[string]any:
+			for _, e := range x {
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	return out
 }

@@ -12,6 +12,12 @@ type Env struct {
 	// DashboardURL is where users reconnect or upgrade.
 	DashboardURL string
 	Logger       *zap.Logger
+	// Reports keeps report_bug submissions; nil means this server takes none.
+	Reports ReportStore
+
+	// catalog is the catalog serving the call, for the meta tools; NewCatalog
+	// sets it on its own copy of the Env.
+	catalog *Catalog
 }
 
 func (e *Env) log() *zap.Logger {

@@ -46,8 +46,12 @@ type Principal struct {
 	TenantID  string
 	ObjectID  string
 	EmailHash string
-	Tier      Tier
-	Scope     string
+	// KeyGeneration is the user's key generation when the request was
+	// authenticated; the delegated token cache keys on it, so nothing cached
+	// survives a revoke or a re-issue.
+	KeyGeneration int64
+	Tier          Tier
+	Scope         string
 }
 
 type principalKey struct{}

@@ -13,6 +13,7 @@
 //	/ppapi/{envhost}/...  {envhost}.environment.api.powerplatform.com
 //	/apihub/apim/{api}/{connection}/...  connector runtimes
 //	/content/...    run inputs/outputs and trigger callbacks (SAS, no token)
+//	/entra/...      login.microsoftonline.com: sign-in pages, tokens, JWKS (entra.go)
 package sim
 
 import (

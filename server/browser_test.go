@@ -1,0 +1,440 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/log"
+	cdppage "github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/flowstudio/mcp/server/identity"
+	"github.com/flowstudio/mcp/server/sealing"
+	"github.com/flowstudio/mcp/tools"
+	"github.com/flowstudio/mcp/tools/metering"
+	"github.com/flowstudio/mcp/tools/powerautomate"
+	"github.com/flowstudio/mcp/tools/powerautomate/sim"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// chromiumPath is the Debian package's browser (apt-get install -y chromium).
+const chromiumPath = "/usr/bin/chromium"
+
+// TestBrowserSignInDashboardKeys drives a real headless Chromium through the whole
+// journey against the simulator's Entra ID stand-in: landing page, sign-in page,
+// consent page, dashboard with the key, an MCP tool call with that key, re-issue (the
+// old key fails), revoke (the new key fails). It saves screenshots of the dashboard to
+// $CI_ARTIFACTS, then checks that neither the store nor the log holds a token, key or
+// email.
+func TestBrowserSignInDashboardKeys(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("%s not found: install it with `apt-get install -y chromium` to run the browser test", chromiumPath)
+	}
+	artifacts := os.Getenv("CI_ARTIFACTS")
+	if artifacts == "" {
+		artifacts = t.TempDir()
+	}
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	simulator := sim.New(sim.Options{PathPrefix: "/sim"})
+	tap := &tokenTap{}
+	h := newWebHarness(t, webOptions{sim: tap.wrap(simulator.Handler()), setup: func(base string, h *webHarness, o *webOptions) {
+		o.entra = EntraConfig{Authority: base + "/sim" + sim.EntraPath, Tenant: "organizations",
+			ClientID: sim.DevClientID, ClientSecret: sim.DevClientSecret}
+		// The real delegated token source: it opens the refresh token the sign-in
+		// sealed and redeems it at the simulated Entra ID for each API.
+		o.sealer = sealing.New(sealing.NewFileKeys(filepath.Join(h.dataDir, sealing.KeyFile)), sealing.Options{})
+		tokens, err := identity.NewTokenSource(identity.Config{Authority: o.entra.Authority, Tenant: o.entra.Tenant,
+			ClientID: o.entra.ClientID, ClientSecret: o.entra.ClientSecret,
+			Logger: zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), h.logs, zapcore.DebugLevel))},
+			h.store, o.sealer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pa, err := powerautomate.New(sim.ConfigFor(base+"/sim"), tokens)
+		if err != nil {
+			t.Fatal(err)
+		}
+		meter := metering.New(metering.Options{Store: h.store, Quotas: metering.DefaultQuotas, DashboardURL: base + "/dashboard",
+			Log: metering.NewLogger(h.logs)})
+		if o.catalog, err = tools.NewCatalog(&tools.Env{PA: pa, DashboardURL: base + "/dashboard"}, meter, 0, tools.All()); err != nil {
+			t.Fatal(err)
+		}
+	}})
+
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1000),
+	)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(alloc)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	defer cancelTimeout()
+
+	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			webShot(t, ctx, filepath.Join(artifacts, "failure.png"))
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return strings.TrimSpace(s)
+	}
+	value := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("value of %s: %v", sel, err)
+		}
+		return s
+	}
+
+	// Problems the page reports: script exceptions, CSP violations, failed loads.
+	run("start the browser", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, tg, log.Enable, cdp.Empty{}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, tg, runtime.Enable, cdp.Empty{})
+		return err
+	}))
+	var problems []string
+	var mu sync.Mutex
+	entries, exceptions := chromedp.Events(ctx, log.EntryAdded), chromedp.Events(ctx, runtime.ExceptionThrown)
+	go func() {
+		for ev, err := range entries {
+			if err != nil {
+				return
+			}
+			if ev.Entry.Level == log.EntryLevelError && !strings.Contains(ev.Entry.URL, "favicon") {
+				mu.Lock()
+				problems = append(problems, string(ev.Entry.Source)+": "+ev.Entry.Text)
+				mu.Unlock()
+			}
+		}
+	}()
+	go func() {
+		for ev, err := range exceptions {
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			problems = append(problems, "exception: "+ev.ExceptionDetails.Text)
+			mu.Unlock()
+		}
+	}()
+	// Accept the confirmation dialogs of re-issue and revoke.
+	dialogs := chromedp.Events(ctx, cdppage.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			go chromedp.Call(ctx, cdppage.HandleJavaScriptDialog, cdppage.HandleJavaScriptDialogParams{Accept: true}) //nolint:errcheck
+		}
+	}()
+	for _, perm := range []string{"clipboard-read", "clipboard-write"} {
+		if _, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
+			Permission: &browser.PermissionDescriptor{Name: perm}, Setting: browser.PermissionSettingGranted, Origin: h.ts.URL}); err != nil {
+			t.Logf("clipboard permission %s: %v", perm, err)
+		}
+	}
+
+	// 1. The landing page says what is stored, and offers the sign-in.
+	run("landing page", chromedp.Navigate(h.ts.URL+"/"), chromedp.WaitVisible(chromedp.CSS("a.btn.ms")))
+	if body := text("main"); !strings.Contains(body, "What we store") || !strings.Contains(body, "What we do not store") {
+		t.Fatalf("landing page:\n%s", body)
+	}
+	webShot(t, ctx, filepath.Join(artifacts, "landing.png"))
+
+	// 2. Sign in on the simulated Microsoft page: pick Alice.
+	run("open the sign-in page", chromedp.Click(chromedp.CSS("a.btn.ms")),
+		chromedp.WaitVisible(chromedp.CSS(`button[value="alice@contoso.com"]`)))
+	run("pick alice", chromedp.Click(chromedp.CSS(`button[value="alice@contoso.com"]`)), chromedp.WaitVisible(chromedp.ID("accept")))
+
+	// 3. The consent page lists exactly what we ask for; accept.
+	scopes := text("#scopes")
+	for _, want := range []string{"Read your flows", "Manage your flows", "Read your flow activity", "Access Power Apps as you",
+		"Maintain access", "offline_access"} {
+		if !strings.Contains(scopes, want) {
+			t.Errorf("consent page lacks %q:\n%s", want, scopes)
+		}
+	}
+	for _, never := range []string{"Mail", "Calendars", "Files", "graph.microsoft.com"} {
+		if strings.Contains(scopes, never) {
+			t.Errorf("consent page asks for %q", never)
+		}
+	}
+	run("consent", chromedp.Click(chromedp.ID("accept")), chromedp.WaitVisible(chromedp.ID("key-full")))
+
+	// 4. The dashboard: who, tenant, plan, usage, keys, client setups.
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); loc != h.ts.URL+"/dashboard" {
+		t.Fatalf("after consent the browser is at %s", loc)
+	}
+	if who, tenant, tier := text("#who"), text("#tenant"), text("#tier"); who != "Alice" || tenant != sim.ContosoTenantID || tier != "Free" {
+		t.Errorf("dashboard shows %q, %q, %q", who, tenant, tier)
+	}
+	key1, read1 := value("#key-full"), value("#key-read")
+	if !strings.Contains(text("#cfg-claude"), `--header "x-api-key: `+key1+`"`) || !strings.Contains(text("#cfg-cursor"), key1) ||
+		!strings.Contains(text("#cfg-vscode"), "${input:flowstudio-key}") {
+		t.Error("the client setups do not carry the key")
+	}
+	// The copy button works (the script loaded despite the strict CSP).
+	run("copy the key", chromedp.Click(chromedp.CSS(`button[data-copy="key-full"]`), chromedp.NodeVisible))
+	label, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => { const t = document.querySelector('button[data-copy="key-full"]').textContent; return t === "Copy" ? null : t; })()`,
+		chromedp.WithPollingTimeout(5*time.Second)))
+	if err != nil || label != "Copied" {
+		t.Errorf("copy button says %q (%v)", label, err)
+	} else if clip, err := chromedp.Run(ctx, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise)); err == nil && clip != key1 {
+		t.Errorf("the clipboard holds %.20q, not the key", clip)
+	}
+	run("let the copy label reset", chromedp.Sleep(2100*time.Millisecond))
+	webShot(t, ctx, filepath.Join(artifacts, "dashboard.png"))
+	webPhone(t, ctx, filepath.Join(artifacts, "dashboard-phone.png"))
+
+	// 5. The key calls a tool.
+	result := webCallTool(t, h, key1, "list_live_environments")
+	if result.status != 200 || result.isError || !strings.Contains(result.text, sim.ContosoDefaultEnv) {
+		t.Fatalf("list_live_environments with the key: %d isError=%v %.300s", result.status, result.isError, result.text)
+	}
+
+	// 6. Re-issue: the old key is refused at once, the new one works.
+	run("re-issue", chromedp.Click(chromedp.ID("reissue")), chromedp.WaitVisible(chromedp.CSS(".notice")))
+	key2, read2 := value("#key-full"), value("#key-read")
+	if key2 == key1 {
+		t.Fatal("re-issue showed the old key")
+	}
+	if st := webCallTool(t, h, key1, "list_live_environments").status; st != 401 {
+		t.Errorf("the old key after re-issue: %d, want 401", st)
+	}
+	if st := webCallTool(t, h, read1, "list_live_environments").status; st != 401 {
+		t.Errorf("the old read-only key after re-issue: %d, want 401", st)
+	}
+	if r := webCallTool(t, h, key2, "list_live_environments"); r.status != 200 || r.isError {
+		t.Errorf("the new key: %d isError=%v", r.status, r.isError)
+	}
+
+	// 7. Revoke: the new key is refused at once; the page says how to sign in again.
+	run("revoke", chromedp.Click(chromedp.ID("revoke")), chromedp.WaitVisible(chromedp.ID("consent-state")))
+	if st := webCallTool(t, h, key2, "list_live_environments").status; st != 401 {
+		t.Errorf("the key after revoke: %d, want 401", st)
+	}
+	if st := webCallTool(t, h, read2, "list_live_environments").status; st != 401 {
+		t.Errorf("the read-only key after revoke: %d, want 401", st)
+	}
+	if notice := text(".notice"); !strings.Contains(notice, "Permission revoked") {
+		t.Errorf("notice after revoke: %q", notice)
+	}
+	if usage := text("#usage"); !strings.HasPrefix(usage, "2 of 200") {
+		t.Errorf("usage after two counted calls: %q", usage)
+	}
+	webShot(t, ctx, filepath.Join(artifacts, "dashboard-revoked.png"))
+
+	mu.Lock()
+	for _, p := range problems {
+		t.Errorf("the browser reported: %s", p)
+	}
+	mu.Unlock()
+
+	// 8. Nothing secret in the store or the log.
+	secrets := append(tap.secrets(), key1, read1, key2, read2, "alice@contoso.com")
+	h.assertNoSecrets(t, secrets)
+	t.Logf("screenshots in %s", artifacts)
+}
+
+// shot saves a screenshot of the whole page: the viewport grows to the page's height
+// (captureBeyondViewport shifts content in some Chromium versions), then shrinks back.
+func webShot(t *testing.T, ctx context.Context, path string) {
+	t.Helper()
+	size, err := chromedp.Run(ctx, chromedp.Evaluate[[]int64](`document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0);
+		[window.innerWidth, Math.ceil(document.documentElement.scrollHeight), window.innerHeight]`))
+	if err != nil || len(size) != 3 {
+		t.Errorf("screenshot %s: page size: %v", path, err)
+		return
+	}
+	mobile := size[0] < 600
+	grow := func(h int64) chromedp.Action[chromedp.Void] {
+		if mobile {
+			return chromedp.EmulateViewport(size[0], h, chromedp.EmulateScale(2), chromedp.EmulateMobile)
+		}
+		return chromedp.EmulateViewport(size[0], h)
+	}
+	if err := chromedp.Do(ctx, grow(size[1])); err != nil {
+		t.Errorf("screenshot %s: %v", path, err)
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err == nil {
+		err = os.WriteFile(path, png, 0o644)
+	}
+	if err != nil {
+		t.Errorf("screenshot %s: %v", path, err)
+	}
+	if err := chromedp.Do(ctx, grow(size[2])); err != nil {
+		t.Errorf("screenshot %s: restore viewport: %v", path, err)
+	}
+}
+
+// phone saves a screenshot at a phone's width, then restores the window.
+func webPhone(t *testing.T, ctx context.Context, path string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile)); err != nil {
+		t.Errorf("phone viewport: %v", err)
+		return
+	}
+	if w, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); err == nil && w > 390 {
+		t.Errorf("on a phone the page is %d px wide: it scrolls sideways", w)
+	}
+	webShot(t, ctx, path)
+	if err := chromedp.Do(ctx, chromedp.EmulateReset(), chromedp.EmulateViewport(1280, 1000)); err != nil {
+		t.Errorf("reset viewport: %v", err)
+	}
+}
+
+type webToolResult struct {
+	status  int
+	isError bool
+	text    string
+}
+
+// webCallTool posts tools/call to /mcp with the key, as an agent would.
+func webCallTool(t *testing.T, h *webHarness, key, name string) webToolResult {
+	t.Helper()
+	body := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"` + name + `","arguments":{}}}`
+	req, _ := http.NewRequest("POST", h.ts.URL+"/mcp", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("MCP-Protocol-Version", "2025-06-18")
+	req.Header.Set("X-Api-Key", key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out struct {
+		Result struct {
+			IsError bool `json:"isError"`
+			Content []struct {
+				Text string `json:"text"`
+			} `json:"content"`
+		} `json:"result"`
+	}
+	_ = json.Unmarshal(raw, &out)
+	var text strings.Builder
+	for _, c := range out.Result.Content {
+		text.WriteString(c.Text)
+	}
+	if text.Len() == 0 {
+		text.Write(raw)
+	}
+	return webToolResult{status: resp.StatusCode, isError: out.Result.IsError, text: text.String()}
+}
+
+// tokenTap records every token the simulated Entra ID hands out, so the leak check
+// knows what to look for.
+type tokenTap struct {
+	mu  sync.Mutex
+	all []string
+}
+
+func (tt *tokenTap) add(s ...string) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	for _, v := range s {
+		if v != "" {
+			tt.all = append(tt.all, v)
+		}
+	}
+}
+
+func (tt *tokenTap) secrets() []string {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return append([]string(nil), tt.all...)
+}
+
+func (tt *tokenTap) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rec := &tapWriter{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		tt.record(rec.body.Bytes())
+	})
+}
+
+// client is an HTTP client for the Entra side that records the tokens it receives.
+func (tt *tokenTap) client() *http.Client {
+	return &http.Client{Timeout: 15 * time.Second, Transport: tapTransport{tt},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+type tapTransport struct{ tt *tokenTap }
+
+func (tr tapTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || !strings.HasSuffix(r.URL.Path, "/token") {
+		return resp, err
+	}
+	raw, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	tr.tt.record(raw)
+	resp.Body = io.NopCloser(bytes.NewReader(raw))
+	return resp, nil
+}
+
+func (tt *tokenTap) record(raw []byte) {
+	var body struct {
+		Access  string `json:"access_token"`
+		Refresh string `json:"refresh_token"`
+		ID      string `json:"id_token"`
+	}
+	if json.Unmarshal(raw, &body) == nil {
+		tt.add(body.Access, body.Refresh, body.ID)
+	}
+}
+
+type tapWriter struct {
+	http.ResponseWriter
+	body bytes.Buffer
+}
+
+func (w *tapWriter) Write(p []byte) (int, error) {
+	w.body.Write(p)
+	return w.ResponseWriter.Write(p)
+}

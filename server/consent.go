@@ -1,0 +1,370 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/logsafe"
+	"github.com/flowstudio/mcp/rpc"
+	"github.com/flowstudio/mcp/server/identity"
+	"github.com/flowstudio/mcp/server/keyring"
+	"go.uber.org/zap"
+	"golang.org/x/oauth2"
+)
+
+// Sign-in with Microsoft (Entra ID): /login starts the authorization code flow with
+// PKCE, /callback finishes it, verifies the id_token, stores the user with a sealed
+// refresh token and opens the dashboard. Everything /callback needs travels in the
+// signed login cookie, so any replica can finish a flow another one started.
+
+// EntraConfig is the Entra ID app registration the sign-in uses. In embedded mode main
+// points Authority at the simulator's Entra stand-in; nothing else differs.
+type EntraConfig struct {
+	Authority    string // e.g. https://login.microsoftonline.com, no trailing slash
+	Tenant       string // organizations, common, or one tenant id
+	ClientID     string
+	ClientSecret string
+	// HTTPClient talks to Entra ID; nil means a client with a 15 s timeout.
+	HTTPClient *http.Client
+}
+
+// Sealer seals a refresh token for storage, bound to its user; version names the key
+// that sealed it (*sealing.Sealer).
+type Sealer interface {
+	Seal(ctx context.Context, userID string, plaintext []byte) (sealed []byte, version string, err error)
+}
+
+// AccountStore is what sign-in and the dashboard need from storage.
+type AccountStore interface {
+	GetUser(ctx context.Context, id string) (*cosmos.User, error)
+	CreateUser(ctx context.Context, u *cosmos.User) (*cosmos.User, error)
+	UpdateUser(ctx context.Context, id string, fn func(*cosmos.User) error) (*cosmos.User, error)
+	Usage(ctx context.Context, userID string, p cosmos.Period, at time.Time) (int64, error)
+}
+
+// keyRenewWithin: a sign-in renews the issue time of a key that expires sooner than
+// this (same generation, so the old key keeps working until its own expiry).
+const keyRenewWithin = 7 * 24 * time.Hour
+
+// entraClient discovers the provider once (lazily: a cold replica must start fast) and
+// verifies id tokens.
+type entraClient struct {
+	cfg    EntraConfig
+	client *http.Client
+
+	mu       sync.Mutex
+	provider *oidc.Provider
+	verifier *oidc.IDTokenVerifier
+}
+
+func newEntraClient(cfg EntraConfig) *entraClient {
+	cfg.Authority = strings.TrimRight(cfg.Authority, "/")
+	if cfg.Tenant == "" {
+		cfg.Tenant = "organizations"
+	}
+	client := cfg.HTTPClient
+	if client == nil {
+		client = &http.Client{
+			Timeout: 15 * time.Second,
+			// Codes and tokens never follow a redirect anywhere.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	return &entraClient{cfg: cfg, client: client}
+}
+
+// multiTenant reports whether the configured tenant is one of Entra's templates, whose
+// discovery document names no single issuer.
+func (e *entraClient) multiTenant() bool {
+	switch strings.ToLower(e.cfg.Tenant) {
+	case "organizations", "common", "consumers":
+		return true
+	}
+	return false
+}
+
+// issuerFor is the id_token issuer of a tenant: <authority>/<tid>/v2.0.
+func (e *entraClient) issuerFor(tid string) string { return e.cfg.Authority + "/" + tid + "/v2.0" }
+
+func (e *entraClient) ctx(ctx context.Context) context.Context {
+	return oidc.ClientContext(ctx, e.client)
+}
+
+// discover fetches the discovery document once; a failure is retried next time.
+func (e *entraClient) discover(ctx context.Context) (*oidc.Provider, *oidc.IDTokenVerifier, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.provider != nil {
+		return e.provider, e.verifier, nil
+	}
+	ctx, cancel := context.WithTimeout(e.ctx(ctx), 10*time.Second)
+	defer cancel()
+	base := e.issuerFor(e.cfg.Tenant)
+	if e.multiTenant() {
+		// The document of a template names the issuer "<authority>/{tenantid}/v2.0";
+		// each id_token's issuer is checked against its own tid in verify.
+		ctx = oidc.InsecureIssuerURLContext(ctx, e.issuerFor("{tenantid}"))
+	}
+	p, err := oidc.NewProvider(ctx, base)
+	if err != nil {
+		return nil, nil, fmt.Errorf("entra discovery: %w", err)
+	}
+	e.provider = p
+	e.verifier = p.Verifier(&oidc.Config{
+		ClientID:             e.cfg.ClientID,
+		SkipIssuerCheck:      true, // checked in verify, per tenant
+		SupportedSigningAlgs: []string{oidc.RS256},
+	})
+	return e.provider, e.verifier, nil
+}
+
+func (e *entraClient) oauth2Config(p *oidc.Provider, redirectURL string) *oauth2.Config {
+	ep := p.Endpoint()
+	ep.AuthStyle = oauth2.AuthStyleInParams
+	return &oauth2.Config{ClientID: e.cfg.ClientID, ClientSecret: e.cfg.ClientSecret, Endpoint: ep,
+		RedirectURL: redirectURL, Scopes: identity.ConsentScopes}
+}
+
+// signedIn is who signed in, from a verified id_token.
+type signedIn struct {
+	TenantID, ObjectID string
+	Email              string // email, else preferred_username; only ever stored hashed
+	Name               string
+}
+
+// entraIDPattern bounds tid and oid (GUIDs in Entra) to what is safe in a user id and
+// an issuer URL.
+var entraIDPattern = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z-]{0,63}$`)
+
+// errIDToken is every id_token refusal; the reason goes only to the log.
+type errIDToken struct{ reason string }
+
+func (e *errIDToken) Error() string { return "id_token refused: " + e.reason }
+
+// verify checks the id_token: signature (the provider's JWKS, RS256), audience (client
+// id) and expiry by go-oidc; then issuer == <authority>/<tid>/v2.0, the tenant when one
+// is configured, and the nonce of this sign-in.
+func (e *entraClient) verify(ctx context.Context, raw, nonce string) (*signedIn, error) {
+	_, v, err := e.discover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := v.Verify(e.ctx(ctx), raw)
+	if err != nil {
+		return nil, &errIDToken{reason: "verify: " + err.Error()}
+	}
+	var c struct {
+		Tid               string `json:"tid"`
+		Oid               string `json:"oid"`
+		Email             string `json:"email"`
+		PreferredUsername string `json:"preferred_username"`
+		Name              string `json:"name"`
+	}
+	if err := tok.Claims(&c); err != nil {
+		return nil, &errIDToken{reason: "claims do not decode"}
+	}
+	switch {
+	case !entraIDPattern.MatchString(c.Tid) || !entraIDPattern.MatchString(c.Oid):
+		return nil, &errIDToken{reason: "tid or oid missing or malformed"}
+	case tok.Issuer != e.issuerFor(c.Tid):
+		return nil, &errIDToken{reason: "issuer does not match the token's tenant"}
+	case !e.multiTenant() && !strings.EqualFold(c.Tid, e.cfg.Tenant):
+		return nil, &errIDToken{reason: "token from another tenant than ENTRA_TENANT"}
+	case nonce == "" || subtle.ConstantTimeCompare([]byte(tok.Nonce), []byte(nonce)) != 1:
+		return nil, &errIDToken{reason: "nonce mismatch"}
+	}
+	email := c.Email
+	if email == "" && strings.Contains(c.PreferredUsername, "@") {
+		email = c.PreferredUsername
+	}
+	name := strings.TrimSpace(c.Name)
+	if len(name) > 120 {
+		name = name[:120]
+	}
+	return &signedIn{TenantID: strings.ToLower(c.Tid), ObjectID: strings.ToLower(c.Oid), Email: email, Name: name}, nil
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// login starts the sign-in. It takes no parameters at all, so there is nothing to
+// redirect anywhere but to Entra ID and back to /callback.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
+	p, _, err := s.web.entra.discover(r.Context())
+	if err != nil {
+		s.log.Warn("sign-in unavailable", zap.String(logsafe.KeyRequestID, rpc.RequestID(r.Context())), logsafe.Error(err))
+		s.renderError(w, r, http.StatusServiceUnavailable, "Microsoft sign-in is unreachable",
+			"We could not reach Microsoft sign-in just now. Please try again in a minute.")
+		return
+	}
+	st := loginState{State: randomToken(), Nonce: randomToken(), Verifier: oauth2.GenerateVerifier()}
+	value, err := s.web.cookies.encode(loginCookie, st, loginTTL)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	s.setCookie(w, r, loginCookie, value, loginTTL)
+	target := s.web.entra.oauth2Config(p, s.siteURL(r)+"/callback").AuthCodeURL(st.State,
+		oauth2.S256ChallengeOption(st.Verifier), oidc.Nonce(st.Nonce), oauth2.SetAuthURLParam("response_mode", "query"))
+	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// entraErrorCode keeps an upstream error code printable and short; nothing else of the
+// upstream answer reaches the page.
+var entraErrorCode = regexp.MustCompile(`^[a-z_]{1,40}$`)
+
+// callback finishes the sign-in. On success it always goes to /dashboard: no target
+// comes from the request.
+func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
+	ctx := r.Context()
+	reqID := rpc.RequestID(ctx)
+	q := r.URL.Query()
+	var st loginState
+	cookieErr := s.readCookie(r, loginCookie, &st)
+	s.clearCookie(w, r, loginCookie) // one flow, one callback
+
+	if code := q.Get("error"); code != "" {
+		if !entraErrorCode.MatchString(code) {
+			code = "unknown_error"
+		}
+		s.log.Info("sign-in refused by Entra ID", zap.String(logsafe.KeyRequestID, reqID), zap.String("error_code", code))
+		if code == "access_denied" || code == "consent_required" || code == "interaction_required" {
+			s.render(w, r, http.StatusForbidden, "declined", pageData{Title: "Permission not granted", Code: code})
+			return
+		}
+		s.render(w, r, http.StatusBadGateway, "error", pageData{Title: "Sign-in did not complete", Code: code,
+			Message: "Microsoft sign-in answered with an error, so nothing was saved. Start again; if it keeps happening, your organisation may need to allow this app."})
+		return
+	}
+	restart := func(reason string) {
+		s.log.Info("sign-in callback refused", zap.String(logsafe.KeyRequestID, reqID), zap.String("reason", reason))
+		s.renderError(w, r, http.StatusBadRequest, "Sign-in expired",
+			"This sign-in link has expired, was already used, or was started in another browser or tab. Please start again.")
+	}
+	if cookieErr != nil {
+		restart("no valid login cookie")
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(st.State)) != 1 {
+		restart("state mismatch")
+		return
+	}
+	code := q.Get("code")
+	if code == "" || len(code) > 4096 {
+		restart("no code")
+		return
+	}
+	p, _, err := s.web.entra.discover(ctx)
+	if err != nil {
+		s.log.Warn("sign-in unavailable", zap.String(logsafe.KeyRequestID, reqID), logsafe.Error(err))
+		s.renderError(w, r, http.StatusServiceUnavailable, "Microsoft sign-in is unreachable",
+			"We could not reach Microsoft sign-in just now. Please try again in a minute.")
+		return
+	}
+	xctx, cancel := context.WithTimeout(s.web.entra.ctx(ctx), 20*time.Second)
+	defer cancel()
+	tok, err := s.web.entra.oauth2Config(p, s.siteURL(r)+"/callback").Exchange(xctx, code, oauth2.VerifierOption(st.Verifier))
+	if err != nil {
+		reason := "token endpoint unreachable"
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) {
+			reason = "token endpoint: " + re.ErrorCode // the code only: never a body
+		}
+		restart(reason)
+		return
+	}
+	rawID, _ := tok.Extra("id_token").(string)
+	if rawID == "" {
+		restart("no id_token in the token response")
+		return
+	}
+	id, err := s.web.entra.verify(xctx, rawID, st.Nonce)
+	if err != nil {
+		s.log.Warn("id_token refused", zap.String(logsafe.KeyRequestID, reqID), logsafe.Error(err))
+		s.renderError(w, r, http.StatusBadRequest, "Sign-in could not be verified",
+			"Microsoft's answer did not pass our checks, so nothing was saved. Please start again.")
+		return
+	}
+	if tok.RefreshToken == "" {
+		s.log.Warn("no refresh token in the token response", zap.String(logsafe.KeyRequestID, reqID))
+		s.renderError(w, r, http.StatusBadGateway, "Offline access was not granted",
+			"FlowStudio needs the \"Maintain access to data you have given it access to\" permission to work for your agents. Please sign in again and accept all the requested permissions.")
+		return
+	}
+	user, err := s.grantConsent(ctx, id, tok.RefreshToken)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	ws := webSession{UserID: user.ID, TenantID: user.TenantID, Name: id.Name, SID: randomToken()}
+	value, err := s.web.cookies.encode(sessionCookie, ws, sessionTTL)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	s.setCookie(w, r, sessionCookie, value, sessionTTL)
+	s.log.Info("signed in", zap.String(logsafe.KeyRequestID, reqID), zap.String("email_hash", user.EmailHash),
+		zap.String("tier", string(user.Tier)), zap.Int64("key_generation", user.KeyGeneration))
+	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+}
+
+// grantConsent stores the signed-in user: a new one with key generation 1, a returning
+// one with consent granted again, keeping its generation unless it had been revoked.
+func (s *Server) grantConsent(ctx context.Context, id *signedIn, refreshToken string) (*cosmos.User, error) {
+	userID := cosmos.UserID(id.TenantID, id.ObjectID)
+	sealed, version, err := s.deps.Sealer.Seal(ctx, userID, []byte(refreshToken))
+	if err != nil {
+		return nil, fmt.Errorf("seal refresh token: %w", err)
+	}
+	var emailHash string
+	if id.Email != "" {
+		emailHash = s.deps.Keys.HashEmail(id.Email)
+	}
+	now := time.Now()
+	update := func(u *cosmos.User) error {
+		if emailHash != "" {
+			u.EmailHash = emailHash
+		}
+		u.SealedRefreshToken, u.SealKeyVersion = sealed, version
+		u.DisplayName = "" // the name lives in the session cookie, never in the store
+		switch {
+		case u.Consent == cosmos.ConsentRevoked || u.KeyGeneration < 1:
+			u.KeyGeneration++
+			u.KeyIssuedAt = now.Unix()
+		case time.Unix(u.KeyIssuedAt, 0).Add(keyring.KeyLifetime).Before(now.Add(keyRenewWithin)):
+			u.KeyIssuedAt = now.Unix()
+		}
+		u.Consent = cosmos.ConsentGranted
+		if u.Tier == "" {
+			u.Tier = cosmos.TierFree
+		}
+		return nil
+	}
+	u, err := s.deps.Accounts.UpdateUser(ctx, userID, update)
+	if !errors.Is(err, cosmos.ErrNotFound) {
+		return u, err
+	}
+	u, err = s.deps.Accounts.CreateUser(ctx, &cosmos.User{ID: userID, TenantID: id.TenantID, ObjectID: id.ObjectID,
+		EmailHash: emailHash, Tier: cosmos.TierFree, KeyGeneration: 1, KeyIssuedAt: now.Unix(),
+		SealedRefreshToken: sealed, SealKeyVersion: version, Consent: cosmos.ConsentGranted})
+	if errors.Is(err, cosmos.ErrConflict) { // the same person signing in twice at once
+		return s.deps.Accounts.UpdateUser(ctx, userID, update)
+	}
+	return u, err
+}

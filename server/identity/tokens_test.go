@@ -1,0 +1,497 @@
+package identity_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	azfake "github.com/Azure/azure-sdk-for-go/sdk/azcore/fake"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/golang-jwt/jwt/v5"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/server/identity"
+	"github.com/flowstudio/mcp/server/sealing"
+	"github.com/flowstudio/mcp/server/sealing/sealingtest"
+	"github.com/flowstudio/mcp/tools"
+	"github.com/flowstudio/mcp/tools/powerautomate"
+	"github.com/flowstudio/mcp/tools/powerautomate/sim"
+)
+
+var testSeed = []byte("identity package tests")
+
+type harness struct {
+	sim    *sim.Sim
+	srv    *httptest.Server
+	store  *cosmos.Store
+	sealer *sealing.Sealer
+	ts     *identity.TokenSource
+	logs   *observer.ObservedLogs
+	now    atomic.Int64 // unix nanoseconds of the token source's clock
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{sim: sim.New(sim.Options{KeySeed: testSeed})}
+	h.srv = httptest.NewServer(h.sim.Handler())
+	t.Cleanup(h.srv.Close)
+	store, err := cosmos.OpenEmbedded(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	h.store = store
+	h.sealer = sealing.New(sealing.NewFileKeys(filepath.Join(t.TempDir(), sealing.KeyFile)), sealing.Options{})
+	h.now.Store(time.Now().UnixNano())
+	core, logs := observer.New(zap.DebugLevel)
+	h.logs = logs
+	h.ts, err = identity.NewTokenSource(identity.Config{
+		Authority: h.srv.URL + sim.EntraPath, ClientID: sim.DevClientID, ClientSecret: sim.DevClientSecret,
+		Logger: zap.New(core), Now: func() time.Time { return time.Unix(0, h.now.Load()) },
+	}, store, h.sealer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// consent creates a consented user holding a sealed refresh token, as
+// sign-in (or dev-key) would, and returns the principal of its key.
+func (h *harness) consent(t *testing.T, email string) *tools.Principal {
+	t.Helper()
+	tid, oid := h.sim.UserFor(email)
+	id := cosmos.UserID(tid, oid)
+	rt := h.sim.IssueRefreshToken(tid, oid, sim.DevClientID, identity.ConsentScopes)
+	sealed, version, err := h.sealer.Seal(t.Context(), id, []byte(rt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := h.store.CreateUser(t.Context(), &cosmos.User{ID: id, TenantID: tid, ObjectID: oid, Tier: cosmos.TierFree,
+		KeyGeneration: 1, KeyIssuedAt: time.Now().Unix(), Consent: cosmos.ConsentGranted,
+		SealedRefreshToken: sealed, SealKeyVersion: version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tools.Principal{UserID: u.ID, TenantID: tid, ObjectID: oid, Tier: tools.TierFree, Scope: tools.ScopeFull, KeyGeneration: u.KeyGeneration}
+}
+
+func (h *harness) tokenCalls() int {
+	n := 0
+	for _, r := range h.sim.Requests() {
+		if r.Host == "entra" && strings.HasSuffix(r.Path, "/oauth2/v2.0/token") {
+			n++
+		}
+	}
+	return n
+}
+
+func (h *harness) storedRefreshToken(t *testing.T, id string) string {
+	t.Helper()
+	u, err := h.store.GetUser(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(u.SealedRefreshToken) == 0 {
+		return ""
+	}
+	rt, err := h.sealer.Open(t.Context(), id, u.SealedRefreshToken, u.SealKeyVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(rt)
+}
+
+func audienceOf(t *testing.T, token string) (aud, scp string) {
+	t.Helper()
+	var c struct {
+		jwt.RegisteredClaims
+		Scp string `json:"scp"`
+	}
+	if _, _, err := jwt.NewParser().ParseUnverified(token, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.Audience[0], c.Scp
+}
+
+func TestTokenCachedUntilShortlyBeforeExpiry(t *testing.T) {
+	h := newHarness(t)
+	h.sim.SetEntraTokenLifetimes(5*time.Minute, time.Hour)
+	p := h.consent(t, "alice@contoso.com")
+	ctx := tools.WithPrincipal(t.Context(), p)
+	first, err := h.ts.Token(ctx, powerautomate.AudienceFlow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if tok, err := h.ts.Token(ctx, powerautomate.AudienceFlow); err != nil || tok != first {
+			t.Fatalf("not served from cache: %v", err)
+		}
+	}
+	if n := h.tokenCalls(); n != 1 {
+		t.Fatalf("%d token endpoint calls, want 1", n)
+	}
+	h.now.Add(int64(2*time.Minute + 50*time.Second)) // expires in 2m10s: still outside the 2 min skew
+	h.ts.Token(ctx, powerautomate.AudienceFlow)
+	if n := h.tokenCalls(); n != 1 {
+		t.Fatalf("%d calls before the skew window", n)
+	}
+	h.now.Add(int64(15 * time.Second)) // within 2 min of expiry
+	if _, err := h.ts.Token(ctx, powerautomate.AudienceFlow); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.tokenCalls(); n != 2 {
+		t.Fatalf("%d calls, want a new redemption near expiry", n)
+	}
+	// A new key generation (re-issue, revoke + sign-in) never reuses the cache.
+	p2 := *p
+	p2.KeyGeneration++
+	h.ts.Token(tools.WithPrincipal(t.Context(), &p2), powerautomate.AudienceFlow)
+	if n := h.tokenCalls(); n != 3 {
+		t.Fatalf("%d calls, want a redemption for the new generation", n)
+	}
+}
+
+func TestConcurrentCallsRedeemOnce(t *testing.T) {
+	h := newHarness(t)
+	p := h.consent(t, "alice@contoso.com")
+	ctx := tools.WithPrincipal(t.Context(), p)
+	var wg sync.WaitGroup
+	tokens := make([]string, 50)
+	for i := range tokens {
+		wg.Go(func() {
+			tok, err := h.ts.Token(ctx, powerautomate.AudienceFlow)
+			if err != nil {
+				t.Error(err)
+			}
+			tokens[i] = tok
+		})
+	}
+	wg.Wait()
+	if n := h.tokenCalls(); n != 1 {
+		t.Fatalf("%d redemptions for 50 concurrent calls, want 1", n)
+	}
+	for _, tok := range tokens {
+		if tok != tokens[0] {
+			t.Fatal("callers got different tokens")
+		}
+	}
+	// Every audience at once: one redemption each, run one after another so
+	// that each uses the refresh token the previous one rotated in.
+	auds := []string{powerautomate.AudienceFlow, powerautomate.AudiencePowerApps, powerautomate.AudienceAPIHub, powerautomate.AudiencePowerPlatform}
+	p2 := *p
+	p2.KeyGeneration = 7
+	ctx2 := tools.WithPrincipal(t.Context(), &p2)
+	for i := range 40 {
+		wg.Go(func() {
+			if _, err := h.ts.Token(ctx2, auds[i%len(auds)]); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := h.tokenCalls(); n != 1+len(auds) {
+		t.Fatalf("%d redemptions, want %d", n, 1+len(auds))
+	}
+	if u, _ := h.store.GetUser(t.Context(), p.UserID); u.Consent != cosmos.ConsentGranted {
+		t.Fatalf("consent %s after concurrent redemptions", u.Consent)
+	}
+}
+
+func TestPerAudienceTokensAndRotatedRefreshTokenSaved(t *testing.T) {
+	h := newHarness(t)
+	p := h.consent(t, "gary@fabrikam.com")
+	ctx := tools.WithPrincipal(t.Context(), p)
+	before := h.storedRefreshToken(t, p.UserID)
+	for _, tc := range []struct{ aud, scp string }{
+		{powerautomate.AudienceFlow, "Flows.Read.All Flows.Manage.All Activity.Read.All"},
+		{powerautomate.AudiencePowerApps, "User"},
+		{powerautomate.AudienceAPIHub, "user_impersonation"},
+		{powerautomate.AudiencePowerPlatform, "user_impersonation"},
+	} {
+		tok, err := h.ts.Token(ctx, tc.aud)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.aud, err)
+		}
+		if aud, scp := audienceOf(t, tok); aud != tc.aud || scp != tc.scp {
+			t.Errorf("%s: token aud %s scp %q", tc.aud, aud, scp)
+		}
+	}
+	after := h.storedRefreshToken(t, p.UserID)
+	if after == "" || after == before {
+		t.Fatal("the rotated refresh token was not saved")
+	}
+	// The tokens work against the simulated APIs.
+	cfg := sim.ConfigFor(h.srv.URL)
+	client, err := powerautomate.New(cfg, h.ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs, err := client.ListEnvironments(ctx)
+	if err != nil || len(envs) == 0 {
+		t.Fatalf("environments: %v %v", envs, err)
+	}
+}
+
+func TestInvalidGrantMarksNeedsConsent(t *testing.T) {
+	h := newHarness(t)
+	p := h.consent(t, "bob@contoso.com")
+	ctx := tools.WithPrincipal(t.Context(), p)
+	rt := h.storedRefreshToken(t, p.UserID)
+	h.sim.RevokeRefreshTokens(p.TenantID, p.ObjectID) // an admin revoked the sessions
+	_, err := h.ts.Token(ctx, powerautomate.AudienceFlow)
+	if !errors.Is(err, tools.ErrReconnect) {
+		t.Fatalf("err %v, want ErrReconnect", err)
+	}
+	u, _ := h.store.GetUser(t.Context(), p.UserID)
+	if u.Consent != cosmos.ConsentNeeded || len(u.SealedRefreshToken) != 0 {
+		t.Fatalf("consent %s, sealed %d bytes", u.Consent, len(u.SealedRefreshToken))
+	}
+	// The log says what happened, without a token.
+	entries := h.logs.FilterMessageSnippet("needs to consent").All()
+	if len(entries) != 1 || entries[0].ContextMap()["aadsts"] != "AADSTS50173" {
+		t.Fatalf("log: %+v", h.logs.All())
+	}
+	for _, e := range h.logs.All() {
+		for _, v := range e.ContextMap() {
+			if s, ok := v.(string); ok && (strings.Contains(s, rt) || strings.Contains(s, "0.AS.")) {
+				t.Fatalf("a refresh token was logged: %v", e)
+			}
+		}
+	}
+	// From now on: reconnect, without asking Entra again.
+	calls := h.tokenCalls()
+	if _, err := h.ts.Token(ctx, powerautomate.AudiencePowerApps); !errors.Is(err, tools.ErrReconnect) {
+		t.Fatal(err)
+	}
+	if h.tokenCalls() != calls {
+		t.Fatal("a user needing consent must not reach the token endpoint")
+	}
+}
+
+func TestRevokedOrMissingTokenAsksToReconnect(t *testing.T) {
+	h := newHarness(t)
+	p := h.consent(t, "alice@contoso.com")
+	if _, err := h.ts.Token(tools.WithPrincipal(t.Context(), p), powerautomate.AudienceFlow); err != nil {
+		t.Fatal(err)
+	}
+	u, err := identity.Revoke(t.Context(), h.store, p.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Consent != cosmos.ConsentRevoked || len(u.SealedRefreshToken) != 0 || u.KeyGeneration != p.KeyGeneration+1 {
+		t.Fatalf("after revoke: %+v", u)
+	}
+	p2 := *p
+	p2.KeyGeneration = u.KeyGeneration
+	if _, err := h.ts.Token(tools.WithPrincipal(t.Context(), &p2), powerautomate.AudienceFlow); !errors.Is(err, tools.ErrReconnect) {
+		t.Fatalf("revoked: %v", err)
+	}
+	if _, err := h.ts.Token(t.Context(), powerautomate.AudienceFlow); !errors.Is(err, tools.ErrReconnect) {
+		t.Fatalf("no principal: %v", err)
+	}
+	ghost := &tools.Principal{UserID: "t.nobody", TenantID: "t", ObjectID: "nobody"}
+	if _, err := h.ts.Token(tools.WithPrincipal(t.Context(), ghost), powerautomate.AudienceFlow); !errors.Is(err, tools.ErrReconnect) {
+		t.Fatalf("unknown user: %v", err)
+	}
+	// A consented user whose token is gone (an interrupted write) also reconnects.
+	q := h.consent(t, "carol@contoso.com")
+	h.store.UpdateUser(t.Context(), q.UserID, func(u *cosmos.User) error { u.SealedRefreshToken, u.SealKeyVersion = nil, ""; return nil })
+	if _, err := h.ts.Token(tools.WithPrincipal(t.Context(), q), powerautomate.AudienceFlow); !errors.Is(err, tools.ErrReconnect) {
+		t.Fatalf("missing token: %v", err)
+	}
+}
+
+func TestReissueKey(t *testing.T) {
+	h := newHarness(t)
+	p := h.consent(t, "alice@contoso.com")
+	at := time.Unix(1_900_000_000, 0)
+	u, err := identity.ReissueKey(t.Context(), h.store, p.UserID, at)
+	if err != nil || u.KeyGeneration != p.KeyGeneration+1 || u.KeyIssuedAt != at.Unix() || u.Consent != cosmos.ConsentGranted {
+		t.Fatalf("%+v %v", u, err)
+	}
+	identity.Revoke(t.Context(), h.store, p.UserID)
+	if _, err := identity.ReissueKey(t.Context(), h.store, p.UserID, at); !errors.Is(err, identity.ErrNotConsented) {
+		t.Fatalf("reissue after revoke: %v", err)
+	}
+}
+
+func TestTransientTokenEndpointFailureIsRetried(t *testing.T) {
+	h := newHarness(t)
+	p := h.consent(t, "alice@contoso.com")
+	h.sim.InjectFault(sim.FaultMatch{PathContains: "/oauth2/v2.0/token", Count: 1}, sim.Fault{Status: 503})
+	if _, err := h.ts.Token(tools.WithPrincipal(t.Context(), p), powerautomate.AudienceFlow); err != nil {
+		t.Fatal(err)
+	}
+	h.sim.InjectFault(sim.FaultMatch{PathContains: "/oauth2/v2.0/token"}, sim.Fault{Status: 503})
+	defer h.sim.ClearFaults()
+	_, err := h.ts.Token(tools.WithPrincipal(t.Context(), p), powerautomate.AudiencePowerApps)
+	var ee *identity.EntraError
+	if !errors.As(err, &ee) || ee.Status != 503 || errors.Is(err, tools.ErrReconnect) {
+		t.Fatalf("err %v", err)
+	}
+	if u, _ := h.store.GetUser(t.Context(), p.UserID); u.Consent != cosmos.ConsentGranted {
+		t.Fatal("an outage must not cost the user their consent")
+	}
+}
+
+func TestWrongClientSecretIsNotTheUsersFault(t *testing.T) {
+	h := newHarness(t)
+	p := h.consent(t, "alice@contoso.com")
+	ts, _ := identity.NewTokenSource(identity.Config{Authority: h.srv.URL + sim.EntraPath, ClientID: sim.DevClientID, ClientSecret: "wrong"}, h.store, h.sealer)
+	_, err := ts.Token(tools.WithPrincipal(t.Context(), p), powerautomate.AudienceFlow)
+	var ee *identity.EntraError
+	if !errors.As(err, &ee) || ee.Code != "invalid_client" || errors.Is(err, tools.ErrReconnect) {
+		t.Fatalf("err %v", err)
+	}
+	if u, _ := h.store.GetUser(t.Context(), p.UserID); u.Consent != cosmos.ConsentGranted {
+		t.Fatal("a configuration error must not cost the user their consent")
+	}
+}
+
+func TestCallerGivingUpDoesNotFailOthers(t *testing.T) {
+	h := newHarness(t)
+	p := h.consent(t, "alice@contoso.com")
+	h.sim.InjectFault(sim.FaultMatch{PathContains: "/oauth2/v2.0/token", Count: 1}, sim.Fault{Delay: 300 * time.Millisecond})
+	short, cancel := context.WithTimeout(tools.WithPrincipal(t.Context(), p), 50*time.Millisecond)
+	defer cancel()
+	var wg sync.WaitGroup
+	var patientErr error
+	wg.Go(func() { _, patientErr = h.ts.Token(tools.WithPrincipal(t.Context(), p), powerautomate.AudienceFlow) })
+	if _, err := h.ts.Token(short, powerautomate.AudienceFlow); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("impatient caller: %v", err)
+	}
+	wg.Wait()
+	if patientErr != nil {
+		t.Fatal(patientErr)
+	}
+}
+
+func TestScopesFor(t *testing.T) {
+	for aud, want := range map[string][]string{
+		powerautomate.AudienceFlow:               {"https://service.flow.microsoft.com/Flows.Read.All", "https://service.flow.microsoft.com/Flows.Manage.All", "https://service.flow.microsoft.com/Activity.Read.All"},
+		"https://gov.service.flow.microsoft.us/": {"https://gov.service.flow.microsoft.us/Flows.Read.All", "https://gov.service.flow.microsoft.us/Flows.Manage.All", "https://gov.service.flow.microsoft.us/Activity.Read.All"},
+		powerautomate.AudiencePowerApps:          {"https://service.powerapps.com/User"},
+		"https://service.apps.appsplatform.us/":  {"https://service.apps.appsplatform.us/User"},
+		powerautomate.AudienceAPIHub:             {"https://apihub.azure.com/.default"},
+		powerautomate.AudiencePowerPlatform:      {"https://api.powerplatform.com/.default"},
+		"https://service.powerautomate.cn/":      {"https://service.powerautomate.cn/Flows.Read.All", "https://service.powerautomate.cn/Flows.Manage.All", "https://service.powerautomate.cn/Activity.Read.All"},
+	} {
+		if got := identity.ScopesFor(aud); !slices.Equal(got, want) {
+			t.Errorf("ScopesFor(%s) = %v", aud, got)
+		}
+	}
+}
+
+func TestResealAfterRotation(t *testing.T) {
+	h := newHarness(t)
+	ps := []*tools.Principal{h.consent(t, "a1@contoso.com"), h.consent(t, "a2@contoso.com"), h.consent(t, "a3@fabrikam.com")}
+	identity.Revoke(t.Context(), h.store, ps[2].UserID) // no token left to re-seal
+	before := h.storedRefreshToken(t, ps[0].UserID)
+	v2, err := h.sealer.Rotate(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := identity.Reseal(t.Context(), h.store, h.sealer)
+	if err != nil || res.Resealed != 2 || res.Empty != 1 || len(res.Failed) != 0 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	for _, p := range ps[:2] {
+		u, _ := h.store.GetUser(t.Context(), p.UserID)
+		if u.SealKeyVersion != v2 {
+			t.Fatalf("%s still sealed with %s", p.UserID, u.SealKeyVersion)
+		}
+	}
+	if after := h.storedRefreshToken(t, ps[0].UserID); after != before {
+		t.Fatal("re-sealing changed the token")
+	}
+	if res, _ := identity.Reseal(t.Context(), h.store, h.sealer); res.Current != 2 || res.Resealed != 0 {
+		t.Fatalf("second run: %+v", res)
+	}
+	// And the re-sealed tokens still redeem.
+	if _, err := h.ts.Token(tools.WithPrincipal(t.Context(), ps[0]), powerautomate.AudienceFlow); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// End to end over the Key Vault wire fake: rotate adds a secret version,
+// Reseal moves every user to it, the old version still opens meanwhile.
+func TestResealWithKeyVaultOverTheWire(t *testing.T) {
+	h := newHarness(t)
+	vault := sealingtest.NewVault(t)
+	vault.Seed(sealing.DefaultSecretName, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+	client, err := sealing.NewVaultClient(vault.Server.URL, &azfake.TokenCredential{}, vault.ClientOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sealer = sealing.New(sealing.NewVaultKeys(client, ""), sealing.Options{})
+	p := h.consent(t, "alice@contoso.com")
+	u, _ := h.store.GetUser(t.Context(), p.UserID)
+	v1 := u.SealKeyVersion
+	v2, err := h.sealer.Rotate(t.Context())
+	if err != nil || v2 == v1 || !slices.Equal(vault.Versions(sealing.DefaultSecretName), []string{v1, v2}) {
+		t.Fatalf("rotate: %s %v %v", v2, err, vault.Versions(sealing.DefaultSecretName))
+	}
+	// Before re-sealing, a new process opens the old version from the vault.
+	fresh := sealing.New(sealing.NewVaultKeys(vault.Client(t), ""), sealing.Options{})
+	if _, err := fresh.Open(t.Context(), u.ID, u.SealedRefreshToken, v1); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := identity.Reseal(t.Context(), h.store, h.sealer); err != nil || res.Resealed != 1 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	u, _ = h.store.GetUser(t.Context(), p.UserID)
+	if u.SealKeyVersion != v2 {
+		t.Fatalf("sealed with %s, want %s", u.SealKeyVersion, v2)
+	}
+	if _, err := fresh.Open(t.Context(), u.ID, u.SealedRefreshToken, u.SealKeyVersion); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFederatedCredentialInsteadOfSecret(t *testing.T) {
+	h := newHarness(t)
+	p := h.consent(t, "alice@contoso.com")
+	var asked []string
+	cred := &recordingCred{scopes: &asked}
+	ts, err := identity.NewTokenSource(identity.Config{Authority: h.srv.URL + sim.EntraPath, ClientID: sim.DevClientID,
+		ClientAssertion: identity.FederatedAssertion(cred, "https://login.microsoftonline.com")}, h.store, h.sealer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stand-in knows secrets only: it refuses the assertion as Entra refuses a
+	// wrong credential, and the user keeps their consent.
+	_, err = ts.Token(tools.WithPrincipal(t.Context(), p), powerautomate.AudienceFlow)
+	var ee *identity.EntraError
+	if !errors.As(err, &ee) || ee.Code != "invalid_client" {
+		t.Fatalf("err %v", err)
+	}
+	if !slices.Equal(asked, []string{"api://AzureADTokenExchange/.default"}) {
+		t.Fatalf("asked for %v", asked)
+	}
+	for authority, want := range map[string]string{
+		"https://login.microsoftonline.us":         "api://AzureADTokenExchangeUSGov",
+		"https://login.partner.microsoftonline.cn": "api://AzureADTokenExchangeChina",
+		"https://login.microsoftonline.com":        "api://AzureADTokenExchange",
+	} {
+		if got := identity.FederatedAudience(authority); got != want {
+			t.Errorf("%s: %s", authority, got)
+		}
+	}
+}
+
+type recordingCred struct{ scopes *[]string }
+
+func (c *recordingCred) GetToken(_ context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	*c.scopes = append(*c.scopes, o.Scopes...)
+	return azcore.AccessToken{Token: "mi-token", ExpiresOn: time.Now().Add(time.Hour)}, nil
+}

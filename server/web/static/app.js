@@ -1,0 +1,61 @@
+// FlowStudio dashboard: copy buttons and confirmations. Same-origin file, no inline script.
+"use strict";
+(function () {
+  function textOf(el) {
+    return el.value !== undefined && el.tagName === "INPUT" ? el.value : el.textContent;
+  }
+
+  function selectAll(el) {
+    if (el.tagName === "INPUT") { el.focus(); el.select(); return; }
+    var range = document.createRange();
+    range.selectNodeContents(el);
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+  }
+
+  function announce(button, message) {
+    var label = button.dataset.label || button.textContent;
+    button.dataset.label = label;
+    button.textContent = message;
+    button.classList.add("done");
+    setTimeout(function () { button.textContent = label; button.classList.remove("done"); }, 2000);
+  }
+
+  function copy(button) {
+    var el = document.getElementById(button.dataset.copy);
+    if (!el) { return; }
+    var text = textOf(el);
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(
+        function () { announce(button, "Copied"); },
+        function () { selectAll(el); announce(button, "Press Ctrl+C"); });
+      return;
+    }
+    selectAll(el);
+    announce(button, document.execCommand && document.execCommand("copy") ? "Copied" : "Press Ctrl+C");
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var live = document.createElement("div");
+    live.className = "sr-only";
+    live.setAttribute("aria-live", "polite");
+    document.body.appendChild(live);
+
+    document.querySelectorAll("button[data-copy]").forEach(function (b) {
+      b.hidden = false;
+      b.addEventListener("click", function () {
+        copy(b);
+        live.textContent = "Copied to the clipboard";
+      });
+    });
+    document.querySelectorAll("input[readonly]").forEach(function (i) {
+      i.addEventListener("focus", function () { i.select(); });
+    });
+    document.querySelectorAll("form[data-confirm]").forEach(function (f) {
+      f.addEventListener("submit", function (e) {
+        if (!window.confirm(f.dataset.confirm)) { e.preventDefault(); }
+      });
+    });
+  });
+})();

@@ -1,0 +1,380 @@
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/rpc"
+	"github.com/sourcegraph/jsonrpc2"
+)
+
+// fakeReports keeps reports in memory.
+type fakeReports struct {
+	mu      sync.Mutex
+	reports []*cosmos.BugReport
+	err     error
+}
+
+func (f *fakeReports) AddBugReport(_ context.Context, r *cosmos.BugReport) (*cosmos.BugReport, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	c := *r
+	c.ID, c.CreatedAt = "r1", 1767225600
+	f.reports = append(f.reports, &c)
+	return &c, nil
+}
+
+// testTool declares a do-nothing tool of a kind and group, for the gates.
+func testTool(name string, kind Kind, group Group) *Tool {
+	return Define(Tool{Name: name, Title: "Test " + name, Description: "A test tool that does nothing: " + name + ".",
+		Kind: kind, Group: group, Input: json.RawMessage(`{"type":"object","additionalProperties":false,"properties":{}}`)},
+		func(context.Context, *Env, struct{}) (map[string]string, error) {
+			return map[string]string{"ok": name}, nil
+		})
+}
+
+type callOutcome struct {
+	IsError           bool
+	Text              string
+	StructuredContent json.RawMessage
+}
+
+func callTool(t *testing.T, c *Catalog, p *Principal, name string, args any) callOutcome {
+	t.Helper()
+	raw, _ := json.Marshal(map[string]any{"name": name, "arguments": args})
+	ctx := rpc.WithRequestID(t.Context(), "req-test")
+	if p != nil {
+		ctx = WithPrincipal(ctx, p)
+	}
+	res, err := c.call(ctx, raw)
+	if err != nil {
+		t.Fatalf("tools/call %s: %v", name, err)
+	}
+	var out struct {
+		Content []struct {
+			Text string `json:"text"`
+		} `json:"content"`
+		StructuredContent json.RawMessage `json:"structuredContent"`
+		IsError           bool            `json:"isError"`
+	}
+	if err := json.Unmarshal(res.(json.RawMessage), &out); err != nil {
+		t.Fatal(err)
+	}
+	return callOutcome{IsError: out.IsError, Text: out.Content[0].Text, StructuredContent: out.StructuredContent}
+}
+
+func mustCatalog(t *testing.T, env *Env, meter Meter, extra ...*Tool) *Catalog {
+	t.Helper()
+	c, err := NewCatalog(env, meter, 0, append(All(), extra...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+var (
+	fullPro  = &Principal{UserID: "t.u", EmailHash: "ab12", Tier: TierPro, Scope: ScopeFull}
+	readPro  = &Principal{UserID: "t.u", EmailHash: "ab12", Tier: TierPro, Scope: ScopeRead}
+	fullTeam = &Principal{UserID: "t.u", EmailHash: "ab12", Tier: TierTeam, Scope: ScopeFull}
+)
+
+func searchNames(t *testing.T, o callOutcome) []string {
+	t.Helper()
+	if o.IsError {
+		t.Fatalf("tool_search failed: %s", o.Text)
+	}
+	var out struct {
+		Tools []struct {
+			Name        string          `json:"name"`
+			InputSchema json.RawMessage `json:"inputSchema"`
+		} `json:"tools"`
+		Unknown []string `json:"unknown"`
+	}
+	if err := json.Unmarshal(o.StructuredContent, &out); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range out.Tools {
+		names = append(names, tl.Name)
+	}
+	return names
+}
+
+func TestToolSearch(t *testing.T) {
+	c := mustCatalog(t, &Env{}, nil, testTool("delete_test_thing", Destructive, Live))
+
+	t.Run("keywords rank names first", func(t *testing.T) {
+		names := searchNames(t, callTool(t, c, fullPro, "tool_search", map[string]any{"query": "environments"}))
+		if len(names) == 0 || names[0] != "list_live_environments" {
+			t.Fatalf("search for environments: %v", names)
+		}
+		names = searchNames(t, callTool(t, c, fullPro, "tool_search", map[string]any{"query": "flows", "limit": 1}))
+		if len(names) != 1 {
+			t.Fatalf("limit 1 gave %v", names)
+		}
+	})
+	t.Run("nothing matches", func(t *testing.T) {
+		o := callTool(t, c, fullPro, "tool_search", map[string]any{"query": "zebra quantum"})
+		if names := searchNames(t, o); len(names) != 0 || !strings.Contains(string(o.StructuredContent), "nothing matched") {
+			t.Fatalf("got %v %s", names, o.StructuredContent)
+		}
+	})
+	t.Run("skill", func(t *testing.T) {
+		names := searchNames(t, callTool(t, c, fullPro, "tool_search", map[string]any{"query": "skill:discover"}))
+		if len(names) == 0 || names[0] != "list_live_environments" {
+			t.Fatalf("skill:discover gave %v", names)
+		}
+		for _, n := range names {
+			if c.byName[n] == nil {
+				t.Errorf("skill lists %s, which the catalog lacks", n)
+			}
+		}
+		if o := callTool(t, c, fullPro, "tool_search", map[string]any{"query": "skill:nope"}); !o.IsError || !strings.Contains(o.Text, "debug-flow") {
+			t.Fatalf("unknown skill: %+v", o)
+		}
+	})
+	t.Run("select returns full listings", func(t *testing.T) {
+		o := callTool(t, c, fullPro, "tool_search", map[string]any{"query": "select:list_live_flows, no_such_tool,list_live_flows"})
+		var out struct {
+			Tools   []listedTool `json:"tools"`
+			Unknown []string     `json:"unknown"`
+		}
+		if err := json.Unmarshal(o.StructuredContent, &out); err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Tools) != 1 || out.Tools[0].Name != "list_live_flows" || len(out.Tools[0].InputSchema) == 0 || out.Tools[0].Annotations == nil {
+			t.Fatalf("select: %s", o.StructuredContent)
+		}
+		if len(out.Unknown) != 1 || !strings.Contains(out.Unknown[0], "no_such_tool") {
+			t.Fatalf("unknown: %v", out.Unknown)
+		}
+	})
+	t.Run("read keys find no write tools", func(t *testing.T) {
+		if names := searchNames(t, callTool(t, c, readPro, "tool_search", map[string]any{"query": "delete test thing"})); slices.Contains(names, "delete_test_thing") {
+			t.Fatalf("read key found a destructive tool: %v", names)
+		}
+		if names := searchNames(t, callTool(t, c, fullPro, "tool_search", map[string]any{"query": "delete test thing"})); !slices.Contains(names, "delete_test_thing") {
+			t.Fatalf("full key did not find it: %v", names)
+		}
+		o := callTool(t, c, readPro, "tool_search", map[string]any{"query": "select:delete_test_thing"})
+		if names := searchNames(t, o); len(names) != 0 {
+			t.Fatalf("read key selected a destructive tool: %s", o.StructuredContent)
+		}
+	})
+}
+
+func TestListSkills(t *testing.T) {
+	c := mustCatalog(t, &Env{}, nil)
+	o := callTool(t, c, fullPro, "list_skills", map[string]any{})
+	var out listSkillsOut
+	if err := json.Unmarshal(o.StructuredContent, &out); err != nil || o.IsError {
+		t.Fatalf("%v %s", err, o.Text)
+	}
+	var got []string
+	for _, s := range out.Skills {
+		got = append(got, s.Name)
+		for _, st := range s.Steps {
+			tool := c.byName[st.Tool]
+			if tool == nil {
+				t.Errorf("skill %s names %s, which the catalog lacks", s.Name, st.Tool)
+				continue
+			}
+			if wantNeeds := !TierPro.AtLeast(tool.MinTier()); wantNeeds != (st.Needs != "") {
+				t.Errorf("skill %s step %s: needs %q", s.Name, st.Tool, st.Needs)
+			}
+		}
+	}
+	if want := []string{"discover", "build-flow", "debug-flow", "monitor-flow", "governance"}; !slices.Equal(got, want) {
+		t.Fatalf("skills %v, want %v", got, want)
+	}
+	o = callTool(t, c, fullPro, "list_skills", map[string]any{"skill": "debug-flow"})
+	if !strings.Contains(string(o.StructuredContent), `"debug-flow"`) || strings.Contains(string(o.StructuredContent), `"governance"`) {
+		t.Fatalf("one skill: %s", o.StructuredContent)
+	}
+	if o := callTool(t, c, fullPro, "list_skills", map[string]any{"skill": "bogus"}); !o.IsError {
+		t.Fatal("an unknown skill was accepted")
+	}
+}
+
+// TestSkillsNameOnlyKnownTools keeps the bundles in step with the design's tool
+// names: a typo would silently drop a step forever.
+func TestSkillsNameOnlyKnownTools(t *testing.T) {
+	known := map[string]bool{}
+	for _, n := range strings.Fields(`list_live_environments list_live_flows get_live_flow update_live_flow validate_live_flow
+		set_live_flow_state get_live_flow_runs get_live_flow_run_error get_live_flow_run_action_outputs trigger_live_flow
+		resubmit_live_flow_run cancel_live_flow_run list_live_connections describe_live_connector get_live_dynamic_options
+		get_live_dynamic_properties test_live_connection list_store_environments list_store_flows get_store_flow
+		get_store_flow_summary get_store_flow_runs update_store_flow list_store_connections list_store_makers get_store_maker
+		list_store_power_apps tool_search list_skills report_bug`) {
+		known[n] = true
+	}
+	for _, s := range skills {
+		for _, st := range s.Steps {
+			if !known[st.Tool] {
+				t.Errorf("skill %s: unknown tool %s", s.Name, st.Tool)
+			}
+		}
+	}
+}
+
+func TestPrompts(t *testing.T) {
+	c := mustCatalog(t, &Env{}, nil)
+	ctx := WithPrincipal(t.Context(), fullPro)
+	res, err := c.listPrompts(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompts := res.(map[string]any)["prompts"].([]listedPrompt)
+	if len(prompts) != len(skills) || prompts[0].Name != "discover" || prompts[0].Description == "" {
+		t.Fatalf("prompts/list: %+v", prompts)
+	}
+	if _, err := c.listPrompts(ctx, json.RawMessage(`{"cursor":"x"}`)); !isRPCError(err, rpc.CodeInvalidParams) {
+		t.Fatalf("a cursor: %v", err)
+	}
+
+	res, err = c.getPrompt(ctx, json.RawMessage(`{"name":"debug-flow","arguments":{"context":"flow Invoice sync fails"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(res)
+	text := string(b)
+	for _, want := range []string{`"role":"user"`, `"type":"text"`, "get_live_flow_runs", "flow Invoice sync fails", `"description"`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("prompts/get lacks %s: %s", want, text)
+		}
+	}
+	if strings.Contains(text, "get_live_flow_run_error") != (c.byName["get_live_flow_run_error"] != nil) {
+		t.Error("a prompt names a tool the catalog lacks, or misses one it has")
+	}
+	for _, bad := range []string{`{"name":"nope"}`, `{}`, `{"name":"discover","arguments":{"bogus":"x"}}`, `[`} {
+		if _, err := c.getPrompt(ctx, json.RawMessage(bad)); !isRPCError(err, rpc.CodeInvalidParams) {
+			t.Errorf("prompts/get %s: %v, want -32602", bad, err)
+		}
+	}
+}
+
+func isRPCError(err error, code int64) bool {
+	var e *jsonrpc2.Error
+	return errors.As(err, &e) && e.Code == code
+}
+
+func TestReportBug(t *testing.T) {
+	reports := &fakeReports{}
+	c := mustCatalog(t, &Env{Reports: reports}, nil)
+
+	o := callTool(t, c, fullPro, "report_bug", map[string]any{"title": "list_live_flows misses a flow",
+		"description": "The flow Orders is not listed.", "evidence": "list_live_flows {environmentName: Default-x}", "tool": "list_live_flows"})
+	if o.IsError || !strings.Contains(string(o.StructuredContent), `"id":"r1"`) {
+		t.Fatalf("report_bug: %+v", o)
+	}
+	got := reports.reports[0]
+	if got.UserHash != "ab12" || got.Tier != "pro" || got.Tool != "list_live_flows" || got.RequestID != "req-test" || got.Evidence == "" {
+		t.Fatalf("stored %+v", got)
+	}
+
+	// 8 KiB in all: title + description + evidence.
+	o = callTool(t, c, fullPro, "report_bug", map[string]any{"title": "big", "description": strings.Repeat("d", 5000),
+		"evidence": strings.Repeat("e", 5000)})
+	if !o.IsError || !strings.Contains(o.Text, "8192 bytes") || len(reports.reports) != 1 {
+		t.Fatalf("oversize report: %+v (%d stored)", o, len(reports.reports))
+	}
+	exact := MaxBugReportBytes - len("t") - 4000
+	o = callTool(t, c, fullPro, "report_bug", map[string]any{"title": "t", "description": strings.Repeat("d", 4000), "evidence": strings.Repeat("e", exact)})
+	if o.IsError || len(reports.reports) != 2 {
+		t.Fatalf("a report of exactly 8 KiB: %+v", o)
+	}
+	// Multi-byte text is counted in bytes.
+	o = callTool(t, c, fullPro, "report_bug", map[string]any{"title": "t", "description": strings.Repeat("é", 4097)})
+	if !o.IsError {
+		t.Fatal("8194 bytes of é were accepted")
+	}
+
+	reports.err = errors.New("store down at https://cosmos.example/dbs/x?k=SECRET")
+	if o := callTool(t, c, fullPro, "report_bug", map[string]any{"title": "t", "description": "d"}); !o.IsError || strings.Contains(o.Text, "SECRET") {
+		t.Fatalf("store failure: %+v", o)
+	}
+	if o := callTool(t, mustCatalog(t, &Env{}, nil), fullPro, "report_bug", map[string]any{"title": "t", "description": "d"}); !o.IsError {
+		t.Fatal("no report store, yet accepted")
+	}
+	// report_bug sends data to the operators, so it is a write: clients ask before
+	// running it, and read-only keys do not see it.
+	if o := callTool(t, c, readPro, "tool_search", map[string]any{"query": "select:report_bug"}); len(searchNames(t, o)) != 0 {
+		t.Fatal("read key sees report_bug")
+	}
+}
+
+func TestGates(t *testing.T) {
+	meter := &countingMeter{}
+	c := mustCatalog(t, &Env{DashboardURL: "https://fs.example/dashboard"}, meter,
+		testTool("write_test_thing", Write, Live), testTool("list_store_test", ReadOnly, Store))
+
+	t.Run("read keys neither list nor call write tools", func(t *testing.T) {
+		res, err := c.list(WithPrincipal(t.Context(), readPro), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, lt := range res.(map[string]any)["tools"].([]listedTool) {
+			if lt.Annotations["readOnlyHint"] != true {
+				t.Errorf("read key lists %s", lt.Name)
+			}
+		}
+		raw := json.RawMessage(`{"name":"write_test_thing","arguments":{}}`)
+		if _, err := c.call(WithPrincipal(t.Context(), readPro), raw); !isRPCError(err, rpc.CodeInvalidParams) {
+			t.Fatalf("read key called a write tool: %v", err)
+		}
+		if o := callTool(t, c, fullPro, "write_test_thing", map[string]any{}); o.IsError {
+			t.Fatalf("full key: %s", o.Text)
+		}
+	})
+	t.Run("store tools need team", func(t *testing.T) {
+		before := meter.admits
+		o := callTool(t, c, fullPro, "list_store_test", map[string]any{})
+		want := "list_store_test needs the team plan; this key's plan is pro. Upgrade on the dashboard (https://fs.example/dashboard)."
+		if !o.IsError || o.Text != want {
+			t.Fatalf("got %q, want %q", o.Text, want)
+		}
+		if meter.admits != before {
+			t.Error("a call refused for its plan was counted")
+		}
+		if o := callTool(t, c, fullTeam, "list_store_test", map[string]any{}); o.IsError {
+			t.Fatalf("team: %s", o.Text)
+		}
+	})
+	t.Run("bad arguments are not counted", func(t *testing.T) {
+		before := meter.admits
+		if o := callTool(t, c, fullPro, "tool_search", map[string]any{"nope": 1}); !o.IsError {
+			t.Fatal("accepted")
+		}
+		if meter.admits != before {
+			t.Error("counted")
+		}
+	})
+}
+
+type countingMeter struct {
+	mu      sync.Mutex
+	admits  int
+	records []CallRecord
+}
+
+func (m *countingMeter) Admit(context.Context, *Principal, *Tool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.admits++
+	return nil
+}
+
+func (m *countingMeter) Record(_ context.Context, rec CallRecord) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.records = append(m.records, rec)
+}

@@ -1,0 +1,469 @@
+package sim
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/oauth2"
+)
+
+const testRedirect = "http://127.0.0.1:9/callback"
+
+var signInScopes = []string{"openid", "profile", "email", "offline_access",
+	"https://service.flow.microsoft.com/Flows.Read.All", "https://service.flow.microsoft.com/Flows.Manage.All",
+	"https://service.powerapps.com/User"}
+
+type entraHarness struct {
+	sim       *Sim
+	srv       *httptest.Server
+	authority string
+	browser   *http.Client // never follows redirects
+}
+
+func newEntraHarness(t *testing.T, opts Options) *entraHarness {
+	t.Helper()
+	s, srv := newTestSim(t, opts)
+	return &entraHarness{sim: s, srv: srv, authority: srv.URL + EntraPath,
+		browser: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (h *entraHarness) oauth(tenant string) *oauth2.Config {
+	return &oauth2.Config{ClientID: DevClientID, ClientSecret: DevClientSecret, RedirectURL: testRedirect, Scopes: signInScopes,
+		Endpoint: oauth2.Endpoint{AuthURL: h.authority + "/" + tenant + "/oauth2/v2.0/authorize",
+			TokenURL: h.authority + "/" + tenant + "/oauth2/v2.0/token", AuthStyle: oauth2.AuthStyleInParams}}
+}
+
+// signIn walks the sign-in and consent pages as a browser would and returns
+// the redirect to the app.
+func (h *entraHarness) signIn(t *testing.T, authURL, email, consent string) *url.URL {
+	t.Helper()
+	resp, err := h.browser.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := readBody(t, resp)
+	if resp.StatusCode != 200 || !strings.Contains(page, `value="alice@contoso.com"`) || !strings.Contains(page, `id="email"`) {
+		t.Fatalf("sign-in page: %d %s", resp.StatusCode, page)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "style-src 'sha256-") {
+		t.Errorf("CSP %q", csp)
+	}
+	resp, err = h.browser.PostForm(authURL, url.Values{"login_email": {email}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page = readBody(t, resp)
+	if resp.StatusCode != 200 || !strings.Contains(page, `id="accept"`) || !strings.Contains(page, "Flows.Manage.All") || !strings.Contains(page, email) {
+		t.Fatalf("consent page: %d %s", resp.StatusCode, page)
+	}
+	resp, err = h.browser.PostForm(authURL, url.Values{"login_email": {email}, "consent": {consent}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	readBody(t, resp)
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("after consent: %d", resp.StatusCode)
+	}
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+func readBody(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// tokenCall posts a form to the token endpoint and returns status and decoded body.
+func (h *entraHarness) tokenCall(t *testing.T, tenant string, form url.Values) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.PostForm(h.authority+"/"+tenant+"/oauth2/v2.0/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]any
+	if err := json.Unmarshal([]byte(readBody(t, resp)), &body); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
+}
+
+func refreshForm(rt, scope string) url.Values {
+	return url.Values{"grant_type": {"refresh_token"}, "client_id": {DevClientID}, "client_secret": {DevClientSecret},
+		"refresh_token": {rt}, "scope": {scope}}
+}
+
+func wantOAuthError(t *testing.T, status int, body map[string]any, wantStatus int, code, aadsts string) {
+	t.Helper()
+	desc, _ := body["error_description"].(string)
+	if status != wantStatus || body["error"] != code || !strings.HasPrefix(desc, aadsts+":") {
+		t.Fatalf("got %d %v, want %d %s %s", status, body, wantStatus, code, aadsts)
+	}
+	if codes, _ := body["error_codes"].([]any); len(codes) != 1 {
+		t.Errorf("error_codes %v", body["error_codes"])
+	}
+}
+
+func TestEntraDiscoveryPerTenant(t *testing.T) {
+	h := newEntraHarness(t, Options{})
+	for _, tc := range []struct{ tenant, issuer string }{
+		{"organizations", h.authority + "/{tenantid}/v2.0"},
+		{"common", h.authority + "/{tenantid}/v2.0"},
+		{ContosoTenantID, h.authority + "/" + ContosoTenantID + "/v2.0"},
+		{"fabrikam.com", h.authority + "/" + FabrikamTenantID + "/v2.0"},
+	} {
+		t.Run(tc.tenant, func(t *testing.T) {
+			resp, err := http.Get(h.authority + "/" + tc.tenant + "/v2.0/.well-known/openid-configuration")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var doc map[string]any
+			json.Unmarshal([]byte(readBody(t, resp)), &doc)
+			if doc["issuer"] != tc.issuer {
+				t.Errorf("issuer %v, want %s", doc["issuer"], tc.issuer)
+			}
+			for _, k := range []string{"authorization_endpoint", "token_endpoint", "jwks_uri"} {
+				if s, _ := doc[k].(string); !strings.HasPrefix(s, h.authority+"/") {
+					t.Errorf("%s = %v", k, doc[k])
+				}
+			}
+		})
+	}
+	resp, _ := http.Get(h.authority + "/nowhere.example/v2.0/.well-known/openid-configuration")
+	if readBody(t, resp); resp.StatusCode != 400 {
+		t.Errorf("unknown tenant: %d", resp.StatusCode)
+	}
+}
+
+func TestEntraCodeFlowWithPKCEAndIDToken(t *testing.T) {
+	h := newEntraHarness(t, Options{})
+	// go-oidc against the template tenant, as the consent pages use it.
+	ctx := oidc.InsecureIssuerURLContext(t.Context(), h.authority+"/{tenantid}/v2.0")
+	provider, err := oidc.NewProvider(ctx, h.authority+"/organizations/v2.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := h.oauth("organizations")
+	verifier := oauth2.GenerateVerifier()
+	authURL := cfg.AuthCodeURL("st4te", oauth2.S256ChallengeOption(verifier), oidc.Nonce("n0nce"))
+	loc := h.signIn(t, authURL, "gary@fabrikam.com", "accept")
+	if got := loc.Scheme + "://" + loc.Host + loc.Path; got != testRedirect || loc.Query().Get("state") != "st4te" || loc.Query().Get("code") == "" {
+		t.Fatalf("redirect %s", loc)
+	}
+	code := loc.Query().Get("code")
+
+	// A wrong verifier is refused, and burns the code.
+	_, err = cfg.Exchange(t.Context(), code, oauth2.VerifierOption(oauth2.GenerateVerifier()))
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" || !strings.Contains(re.ErrorDescription, "AADSTS501481") {
+		t.Fatalf("wrong verifier: %v", err)
+	}
+	_, err = cfg.Exchange(t.Context(), code, oauth2.VerifierOption(verifier))
+	if !errors.As(err, &re) || !strings.Contains(re.ErrorDescription, "AADSTS54005") {
+		t.Fatalf("replayed code: %v", err)
+	}
+
+	// A fresh code with the right verifier.
+	verifier = oauth2.GenerateVerifier()
+	loc = h.signIn(t, cfg.AuthCodeURL("s2", oauth2.S256ChallengeOption(verifier), oidc.Nonce("n2")), "gary@fabrikam.com", "accept")
+	tok, err := cfg.Exchange(t.Context(), loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.RefreshToken == "" || tok.AccessToken == "" {
+		t.Fatalf("token %+v", tok)
+	}
+	rawID, _ := tok.Extra("id_token").(string)
+	idt, err := provider.Verifier(&oidc.Config{ClientID: DevClientID, SkipIssuerCheck: true}).Verify(t.Context(), rawID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		Tid, Oid, Email, Nonce, Name string
+		PreferredUsername            string `json:"preferred_username"`
+	}
+	idt.Claims(&claims)
+	_, oid := h.sim.UserFor("gary@fabrikam.com")
+	if idt.Issuer != h.authority+"/"+FabrikamTenantID+"/v2.0" || claims.Tid != FabrikamTenantID || claims.Oid != oid ||
+		claims.Email != "gary@fabrikam.com" || claims.Nonce != "n2" || claims.Name != "Gary" || claims.PreferredUsername != "gary@fabrikam.com" {
+		t.Fatalf("id token iss %s claims %+v", idt.Issuer, claims)
+	}
+	// The access token from the code is for the first resource asked for.
+	var ac accessClaims
+	if _, err := jwt.ParseWithClaims(tok.AccessToken, &ac, func(*jwt.Token) (any, error) { return h.sim.PublicKey(), nil }); err != nil {
+		t.Fatal(err)
+	}
+	if ac.Audience[0] != "https://service.flow.microsoft.com/" || ac.Scope != "Flows.Read.All Flows.Manage.All" {
+		t.Fatalf("access token aud %v scp %q", ac.Audience, ac.Scope)
+	}
+	// And the simulated Flow API takes it.
+	if status, body := rawCall(t, "GET", h.srv.URL+"/flow/providers/Microsoft.ProcessSimple/environments?api-version=2016-11-01", tok.AccessToken, ""); status != 200 {
+		t.Fatalf("flow api: %d %s", status, body)
+	}
+}
+
+func TestEntraAuthorizeRefusals(t *testing.T) {
+	h := newEntraHarness(t, Options{})
+	cfg := h.oauth("organizations")
+	challenge := oauth2.S256ChallengeOption(oauth2.GenerateVerifier())
+	base := cfg.AuthCodeURL("s", challenge)
+	with := func(k, v string) string {
+		u, _ := url.Parse(base)
+		q := u.Query()
+		if v == "" {
+			q.Del(k)
+		} else {
+			q.Set(k, v)
+		}
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	for _, tc := range []struct {
+		name, url  string
+		page       string // error shown on a page (no redirect)
+		redirected string // error sent back to the app
+	}{
+		{"unknown client", with("client_id", "nope"), "AADSTS700016", ""},
+		{"foreign redirect", with("redirect_uri", "https://evil.example/callback"), "AADSTS50011", ""},
+		{"loopback other path", with("redirect_uri", "http://127.0.0.1:9/other"), "AADSTS50011", ""},
+		{"no PKCE", with("code_challenge", ""), "", "invalid_request"},
+		{"plain PKCE", with("code_challenge_method", "plain"), "", "invalid_request"},
+		{"no openid", with("scope", "offline_access https://service.flow.microsoft.com/Flows.Read.All"), "", "invalid_scope"},
+		{"token response", with("response_type", "token"), "", "unsupported_response_type"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := h.browser.Get(tc.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := readBody(t, resp)
+			if tc.page != "" {
+				if resp.StatusCode != 400 || !strings.Contains(body, tc.page) || resp.Header.Get("Location") != "" {
+					t.Fatalf("%d %s", resp.StatusCode, body)
+				}
+				return
+			}
+			loc, _ := url.Parse(resp.Header.Get("Location"))
+			if resp.StatusCode != 302 || loc.Query().Get("error") != tc.redirected || loc.Query().Get("state") != "s" {
+				t.Fatalf("%d %s", resp.StatusCode, loc)
+			}
+		})
+	}
+	t.Run("cancel", func(t *testing.T) {
+		loc := h.signIn(t, base, "alice@contoso.com", "cancel")
+		if loc.Query().Get("error") != "access_denied" || loc.Query().Get("code") != "" || loc.Query().Get("state") != "s" {
+			t.Fatalf("cancel: %s", loc)
+		}
+	})
+	t.Run("user of another tenant", func(t *testing.T) {
+		u := h.oauth(ContosoTenantID).AuthCodeURL("s", challenge)
+		resp, _ := h.browser.PostForm(u, url.Values{"login_email": {"gary@fabrikam.com"}})
+		if body := readBody(t, resp); resp.StatusCode != 400 || !strings.Contains(body, "AADSTS50020") {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("registered redirect", func(t *testing.T) {
+		h.sim.AddEntraRedirectURI(DevClientID, "https://flowstudio.example/callback")
+		resp, _ := h.browser.Get(with("redirect_uri", "https://flowstudio.example/callback"))
+		if body := readBody(t, resp); resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+	})
+}
+
+func TestEntraTokenEndpointClientAuth(t *testing.T) {
+	h := newEntraHarness(t, Options{})
+	tid, oid := h.sim.UserFor("alice@contoso.com")
+	rt := h.sim.IssueRefreshToken(tid, oid, DevClientID, signInScopes)
+	form := refreshForm(rt, "https://service.powerapps.com/User")
+	form.Set("client_secret", "wrong")
+	status, body := h.tokenCall(t, "organizations", form)
+	wantOAuthError(t, status, body, 401, "invalid_client", "AADSTS7000215")
+	form.Del("client_secret")
+	status, body = h.tokenCall(t, "organizations", form)
+	wantOAuthError(t, status, body, 401, "invalid_client", "AADSTS7000218")
+	// Basic auth works too, and the refused attempts did not spend the token.
+	req, _ := http.NewRequest("POST", h.authority+"/organizations/oauth2/v2.0/token",
+		strings.NewReader(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "scope": {"https://service.powerapps.com/User"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(DevClientID, DevClientSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := readBody(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("basic auth: %d %s", resp.StatusCode, b)
+	}
+}
+
+func TestEntraRefreshRotationAndScopes(t *testing.T) {
+	h := newEntraHarness(t, Options{})
+	tid, oid := h.sim.UserFor("alice@contoso.com")
+	rt := h.sim.IssueRefreshToken(tid, oid, DevClientID, signInScopes)
+
+	audOf := func(tok string) (string, string) {
+		var c accessClaims
+		if _, err := jwt.ParseWithClaims(tok, &c, func(*jwt.Token) (any, error) { return h.sim.PublicKey(), nil }); err != nil {
+			t.Fatal(err)
+		}
+		if c.TenantID != tid || c.ObjectID != oid {
+			t.Fatalf("token for %s/%s", c.TenantID, c.ObjectID)
+		}
+		return c.Audience[0], c.Scope
+	}
+	for _, tc := range []struct{ scope, aud, scp string }{
+		{"https://service.flow.microsoft.com/Flows.Read.All https://service.flow.microsoft.com/Flows.Manage.All offline_access", "https://service.flow.microsoft.com/", "Flows.Read.All Flows.Manage.All"},
+		{"https://service.flow.microsoft.com//.default", "https://service.flow.microsoft.com/", "Flows.Read.All Flows.Manage.All"},
+		{"https://service.powerapps.com/User offline_access", "https://service.powerapps.com/", "User"},
+		{"https://apihub.azure.com/.default", "https://apihub.azure.com", "user_impersonation"},
+		{"https://api.powerplatform.com/.default", "https://api.powerplatform.com", "user_impersonation"},
+	} {
+		status, body := h.tokenCall(t, tid, refreshForm(rt, tc.scope))
+		if status != 200 {
+			t.Fatalf("%s: %d %v", tc.scope, status, body)
+		}
+		aud, scp := audOf(body["access_token"].(string))
+		if aud != tc.aud || scp != tc.scp {
+			t.Errorf("%s: aud %s scp %q", tc.scope, aud, scp)
+		}
+		next, _ := body["refresh_token"].(string)
+		if next == "" || next == rt {
+			t.Fatalf("no rotation: %v", body)
+		}
+		// The old one is dead now.
+		status, old := h.tokenCall(t, tid, refreshForm(rt, tc.scope))
+		wantOAuthError(t, status, old, 400, "invalid_grant", "AADSTS70008")
+		rt = next
+	}
+
+	for _, tc := range []struct{ scope, code, aadsts string }{
+		{"https://service.flow.microsoft.com/Flows.Read.All https://service.powerapps.com/User", "invalid_request", "AADSTS28000"},
+		{"https://service.flow.microsoft.com/Approvals.Manage.All", "invalid_grant", "AADSTS65001"},
+		{"https://unknown.example.com/.default", "invalid_resource", "AADSTS500011"},
+		{"", "invalid_request", "AADSTS90014"},
+	} {
+		status, body := h.tokenCall(t, tid, refreshForm(rt, tc.scope))
+		wantOAuthError(t, status, body, 400, tc.code, tc.aadsts)
+	}
+	// Refusals before the rotation check did not spend the token.
+	if status, body := h.tokenCall(t, tid, refreshForm(rt, "https://service.powerapps.com/User")); status != 200 {
+		t.Fatalf("%d %v", status, body)
+	}
+
+	// Garbage, another tenant, another client.
+	status, body := h.tokenCall(t, "organizations", refreshForm("0.AS.bogus", "https://service.powerapps.com/User"))
+	wantOAuthError(t, status, body, 400, "invalid_grant", "AADSTS9002313")
+	rt2 := h.sim.IssueRefreshToken(tid, oid, DevClientID, signInScopes)
+	status, body = h.tokenCall(t, FabrikamTenantID, refreshForm(rt2, "https://service.powerapps.com/User"))
+	wantOAuthError(t, status, body, 400, "invalid_grant", "AADSTS9002313")
+	h.sim.RegisterEntraClient(EntraClient{ID: "other", Secret: "s"})
+	f := refreshForm(rt2, "https://service.powerapps.com/User")
+	f.Set("client_id", "other")
+	f.Set("client_secret", "s")
+	status, body = h.tokenCall(t, "organizations", f)
+	wantOAuthError(t, status, body, 400, "invalid_grant", "AADSTS700024")
+}
+
+func TestEntraRevokeAndExpiry(t *testing.T) {
+	h := newEntraHarness(t, Options{})
+	tid, oid := h.sim.UserFor("bob@contoso.com")
+	rt := h.sim.IssueRefreshToken(tid, oid, DevClientID, signInScopes)
+	h.sim.RevokeRefreshTokens(tid, oid)
+	status, body := h.tokenCall(t, "organizations", refreshForm(rt, "https://service.powerapps.com/User"))
+	wantOAuthError(t, status, body, 400, "invalid_grant", "AADSTS50173")
+	// A token issued after the revocation works.
+	rt = h.sim.IssueRefreshToken(tid, oid, DevClientID, signInScopes)
+	if status, body := h.tokenCall(t, "organizations", refreshForm(rt, "https://service.powerapps.com/User")); status != 200 {
+		t.Fatalf("%d %v", status, body)
+	}
+	h.sim.SetEntraTokenLifetimes(time.Minute, -time.Second)
+	rt = h.sim.IssueRefreshToken(tid, oid, DevClientID, signInScopes)
+	status, body = h.tokenCall(t, "organizations", refreshForm(rt, "https://service.powerapps.com/User"))
+	wantOAuthError(t, status, body, 400, "invalid_grant", "AADSTS700082")
+}
+
+func TestEntraConcurrentRedemptionsOfOneTokenOnlyOneWins(t *testing.T) {
+	h := newEntraHarness(t, Options{})
+	tid, oid := h.sim.UserFor("alice@contoso.com")
+	rt := h.sim.IssueRefreshToken(tid, oid, DevClientID, signInScopes)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	for range 20 {
+		wg.Go(func() {
+			resp, err := http.PostForm(h.authority+"/organizations/oauth2/v2.0/token", refreshForm(rt, "https://service.powerapps.com/User"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				mu.Lock()
+				ok++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if ok != 1 {
+		t.Fatalf("%d redemptions succeeded, want 1", ok)
+	}
+}
+
+// Refresh tokens validate in any Sim with the same seed: `dev-key` issues in
+// one process, the server redeems in another.
+func TestEntraRefreshTokensAcrossSimsWithOneSeed(t *testing.T) {
+	seed := []byte("cross-process seed")
+	issuer := New(Options{KeySeed: seed})
+	tid, oid := issuer.UserFor("alice@contoso.com")
+	rt := issuer.IssueRefreshToken(tid, oid, DevClientID, signInScopes)
+
+	h := newEntraHarness(t, Options{KeySeed: seed})
+	status, body := h.tokenCall(t, "organizations", refreshForm(rt, "https://service.flow.microsoft.com/Flows.Read.All"))
+	if status != 200 {
+		t.Fatalf("%d %v", status, body)
+	}
+	status, body = h.tokenCall(t, "organizations", refreshForm(rt, "https://service.flow.microsoft.com/Flows.Read.All"))
+	wantOAuthError(t, status, body, 400, "invalid_grant", "AADSTS70008")
+
+	other := newEntraHarness(t, Options{KeySeed: []byte("another seed")})
+	status, body = other.tokenCall(t, "organizations", refreshForm(issuer.IssueRefreshToken(tid, oid, DevClientID, signInScopes), "https://service.powerapps.com/User"))
+	wantOAuthError(t, status, body, 400, "invalid_grant", "AADSTS9002313")
+}
+
+func TestEntraJWKSVerifiesIDTokens(t *testing.T) {
+	h := newEntraHarness(t, Options{})
+	resp, err := http.Get(h.authority + "/" + ContosoTenantID + "/discovery/v2.0/keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := oidc.NewRemoteKeySet(t.Context(), h.authority+"/"+ContosoTenantID+"/discovery/v2.0/keys")
+	readBody(t, resp)
+	tid, oid := h.sim.UserFor("alice@contoso.com")
+	rt := h.sim.IssueRefreshToken(tid, oid, DevClientID, signInScopes)
+	status, body := h.tokenCall(t, ContosoTenantID, refreshForm(rt, "openid https://service.powerapps.com/User"))
+	if status != 200 {
+		t.Fatalf("%d %v", status, body)
+	}
+	raw, _ := body["id_token"].(string)
+	if _, err := keys.VerifySignature(t.Context(), raw); err != nil {
+		t.Fatalf("JWKS does not verify the id_token: %v", err)
+	}
+}
