@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/flowstudio/mcp/cosmos"
-	"github.com/flowstudio/mcp/logsafe"
+	"github.com/flowstudio/mcp/rpc/logsafe"
 	"github.com/flowstudio/mcp/server"
 	"github.com/flowstudio/mcp/server/identity"
 	"github.com/flowstudio/mcp/server/keyring"

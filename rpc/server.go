@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flowstudio/mcp/logsafe"
+	"github.com/flowstudio/mcp/rpc/logsafe"
 	"github.com/sourcegraph/jsonrpc2"
 	"go.uber.org/zap"
 )

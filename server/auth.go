@@ -7,8 +7,8 @@ import (
 	"strings"
 
 	"github.com/flowstudio/mcp/cosmos"
-	"github.com/flowstudio/mcp/logsafe"
 	"github.com/flowstudio/mcp/rpc"
+	"github.com/flowstudio/mcp/rpc/logsafe"
 	"github.com/flowstudio/mcp/tools"
 	"github.com/sourcegraph/jsonrpc2"
 	"go.uber.org/zap"

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/flowstudio/mcp/cosmos"
-	"github.com/flowstudio/mcp/logsafe"
 	"github.com/flowstudio/mcp/rpc"
+	"github.com/flowstudio/mcp/rpc/logsafe"
 	"github.com/flowstudio/mcp/server/identity"
 	"github.com/flowstudio/mcp/server/keyring"
 	"github.com/flowstudio/mcp/tools"

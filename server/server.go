@@ -14,8 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/flowstudio/mcp/logsafe"
 	"github.com/flowstudio/mcp/rpc"
+	"github.com/flowstudio/mcp/rpc/logsafe"
 	"github.com/flowstudio/mcp/server/keyring"
 	"github.com/flowstudio/mcp/tools"
 	"go.uber.org/zap"

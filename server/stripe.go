@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/flowstudio/mcp/cosmos"
-	"github.com/flowstudio/mcp/logsafe"
 	"github.com/flowstudio/mcp/rpc"
+	"github.com/flowstudio/mcp/rpc/logsafe"
 	"github.com/flowstudio/mcp/tools"
 	"github.com/stripe/stripe-go/v82"
 	"github.com/stripe/stripe-go/v82/webhook"

@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/flowstudio/mcp/logsafe"
 	"github.com/flowstudio/mcp/rpc"
+	"github.com/flowstudio/mcp/rpc/logsafe"
 	"go.uber.org/zap"
 )
 

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/flowstudio/mcp/cosmos"
-	"github.com/flowstudio/mcp/logsafe"
+	"github.com/flowstudio/mcp/rpc/logsafe"
 	"github.com/flowstudio/mcp/server/sealing"
 	"github.com/flowstudio/mcp/tools"
 )

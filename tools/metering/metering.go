@@ -51,8 +51,8 @@ import (
 	"time"
 
 	"github.com/flowstudio/mcp/cosmos"
-	"github.com/flowstudio/mcp/logsafe"
 	"github.com/flowstudio/mcp/rpc"
+	"github.com/flowstudio/mcp/rpc/logsafe"
 	"github.com/flowstudio/mcp/tools"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
