@@ -95,7 +95,26 @@ func New(d Deps) *Server {
 }
 
 // Handler is the root handler with the middleware every route shares.
-func (s *Server) Handler() http.Handler { return s.withRequestID(s.securityHeaders(s.mux)) }
+func (s *Server) Handler() http.Handler {
+	return s.withRequestID(s.recoverPanics(s.securityHeaders(s.mux)))
+}
+
+// recoverPanics turns a panic anywhere below into a plain 500 and one safe log line,
+// instead of net/http's stack trace in the log and a dropped connection.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p) // the deliberate way to abort a response
+				}
+				s.log.Error("handler panicked", zap.String(logsafe.KeyRequestID, rpc.RequestID(r.Context())), logsafe.Panic(p))
+				http.Error(w, "internal error (ref "+rpc.RequestID(r.Context())+")", http.StatusInternalServerError)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
 
 // Drain marks the server as stopping: /readyz answers 503 so traffic moves away.
 func (s *Server) Drain() { s.draining.Store(true) }

@@ -262,3 +262,12 @@ func TestProductionRefusesEmbeddedDefaults(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestPanicsBecomeA500WithoutDetail(t *testing.T) {
+	h := newHarness(t, nil)
+	h.srv.mux.HandleFunc("GET /boom", func(http.ResponseWriter, *http.Request) { panic("secret-canary") })
+	rec := h.do(t, "GET", "/boom", nil, "")
+	if rec.Code != 500 || strings.Contains(rec.Body.String(), "secret-canary") || strings.Contains(rec.Body.String(), "goroutine") {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+}
