@@ -1,9 +1,13 @@
 package tools
 
 import (
+	"encoding/base64"
+	"errors"
+
 	"context"
 	"encoding/json"
 	"flag"
+	"github.com/sourcegraph/jsonrpc2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,6 +144,54 @@ func TestDescribeSchemaError(t *testing.T) {
 	} {
 		if got := describeSchemaError(in); got != want {
 			t.Errorf("describeSchemaError(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestToolsListPagesWithCursorsAndRefusesBadOnes(t *testing.T) {
+	c, err := NewCatalog(&Env{}, nil, 3, All())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := WithPrincipal(context.Background(), &Principal{Tier: TierTeam, Scope: ScopeFull})
+	var names []string
+	params := json.RawMessage(`{}`)
+	for pages := 0; ; pages++ {
+		if pages > len(All()) {
+			t.Fatal("pagination does not end")
+		}
+		out, err := c.list(ctx, params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := out.(map[string]any)
+		tools := page["tools"].([]listedTool)
+		if len(tools) > 3 {
+			t.Fatalf("page of %d tools, page size 3", len(tools))
+		}
+		for _, tool := range tools {
+			names = append(names, tool.Name)
+		}
+		next, ok := page["nextCursor"].(string)
+		if !ok {
+			break
+		}
+		params, _ = json.Marshal(map[string]string{"cursor": next})
+	}
+	var want []string
+	for _, tool := range All() {
+		want = append(want, tool.Name)
+	}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Fatalf("paging lost or repeated tools (-want +got):\n%s", diff)
+	}
+	foreign := base64.RawURLEncoding.EncodeToString([]byte("x9:1"))
+	for _, bad := range []string{"", "garbage!", foreign, encodeCursor(0), encodeCursor(-1), encodeCursor(len(All()) + 5)} {
+		p, _ := json.Marshal(map[string]string{"cursor": bad})
+		_, err := c.list(ctx, p)
+		var rpcErr *jsonrpc2.Error
+		if !errors.As(err, &rpcErr) || rpcErr.Code != -32602 {
+			t.Errorf("cursor %q: err %v, want -32602", bad, err)
 		}
 	}
 }
