@@ -1,19 +1,18 @@
 package tools
 
 import (
-	"encoding/base64"
-	"errors"
-
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
-	"github.com/sourcegraph/jsonrpc2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/sourcegraph/jsonrpc2"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden schema files under testdata/")
