@@ -96,7 +96,10 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 func settingsWithFlags(name string, args []string, stderr io.Writer, getenv func(string) string, extra func(*flag.FlagSet)) (server.Settings, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "", "listen address (FLOWSTUDIO_ADDR, default 127.0.0.1:8080)")
+	addr := new(string)
+	if name == "serve" { // only the server listens
+		addr = fs.String("addr", "", "listen address (FLOWSTUDIO_ADDR, default 127.0.0.1:8080)")
+	}
 	dataDir := fs.String("data-dir", "", "data directory for embedded mode (FLOWSTUDIO_DATA_DIR, default ./data)")
 	if extra != nil {
 		extra(fs)
