@@ -87,6 +87,7 @@ func testUserCRUD(t *testing.T, s *Store) {
 	in.DisplayName = "Ada"
 	in.SealedRefreshToken = []byte{0, 1, 2, 250}
 	in.SealKeyVersion = "v1"
+	in.ConsentedResources = []string{"connectors"}
 	in.Subscription = Subscription{Status: "active", CustomerID: "cus_1", SubscriptionID: "sub_1", UpdatedAt: 7}
 	created := mustCreateUser(t, s, in)
 	if created.ID != "tenant.obj" || created.ETag == "" || created.CreatedAt == 0 {

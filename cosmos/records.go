@@ -38,6 +38,7 @@ type User struct {
 	SealedRefreshToken []byte       `json:"sealedRefreshToken,omitempty"`
 	SealKeyVersion     string       `json:"sealKeyVersion,omitempty"`
 	Consent            Consent      `json:"consent"`
+	ConsentedResources []string     `json:"consentedResources,omitempty"` // named grants beyond the default sign-in, e.g. "connectors"; none (or an older record without it): the default only
 	Subscription       Subscription `json:"subscription,omitzero"`
 	CreatedAt          int64        `json:"createdAt"` // unix seconds, set by the Store
 	UpdatedAt          int64        `json:"updatedAt"` // unix seconds, set by the Store on every write
@@ -72,6 +73,11 @@ func (u *User) validate() error {
 		return fmt.Errorf("unknown consent %q", u.Consent)
 	case !isLowerHex(u.EmailHash):
 		return errors.New("emailHash is not lower-case hex")
+	}
+	for _, g := range u.ConsentedResources {
+		if !isIdentifier(g) {
+			return fmt.Errorf("consented resource %q is not an identifier", g)
+		}
 	}
 	return validID(u.ID)
 }

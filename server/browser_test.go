@@ -19,14 +19,7 @@ import (
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-	"github.com/flowstudio/mcp/server/identity"
-	"github.com/flowstudio/mcp/server/sealing"
-	"github.com/flowstudio/mcp/tools"
-	"github.com/flowstudio/mcp/tools/metering"
-	"github.com/flowstudio/mcp/tools/powerautomate"
 	"github.com/flowstudio/mcp/tools/powerautomate/sim"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 // chromiumPath is the Debian package's browser (apt-get install -y chromium).
@@ -34,8 +27,8 @@ const chromiumPath = "/usr/bin/chromium"
 
 // TestBrowserSignInDashboardKeys drives a real headless Chromium through the whole
 // journey against the simulator's Entra ID stand-in: landing page, sign-in page,
-// consent page, dashboard with the key, an MCP tool call with that key, re-issue (the
-// old key fails), revoke (the new key fails). It saves screenshots of the dashboard to
+// consent page, dashboard with the key, an MCP tool call with that key, connector
+// access granted incrementally, re-issue (the old key fails), revoke (the new key fails). It saves screenshots of the dashboard to
 // $CI_ARTIFACTS, then checks that neither the store nor the log holds a token, key or
 // email.
 func TestBrowserSignInDashboardKeys(t *testing.T) {
@@ -50,31 +43,7 @@ func TestBrowserSignInDashboardKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	simulator := sim.New(sim.Options{PathPrefix: "/sim"})
-	tap := &tokenTap{}
-	h := newWebHarness(t, webOptions{sim: tap.wrap(simulator.Handler()), setup: func(base string, h *webHarness, o *webOptions) {
-		o.entra = EntraConfig{Authority: base + "/sim" + sim.EntraPath, Tenant: "organizations",
-			ClientID: sim.DevClientID, ClientSecret: sim.DevClientSecret}
-		// The real delegated token source: it opens the refresh token the sign-in
-		// sealed and redeems it at the simulated Entra ID for each API.
-		o.sealer = sealing.New(sealing.NewFileKeys(filepath.Join(h.dataDir, sealing.KeyFile)), sealing.Options{})
-		tokens, err := identity.NewTokenSource(identity.Config{Authority: o.entra.Authority, Tenant: o.entra.Tenant,
-			ClientID: o.entra.ClientID, ClientSecret: o.entra.ClientSecret,
-			Logger: zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), h.logs, zapcore.DebugLevel))},
-			h.store, o.sealer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pa, err := powerautomate.New(sim.ConfigFor(base+"/sim"), tokens)
-		if err != nil {
-			t.Fatal(err)
-		}
-		meter := metering.New(metering.Options{Store: h.store, Quotas: metering.DefaultQuotas, DashboardURL: base + "/dashboard",
-			Log: metering.NewLogger(h.logs)})
-		if o.catalog, err = tools.NewCatalog(&tools.Env{PA: pa, DashboardURL: base + "/dashboard"}, meter, 0, tools.All()); err != nil {
-			t.Fatal(err)
-		}
-	}})
+	h, tap, _ := newSimWebHarness(t)
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chromiumPath),
@@ -226,6 +195,27 @@ func TestBrowserSignInDashboardKeys(t *testing.T) {
 	if result.status != 200 || result.isError || !strings.Contains(result.text, sim.ContosoDefaultEnv) {
 		t.Fatalf("list_live_environments with the key: %d isError=%v %.300s", result.status, result.isError, result.text)
 	}
+
+	// 5b. Connector access: not granted yet; the button asks Microsoft for exactly the
+	// connector runtime (the consent page shows it, and none of the default scopes),
+	// and the dashboard then says granted, with the same key.
+	if state := text("#connector-access"); state != "Not granted" {
+		t.Errorf("connector access before the grant: %q", state)
+	}
+	run("grant connector access", chromedp.Click(chromedp.ID("grant-connectors")),
+		chromedp.WaitVisible(chromedp.CSS(`button[value="alice@contoso.com"]`)))
+	run("pick alice again", chromedp.Click(chromedp.CSS(`button[value="alice@contoso.com"]`)), chromedp.WaitVisible(chromedp.ID("accept")))
+	if scopes := text("#scopes"); !strings.Contains(scopes, "connector runtime") || strings.Contains(scopes, "Flows.Manage.All") {
+		t.Errorf("the grant's consent page:\n%s", scopes)
+	}
+	run("consent to connector access", chromedp.Click(chromedp.ID("accept")), chromedp.WaitVisible(chromedp.ID("connector-access")))
+	if state, notice := text("#connector-access"), text(".notice"); state != "Granted" || !strings.Contains(notice, "Connector access granted") {
+		t.Errorf("after the grant: %q, notice %q", state, notice)
+	}
+	if value("#key-full") != key1 {
+		t.Error("granting connector access changed the key")
+	}
+	webShot(t, ctx, filepath.Join(artifacts, "dashboard-connectors.png"))
 
 	// 6. Re-issue: the old key is refused at once, the new one works.
 	run("re-issue", chromedp.Click(chromedp.ID("reissue")), chromedp.WaitVisible(chromedp.CSS(".notice")))

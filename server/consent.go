@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -201,10 +202,33 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// login starts the sign-in. It takes no parameters at all, so there is nothing to
-// redirect anywhere but to Entra ID and back to /callback.
+// login starts the sign-in. Its only parameter is grant, the name of a consent beyond
+// the default sign-in from a fixed list (identity.LookupGrant), never scopes; there is
+// nothing to redirect anywhere but to Entra ID and back to /callback.
+//
+// Without grant it asks for exactly identity.ConsentScopes. With grant (a signed-in
+// dashboard user only) it asks for the grant's scopes with prompt=consent; the grant
+// and the user it is for travel in the signed login cookie, so the callback never
+// takes them from its URL.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
+	st := loginState{State: randomToken(), Nonce: randomToken(), Verifier: oauth2.GenerateVerifier()}
+	var grant identity.Grant
+	if q := r.URL.Query(); q.Has("grant") {
+		g, ok := identity.LookupGrant(q.Get("grant"))
+		if !ok {
+			s.renderError(w, r, http.StatusBadRequest, "Unknown permission",
+				"This link asks for a permission FlowStudio does not know. Open your dashboard and use its buttons.")
+			return
+		}
+		sess := s.session(r)
+		if sess == nil {
+			s.renderError(w, r, http.StatusForbidden, "Sign in first",
+				"Extra permissions are granted from your dashboard: sign in, then use its button there.")
+			return
+		}
+		grant, st.Grant, st.UserID = g, g.Name, sess.UserID
+	}
 	p, _, err := s.web.entra.discover(r.Context())
 	if err != nil {
 		s.log.Warn("sign-in unavailable", zap.String(logsafe.KeyRequestID, rpc.RequestID(r.Context())), logsafe.Error(err))
@@ -212,16 +236,20 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 			"We could not reach Microsoft sign-in just now. Please try again in a minute.")
 		return
 	}
-	st := loginState{State: randomToken(), Nonce: randomToken(), Verifier: oauth2.GenerateVerifier()}
 	value, err := s.web.cookies.encode(loginCookie, st, loginTTL)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
 	s.setCookie(w, r, loginCookie, value, loginTTL)
-	target := s.web.entra.oauth2Config(p, s.siteURL(r)+"/callback").AuthCodeURL(st.State,
-		oauth2.S256ChallengeOption(st.Verifier), oidc.Nonce(st.Nonce), oauth2.SetAuthURLParam("response_mode", "query"))
-	http.Redirect(w, r, target, http.StatusFound)
+	cfg := s.web.entra.oauth2Config(p, s.siteURL(r)+"/callback")
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(st.Verifier), oidc.Nonce(st.Nonce),
+		oauth2.SetAuthURLParam("response_mode", "query")}
+	if st.Grant != "" {
+		cfg.Scopes = grant.SignInScopes()
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "consent"))
+	}
+	http.Redirect(w, r, cfg.AuthCodeURL(st.State, opts...), http.StatusFound)
 }
 
 // entraErrorCode keeps an upstream error code printable and short; nothing else of the
@@ -244,7 +272,12 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 			code = "unknown_error"
 		}
 		s.log.Info("sign-in refused by Entra ID", zap.String(logsafe.KeyRequestID, reqID), zap.String("error_code", code))
-		if code == "access_denied" || code == "consent_required" || code == "interaction_required" {
+		declined := code == "access_denied" || code == "consent_required" || code == "interaction_required"
+		if declined && cookieErr == nil && st.Grant != "" && subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(st.State)) == 1 {
+			http.Redirect(w, r, "/dashboard?done=grant-declined", http.StatusSeeOther) // the sign-in itself is untouched
+			return
+		}
+		if declined {
 			s.render(w, r, http.StatusForbidden, "declined", pageData{Title: "Permission not granted", Code: code})
 			return
 		}
@@ -307,21 +340,98 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 			"FlowStudio needs the \"Maintain access to data you have given it access to\" permission to work for your agents. Please sign in again and accept all the requested permissions.")
 		return
 	}
+	if st.Grant != "" {
+		s.finishGrant(w, r, st, id, tok)
+		return
+	}
 	user, err := s.grantConsent(ctx, id, tok.RefreshToken)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
+	if !s.startSession(w, r, user, id) {
+		return
+	}
+	s.log.Info("signed in", zap.String(logsafe.KeyRequestID, reqID), zap.String("email_hash", user.EmailHash),
+		zap.String("tier", string(user.Tier)), zap.Int64("key_generation", user.KeyGeneration))
+	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+}
+
+// startSession sets the dashboard session cookie of a verified sign-in.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, user *cosmos.User, id *signedIn) bool {
 	ws := webSession{UserID: user.ID, TenantID: user.TenantID, Name: id.Name, SID: randomToken()}
 	value, err := s.web.cookies.encode(sessionCookie, ws, sessionTTL)
 	if err != nil {
 		s.internalError(w, r, err)
-		return
+		return false
 	}
 	s.setCookie(w, r, sessionCookie, value, sessionTTL)
-	s.log.Info("signed in", zap.String(logsafe.KeyRequestID, reqID), zap.String("email_hash", user.EmailHash),
-		zap.String("tier", string(user.Tier)), zap.Int64("key_generation", user.KeyGeneration))
-	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+	return true
+}
+
+// errNoGrantTarget: the grant sign-in has no consented user to add the grant to.
+var errNoGrantTarget = errors.New("no consented user to add the grant to")
+
+// finishGrant completes a grant sign-in (the grant named in the signed login cookie):
+// the person who consented must be the dashboard user who asked, with a valid default
+// consent. The user record gains the grant, unless Entra's answer lists no scope of
+// its resource, and the new refresh token (Entra's refresh tokens serve every resource
+// consented to, so it replaces the old one). Keys and key generation stay as they are.
+func (s *Server) finishGrant(w http.ResponseWriter, r *http.Request, st loginState, id *signedIn, tok *oauth2.Token) {
+	ctx := r.Context()
+	reqID := rpc.RequestID(ctx)
+	grant, ok := identity.LookupGrant(st.Grant)
+	userID := cosmos.UserID(id.TenantID, id.ObjectID)
+	if !ok || st.UserID == "" {
+		s.internalError(w, r, fmt.Errorf("login cookie names grant %q without its user", st.Grant))
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(userID), []byte(st.UserID)) != 1 {
+		s.log.Info("grant sign-in by another account refused", zap.String(logsafe.KeyRequestID, reqID), zap.String("grant", grant.Name))
+		s.renderError(w, r, http.StatusBadRequest, "Another account signed in",
+			"You signed in to Microsoft with another account than the one on your dashboard, so nothing was changed. Open your dashboard and try again with the same account.")
+		return
+	}
+	// Entra's scope lists what it granted for the access token's resource; without
+	// one, what was asked for stands.
+	granted := true
+	if scope, _ := tok.Extra("scope").(string); strings.TrimSpace(scope) != "" {
+		granted = grant.GrantedIn(scope)
+	}
+	sealed, version, err := s.deps.Sealer.Seal(ctx, userID, []byte(tok.RefreshToken))
+	if err != nil {
+		s.internalError(w, r, fmt.Errorf("seal refresh token: %w", err))
+		return
+	}
+	user, err := s.deps.Accounts.UpdateUser(ctx, userID, func(u *cosmos.User) error {
+		if u.Consent != cosmos.ConsentGranted {
+			return errNoGrantTarget
+		}
+		u.SealedRefreshToken, u.SealKeyVersion = sealed, version
+		if granted {
+			identity.AddGrant(u, grant.Name)
+		}
+		return nil
+	})
+	if errors.Is(err, errNoGrantTarget) || errors.Is(err, cosmos.ErrNotFound) {
+		s.renderError(w, r, http.StatusConflict, "Sign in again first",
+			"Your permission was revoked or needs renewing, so nothing was changed. Sign in again, then grant the extra permission from your dashboard.")
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	if !s.startSession(w, r, user, id) {
+		return
+	}
+	s.log.Info("grant given", zap.String(logsafe.KeyRequestID, reqID), zap.String("email_hash", user.EmailHash),
+		zap.String("grant", grant.Name), zap.Bool("granted", granted))
+	done := "grant-missing"
+	if granted {
+		done = grant.Name
+	}
+	http.Redirect(w, r, "/dashboard?done="+url.QueryEscape(done), http.StatusSeeOther)
 }
 
 // grantConsent stores the signed-in user: a new one with key generation 1, a returning

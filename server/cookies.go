@@ -92,11 +92,15 @@ func (c cookieCodec) decode(purpose, value string, v any) error {
 	return nil
 }
 
-// loginState is what /login hands to /callback through the browser.
+// loginState is what /login hands to /callback through the browser. Grant and UserID
+// are set for a grant sign-in (/login?grant=...): the grant's name and the dashboard
+// user it is for; the callback takes both from here, never from its URL.
 type loginState struct {
 	State    string `json:"s"`
 	Nonce    string `json:"n"`
 	Verifier string `json:"pv"`
+	Grant    string `json:"g,omitempty"`
+	UserID   string `json:"u,omitempty"`
 }
 
 // webSession is a signed-in dashboard user. The display name lives here, not in the

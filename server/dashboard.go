@@ -190,6 +190,8 @@ type dashboardView struct {
 	UsedToday, DayLimit    int64
 	UsageKnown             bool
 	Consent                string // granted, revoked, needs_consent
+	Connectors             bool   // holds identity.GrantConnectors
+	GrantConnectorsURL     string // starts the grant sign-in
 	Key, ReadKey           string
 	KeyExpires             string
 	KeyExpired             bool
@@ -198,8 +200,11 @@ type dashboardView struct {
 }
 
 var notices = map[string]string{
-	"reissued": "A new key was issued. The previous key no longer works: update your agents with the key below.",
-	"revoked":  "Permission revoked. FlowStudio deleted the Microsoft refresh token it held for you, and your keys no longer work.",
+	"reissued":               "A new key was issued. The previous key no longer works: update your agents with the key below.",
+	"revoked":                "Permission revoked. FlowStudio deleted the Microsoft refresh token it held for you, and your keys no longer work.",
+	identity.GrantConnectors: "Connector access granted: test_live_connection's live check and dynamic dropdowns through the connector runtime now work for your agents.",
+	"grant-missing":          "Microsoft did not grant connector access, so it stays off. Your organisation may require an administrator to approve it.",
+	"grant-declined":         "Connector access was not granted; nothing else changed.",
 }
 
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
@@ -220,7 +225,8 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := &dashboardView{Name: sess.Name, TenantID: u.TenantID, Tier: tierTitle(u.Tier), Consent: string(u.Consent),
-		MCPURL: s.siteURL(r) + "/mcp"}
+		MCPURL: s.siteURL(r) + "/mcp", Connectors: identity.HasGrant(u, identity.GrantConnectors),
+		GrantConnectorsURL: "/login?grant=" + identity.GrantConnectors}
 	if v.Name == "" {
 		v.Name = "Signed-in user"
 	}
@@ -364,9 +370,9 @@ func (s *Server) reissue(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/dashboard?done=reissued", http.StatusSeeOther)
 }
 
-// revoke deletes the sealed refresh token, bumps the key generation and marks consent
-// revoked (identity.Revoke): every key of the user fails at once on every replica,
-// since each MCP request reads the user record.
+// revoke deletes the sealed refresh token, bumps the key generation, marks consent
+// revoked and clears the grants (identity.Revoke): every key of the user fails at once
+// on every replica, since each MCP request reads the user record.
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	sess, ok := s.postGuard(w, r)
 	if !ok {

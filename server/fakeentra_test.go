@@ -39,7 +39,11 @@ type fakeEntra struct {
 	hs256    bool                  // next id_token is HS256 with the client secret as key
 	issued   []string              // every token and code handed out
 	scopes   []string              // scopes of the last authorize request
+	query    url.Values            // the last authorize request's query
 	denyWith string                // authorize answers with this error
+	// scope, when set, is the scope value of the next token response; otherwise it
+	// lists the scopes asked for of the first resource, as Entra does.
+	scope string
 }
 
 type fakeUser struct{ tid, oid, email, name string }
@@ -47,6 +51,7 @@ type fakeUser struct{ tid, oid, email, name string }
 type fakeGrant struct {
 	nonce, challenge, redirect string
 	user                       fakeUser
+	scopes                     []string
 }
 
 const (
@@ -135,13 +140,15 @@ func (f *fakeEntra) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.scopes = strings.Fields(q.Get("scope"))
+	f.query = q
 	back := redirect.Query()
 	if f.denyWith != "" {
 		back.Set("error", f.denyWith)
 		back.Set("error_description", "AADSTS65004: User declined to consent <script>alert(1)</script>")
 	} else {
 		code := "code-" + rand.Text()
-		f.grants[code] = &fakeGrant{nonce: q.Get("nonce"), challenge: q.Get("code_challenge"), redirect: q.Get("redirect_uri"), user: f.user}
+		f.grants[code] = &fakeGrant{nonce: q.Get("nonce"), challenge: q.Get("code_challenge"), redirect: q.Get("redirect_uri"), user: f.user,
+			scopes: f.scopes}
 		f.issued = append(f.issued, code)
 		back.Set("code", code)
 	}
@@ -210,14 +217,44 @@ func (f *fakeEntra) token(w http.ResponseWriter, r *http.Request) {
 	}
 	access, refresh := "at-"+rand.Text()+rand.Text(), "rt-"+rand.Text()+rand.Text()
 	f.issued = append(f.issued, idToken, access, refresh)
-	body := map[string]any{"token_type": "Bearer", "expires_in": 3600, "scope": "https://service.flow.microsoft.com/Flows.Read.All",
+	body := map[string]any{"token_type": "Bearer", "expires_in": 3600, "scope": firstResourceScopes(g.scopes),
 		"access_token": access, "id_token": idToken, "refresh_token": refresh}
+	if f.scope != "" {
+		body["scope"], f.scope = f.scope, ""
+	}
 	if f.noRT {
 		delete(body, "refresh_token")
 		f.noRT = false
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeTestJSON(w, 200, body)
+}
+
+// firstResourceScopes are the scopes of the first resource among scopes (the access
+// token's resource).
+func firstResourceScopes(scopes []string) string {
+	var resource string
+	var out []string
+	for _, sc := range scopes {
+		i := strings.LastIndex(sc, "/")
+		if i < 0 {
+			continue
+		}
+		if resource == "" {
+			resource = sc[:i]
+		}
+		if sc[:i] == resource {
+			out = append(out, sc)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// lastAuthorize returns the query of the last authorize request.
+func (f *fakeEntra) lastAuthorize() url.Values {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.query
 }
 
 // secrets returns every code and token handed out so far.

@@ -39,12 +39,14 @@ type Sealer interface {
 
 // RevokeUser is what revoking permission does to a user record, as an
 // UpdateUser callback: the sealed refresh token is deleted, the key
-// generation bumped (every key of the user dies at once on every replica)
-// and consent marked revoked.
+// generation bumped (every key of the user dies at once on every replica),
+// consent marked revoked and every grant beyond the default sign-in cleared
+// (a later sign-in starts from the default again).
 func RevokeUser(u *cosmos.User) error {
 	u.SealedRefreshToken, u.SealKeyVersion = nil, ""
 	u.KeyGeneration++
 	u.Consent = cosmos.ConsentRevoked
+	u.ConsentedResources = nil
 	return nil
 }
 

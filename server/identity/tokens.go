@@ -30,6 +30,7 @@ const (
 	logCode      = "error_code"
 	logAADSTS    = "aadsts"
 	logStatus    = "status"
+	logGrant     = "grant"
 )
 
 // Config says how to reach the Entra ID token endpoint.
@@ -61,7 +62,11 @@ type Config struct {
 // one user's redemptions run one at a time (each may rotate the refresh
 // token the next one needs). A rotated refresh token is sealed and saved
 // under an ETag check. invalid_grant marks the user needs_consent; that and
-// a missing token answer tools.ErrReconnect. Tokens are never logged.
+// a missing token answer tools.ErrReconnect. An audience outside the default
+// sign-in is redeemed only for a user holding the grant that covers it
+// (GrantFor); without it, or when Entra answers that its consent is missing
+// (AADSTS65001), the answer wraps tools.ErrConsentRequired and the sign-in
+// itself stays valid. Tokens are never logged.
 type TokenSource struct {
 	cfg    Config
 	users  Users
@@ -227,6 +232,15 @@ func (t *TokenSource) lockUser(id string) func() {
 
 func reconnect(why string) error { return fmt.Errorf("%w: %s", tools.ErrReconnect, why) }
 
+// consentRequired: the audience needs a grant the user does not hold (or, with
+// grant "", one no grant covers).
+func consentRequired(audience, grant, why string) error {
+	if grant == "" {
+		return fmt.Errorf("%w: no grant covers token audience %s", tools.ErrConsentRequired, audience)
+	}
+	return fmt.Errorf("%w: token audience %s needs the %q grant (%s)", tools.ErrConsentRequired, audience, grant, why)
+}
+
 func (t *TokenSource) redeem(ctx context.Context, p *tools.Principal, key cacheKey) (string, error) {
 	unlock := t.lockUser(p.UserID)
 	defer unlock()
@@ -236,6 +250,7 @@ func (t *TokenSource) redeem(ctx context.Context, p *tools.Principal, key cacheK
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
 	defer cancel()
 	log := t.log.With(zap.String(logEmailHash, p.EmailHash), zap.String(logAudience, key.audience))
+	grant, gated := GrantFor(key.audience)
 	for attempt := 0; ; attempt++ {
 		u, err := t.users.GetUser(ctx, p.UserID)
 		if errors.Is(err, cosmos.ErrNotFound) {
@@ -246,6 +261,12 @@ func (t *TokenSource) redeem(ctx context.Context, p *tools.Principal, key cacheK
 		}
 		if u.Consent != cosmos.ConsentGranted || len(u.SealedRefreshToken) == 0 {
 			return "", reconnect("no refresh token (consent " + string(u.Consent) + ")")
+		}
+		if gated && !HasGrant(u, grant) {
+			if grant == "" {
+				log.Warn("token audience outside the default sign-in and every grant: not redeemed")
+			}
+			return "", consentRequired(key.audience, grant, "not granted")
 		}
 		rt, err := t.sealer.Open(ctx, u.ID, u.SealedRefreshToken, u.SealKeyVersion)
 		if errors.Is(err, sealing.ErrOpen) || errors.Is(err, sealing.ErrUnknownVersion) {
@@ -260,6 +281,14 @@ func (t *TokenSource) redeem(ctx context.Context, p *tools.Principal, key cacheK
 		if errors.As(err, &ee) && ee.NeedsConsent() {
 			if attempt == 0 && t.tokenChanged(ctx, u.ID, u.SealedRefreshToken, rt) {
 				continue // another replica rotated it, or the user signed in again: try the new one
+			}
+			if gated && ee.ConsentMissing() {
+				// Only this grant lapsed (withdrawn at Microsoft, or never given
+				// there): the refresh token still serves the default audiences.
+				log.Warn("Entra has no consent for this audience; the grant is dropped, the sign-in kept",
+					zap.String(logGrant, grant), zap.String(logCode, ee.Code), zap.String(logAADSTS, ee.AADSTS))
+				t.dropGrant(ctx, u.ID, grant, u.SealedRefreshToken, rt, log)
+				return "", consentRequired(key.audience, grant, "Entra answered "+ee.AADSTS)
 			}
 			log.Warn("refresh token refused; user needs to consent again", zap.String(logCode, ee.Code), zap.String(logAADSTS, ee.AADSTS))
 			t.markNeedsConsent(ctx, u.ID, u.SealedRefreshToken, rt, log)
@@ -318,6 +347,20 @@ func (t *TokenSource) saveRotated(ctx context.Context, id string, oldSealed, old
 	}
 }
 
+// dropGrant removes a grant Entra says is not consented, unless the refresh
+// token was replaced meanwhile (a new grant sign-in wins).
+func (t *TokenSource) dropGrant(ctx context.Context, id, grant string, oldSealed, oldPlain []byte, log *zap.Logger) {
+	_, err := t.users.UpdateUser(ctx, id, func(u *cosmos.User) error {
+		if !t.sameToken(ctx, u, oldSealed, oldPlain) || !dropGrant(u, grant) {
+			return errUnchanged
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errUnchanged) {
+		log.Error("could not drop the lapsed grant", logsafe.Error(err))
+	}
+}
+
 // markNeedsConsent records that the refresh token stopped working, unless it
 // was replaced meanwhile.
 func (t *TokenSource) markNeedsConsent(ctx context.Context, id string, oldSealed, oldPlain []byte, log *zap.Logger) {
@@ -366,6 +409,13 @@ func (e *EntraError) Error() string {
 // token is expired, revoked or lacks consent, or policy demands interaction.
 func (e *EntraError) NeedsConsent() bool {
 	return e.Code == "invalid_grant" || e.Code == "interaction_required" || e.Code == "consent_required"
+}
+
+// ConsentMissing reports whether the user (or an admin) has not consented to
+// the resource asked for (AADSTS65001, suberror consent_required): the
+// refresh token itself is fine.
+func (e *EntraError) ConsentMissing() bool {
+	return e.AADSTS == "AADSTS65001" || e.Suberror == "consent_required" || e.Code == "consent_required"
 }
 
 func (t *TokenSource) tokenURL(userTenant string) string {

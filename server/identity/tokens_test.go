@@ -65,20 +65,31 @@ func newHarness(t *testing.T) *harness {
 	return h
 }
 
+// connectorScope is what the sim records once a user accepts the connectors grant's
+// https://apihub.azure.com/.default (the permission the app lists).
+const connectorScope = "https://apihub.azure.com/user_impersonation"
+
 // consent creates a consented user holding a sealed refresh token, as
 // sign-in (or dev-key) would, and returns the principal of its key.
 func (h *harness) consent(t *testing.T, email string) *tools.Principal {
 	t.Helper()
+	return h.consentWith(t, email, identity.ConsentScopes, nil)
+}
+
+// consentWith is consent with the refresh token's consented scopes (what Entra
+// knows) and the grants of the user record (what FlowStudio knows) chosen apart.
+func (h *harness) consentWith(t *testing.T, email string, scopes, grants []string) *tools.Principal {
+	t.Helper()
 	tid, oid := h.sim.UserFor(email)
 	id := cosmos.UserID(tid, oid)
-	rt := h.sim.IssueRefreshToken(tid, oid, sim.DevClientID, identity.ConsentScopes)
+	rt := h.sim.IssueRefreshToken(tid, oid, sim.DevClientID, scopes)
 	sealed, version, err := h.sealer.Seal(t.Context(), id, []byte(rt))
 	if err != nil {
 		t.Fatal(err)
 	}
 	u, err := h.store.CreateUser(t.Context(), &cosmos.User{ID: id, TenantID: tid, ObjectID: oid, Tier: cosmos.TierFree,
 		KeyGeneration: 1, KeyIssuedAt: time.Now().Unix(), Consent: cosmos.ConsentGranted,
-		SealedRefreshToken: sealed, SealKeyVersion: version})
+		SealedRefreshToken: sealed, SealKeyVersion: version, ConsentedResources: grants})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +174,7 @@ func TestTokenCachedUntilShortlyBeforeExpiry(t *testing.T) {
 
 func TestConcurrentCallsRedeemOnce(t *testing.T) {
 	h := newHarness(t)
-	p := h.consent(t, "alice@contoso.com")
+	p := h.consentWith(t, "alice@contoso.com", append(slices.Clone(identity.ConsentScopes), connectorScope), []string{identity.GrantConnectors})
 	ctx := tools.WithPrincipal(t.Context(), p)
 	var wg sync.WaitGroup
 	tokens := make([]string, 50)
@@ -187,7 +198,7 @@ func TestConcurrentCallsRedeemOnce(t *testing.T) {
 	}
 	// Every audience at once: one redemption each, run one after another so
 	// that each uses the refresh token the previous one rotated in.
-	auds := []string{powerautomate.AudienceFlow, powerautomate.AudiencePowerApps, powerautomate.AudienceAPIHub, powerautomate.AudiencePowerPlatform}
+	auds := []string{powerautomate.AudienceFlow, powerautomate.AudiencePowerApps, powerautomate.AudienceAPIHub}
 	p2 := *p
 	p2.KeyGeneration = 7
 	ctx2 := tools.WithPrincipal(t.Context(), &p2)
@@ -209,14 +220,13 @@ func TestConcurrentCallsRedeemOnce(t *testing.T) {
 
 func TestPerAudienceTokensAndRotatedRefreshTokenSaved(t *testing.T) {
 	h := newHarness(t)
-	p := h.consent(t, "gary@fabrikam.com")
+	p := h.consentWith(t, "gary@fabrikam.com", append(slices.Clone(identity.ConsentScopes), connectorScope), []string{identity.GrantConnectors})
 	ctx := tools.WithPrincipal(t.Context(), p)
 	before := h.storedRefreshToken(t, p.UserID)
 	for _, tc := range []struct{ aud, scp string }{
 		{powerautomate.AudienceFlow, "Flows.Read.All Flows.Manage.All Activity.Read.All"},
 		{powerautomate.AudiencePowerApps, "User"},
 		{powerautomate.AudienceAPIHub, "user_impersonation"},
-		{powerautomate.AudiencePowerPlatform, "user_impersonation"},
 	} {
 		tok, err := h.ts.Token(ctx, tc.aud)
 		if err != nil {
@@ -494,4 +504,139 @@ type recordingCred struct{ scopes *[]string }
 func (c *recordingCred) GetToken(_ context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	*c.scopes = append(*c.scopes, o.Scopes...)
 	return azcore.AccessToken{Token: "mi-token", ExpiresOn: time.Now().Add(time.Hour)}, nil
+}
+
+// TestConnectorAudienceNeedsTheGrant: the connector runtime's audience lies beyond
+// the default sign-in. Without the grant the token source refuses it before asking
+// Entra; with it, it redeems; the Power Platform API, which no grant covers yet, is
+// never redeemed.
+func TestConnectorAudienceNeedsTheGrant(t *testing.T) {
+	h := newHarness(t)
+	// Entra would even allow it (the scope is consented there): FlowStudio's record
+	// decides, so nothing is redeemed the user did not grant here.
+	p := h.consentWith(t, "alice@contoso.com", append(slices.Clone(identity.ConsentScopes), connectorScope), nil)
+	ctx := tools.WithPrincipal(t.Context(), p)
+	for _, aud := range []string{powerautomate.AudienceAPIHub, "https://apihub.azure.com/", powerautomate.AudiencePowerPlatform} {
+		_, err := h.ts.Token(ctx, aud)
+		if !errors.Is(err, tools.ErrConsentRequired) || errors.Is(err, tools.ErrReconnect) {
+			t.Fatalf("%s without the grant: %v, want ErrConsentRequired", aud, err)
+		}
+	}
+	if n := h.tokenCalls(); n != 0 {
+		t.Fatalf("%d token endpoint calls for audiences not granted", n)
+	}
+	if _, err := h.ts.Token(ctx, powerautomate.AudienceFlow); err != nil {
+		t.Fatalf("the default audiences need no grant: %v", err)
+	}
+
+	if _, err := h.store.UpdateUser(t.Context(), p.UserID, func(u *cosmos.User) error {
+		identity.AddGrant(u, identity.GrantConnectors)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := h.ts.Token(ctx, powerautomate.AudienceAPIHub)
+	if err != nil {
+		t.Fatalf("with the grant: %v", err)
+	}
+	if aud, scp := audienceOf(t, tok); aud != powerautomate.AudienceAPIHub || scp != "user_impersonation" {
+		t.Fatalf("token aud %s scp %q", aud, scp)
+	}
+	if _, err := h.ts.Token(ctx, powerautomate.AudiencePowerPlatform); !errors.Is(err, tools.ErrConsentRequired) {
+		t.Fatalf("an audience no grant covers: %v", err)
+	}
+	if u, _ := h.store.GetUser(t.Context(), p.UserID); u.Consent != cosmos.ConsentGranted || !identity.HasGrant(u, identity.GrantConnectors) {
+		t.Fatalf("user after: consent %s grants %v", u.Consent, u.ConsentedResources)
+	}
+}
+
+// TestConsentMissingAtEntraDropsOnlyTheGrant: the record holds the grant but Entra
+// answers AADSTS65001 for the runtime (consent withdrawn at Microsoft, or never
+// given there). The call wraps ErrConsentRequired, the grant is dropped so the
+// dashboard offers it again, and the sign-in stays valid: no needs_consent, the
+// default audiences keep working.
+func TestConsentMissingAtEntraDropsOnlyTheGrant(t *testing.T) {
+	h := newHarness(t)
+	p := h.consentWith(t, "bob@contoso.com", identity.ConsentScopes, []string{identity.GrantConnectors})
+	ctx := tools.WithPrincipal(t.Context(), p)
+	_, err := h.ts.Token(ctx, powerautomate.AudienceAPIHub)
+	if !errors.Is(err, tools.ErrConsentRequired) || errors.Is(err, tools.ErrReconnect) {
+		t.Fatalf("err %v, want ErrConsentRequired", err)
+	}
+	u, _ := h.store.GetUser(t.Context(), p.UserID)
+	if u.Consent != cosmos.ConsentGranted || len(u.SealedRefreshToken) == 0 {
+		t.Fatalf("AADSTS65001 for the runtime marked the user: consent %s, sealed %d bytes", u.Consent, len(u.SealedRefreshToken))
+	}
+	if identity.HasGrant(u, identity.GrantConnectors) {
+		t.Fatal("the lapsed grant is still recorded")
+	}
+	if _, err := h.ts.Token(ctx, powerautomate.AudienceFlow); err != nil {
+		t.Fatalf("the sign-in no longer works: %v", err)
+	}
+	entries := h.logs.FilterMessageSnippet("grant is dropped").All()
+	if len(entries) != 1 || entries[0].ContextMap()["aadsts"] != "AADSTS65001" || entries[0].ContextMap()["grant"] != identity.GrantConnectors {
+		t.Fatalf("log: %+v", h.logs.All())
+	}
+	if n := len(h.logs.FilterMessageSnippet("needs to consent").All()); n != 0 {
+		t.Fatalf("%d needs-consent log lines", n)
+	}
+	// Next time: refused before Entra is asked.
+	calls := h.tokenCalls()
+	if _, err := h.ts.Token(ctx, powerautomate.AudienceAPIHub); !errors.Is(err, tools.ErrConsentRequired) || h.tokenCalls() != calls {
+		t.Fatalf("second call: %v, %d token calls", err, h.tokenCalls()-calls)
+	}
+}
+
+func TestGrants(t *testing.T) {
+	g, ok := identity.LookupGrant(identity.GrantConnectors)
+	if !ok || !slices.Equal(g.SignInScopes(), []string{"openid", "profile", "offline_access", "https://apihub.azure.com/.default"}) {
+		t.Fatalf("connectors grant: %v %+v", ok, g)
+	}
+	if !slices.Equal(g.Scopes, identity.ScopesFor(powerautomate.AudienceAPIHub)) {
+		t.Errorf("the grant asks for %v, the token source redeems %v", g.Scopes, identity.ScopesFor(powerautomate.AudienceAPIHub))
+	}
+	for _, bad := range []string{"", "Connectors", "connectors ", "https://apihub.azure.com/.default", "default"} {
+		if _, ok := identity.LookupGrant(bad); ok {
+			t.Errorf("LookupGrant(%q) found a grant", bad)
+		}
+	}
+	for aud, want := range map[string]struct {
+		grant string
+		gated bool
+	}{
+		powerautomate.AudienceFlow:               {"", false},
+		powerautomate.AudiencePowerApps:          {"", false},
+		"https://gov.service.flow.microsoft.us/": {"", false},
+		"https://service.apps.appsplatform.us/":  {"", false},
+		powerautomate.AudienceAPIHub:             {identity.GrantConnectors, true},
+		"https://apihub.azure.com/":              {identity.GrantConnectors, true},
+		powerautomate.AudiencePowerPlatform:      {"", true},
+		"https://graph.microsoft.com":            {"", true},
+	} {
+		if grant, gated := identity.GrantFor(aud); grant != want.grant || gated != want.gated {
+			t.Errorf("GrantFor(%s) = %q, %v; want %q, %v", aud, grant, gated, want.grant, want.gated)
+		}
+	}
+	for scope, want := range map[string]bool{
+		"https://apihub.azure.com/user_impersonation":                                        true,
+		"https://apihub.azure.com/.default openid":                                           true,
+		"https://service.flow.microsoft.com/Flows.Read.All":                                  false,
+		"openid profile offline_access":                                                      false,
+		"https://service.powerapps.com/User https://apihub.azure.com/user_impersonation":     true,
+		"https://api.powerplatform.com/user_impersonation https://evil.example/apihub.azure": false,
+	} {
+		if got := g.GrantedIn(scope); got != want {
+			t.Errorf("GrantedIn(%q) = %v", scope, got)
+		}
+	}
+	u := &cosmos.User{}
+	identity.AddGrant(u, identity.GrantConnectors)
+	identity.AddGrant(u, identity.GrantConnectors)
+	if !slices.Equal(u.ConsentedResources, []string{identity.GrantConnectors}) || !identity.HasGrant(u, identity.GrantConnectors) {
+		t.Fatalf("grants %v", u.ConsentedResources)
+	}
+	identity.RevokeUser(u)
+	if u.ConsentedResources != nil || identity.HasGrant(u, identity.GrantConnectors) {
+		t.Fatalf("revoke left grants %v", u.ConsentedResources)
+	}
 }

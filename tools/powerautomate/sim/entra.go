@@ -18,6 +18,17 @@ package sim
 // Rotation is tracked by the token id: a Sim remembers every id it has
 // redeemed and refuses it afterwards, so a rotated-away token dies on first
 // use in each process (memory only: a restarted process has forgotten).
+//
+// Consent is cumulative per user and app, as in Entra ID: what a user accepts
+// on the consent page adds to what they accepted before, and every refresh
+// token issued afterwards serves all of it (incremental consent). A Sim keeps
+// each user's consent in memory, learns it from every valid refresh token it
+// sees, and remembers it in a sealed browser cookie, so a consent given after
+// a restart still adds to the one given before. Redeeming a refresh token for
+// a resource the user has not consented to answers invalid_grant AADSTS65001;
+// <resource>/.default means the permissions the app registration lists for it
+// (user_impersonation for the connector runtime and the Power Platform API),
+// granted only once a user has consented to them.
 
 import (
 	"bytes"
@@ -81,8 +92,9 @@ type entraState struct {
 	mu         sync.Mutex
 	clients    map[string]EntraClient
 	codes      map[string]*authCode
-	used       map[string]int64 // refresh token id → its expiry (unix s), to prune
-	revoked    map[string]int64 // tid.oid → tokens issued before this (unix ns) are dead
+	used       map[string]int64    // refresh token id → its expiry (unix s), to prune
+	consents   map[string][]string // tid.oid.client → consented scopes (.default expanded)
+	revoked    map[string]int64    // tid.oid → tokens issued before this (unix ns) are dead
 	accessTTL  time.Duration
 	refreshTTL time.Duration
 }
@@ -90,7 +102,8 @@ type entraState struct {
 type authCode struct {
 	clientID, redirectURI, challenge, nonce string
 	tenantID, objectID, email               string
-	scopes                                  []string
+	scopes                                  []string // asked for at authorize (.default expanded)
+	consented                               []string // everything the user has consented to for the client
 	expires                                 time.Time
 	used                                    bool
 }
@@ -131,6 +144,7 @@ func newEntraState(seed []byte) *entraState {
 		clients:    map[string]EntraClient{DevClientID: {ID: DevClientID, Secret: DevClientSecret, LoopbackRedirects: true}},
 		codes:      map[string]*authCode{},
 		used:       map[string]int64{},
+		consents:   map[string][]string{},
 		revoked:    map[string]int64{},
 		accessTTL:  defaultAccessTTL,
 		refreshTTL: defaultRefreshTTL,
@@ -177,6 +191,74 @@ func (s *Sim) RevokeRefreshTokens(tenantID, objectID string) {
 	s.entra.mu.Lock()
 	defer s.entra.mu.Unlock()
 	s.entra.revoked[strings.ToLower(tenantID)+"."+strings.ToLower(objectID)] = time.Now().UnixNano()
+}
+
+func consentKey(tid, oid, clientID string) string { return tid + "." + oid + "." + clientID }
+
+// addConsent adds scopes to what the user consented to for the client and
+// returns the whole consent.
+func (e *entraState) addConsent(tid, oid, clientID string, scopes ...[]string) []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	k := consentKey(tid, oid, clientID)
+	all := slices.Clone(e.consents[k])
+	for _, list := range scopes {
+		for _, sc := range list {
+			if !slices.Contains(all, sc) {
+				all = append(all, sc)
+			}
+		}
+	}
+	e.consents[k] = all
+	return slices.Clone(all)
+}
+
+// consentCookie remembers, in the browser, what a user consented to, sealed
+// like refresh tokens: a restarted Sim adds to it instead of starting over.
+const consentCookie = "sim-entra-consent"
+
+type consentClaims struct {
+	Key    string   `json:"k"` // consentKey
+	Scopes []string `json:"scp"`
+}
+
+func (e *entraState) sealConsent(c consentClaims) string {
+	plain, _ := json.Marshal(c)
+	nonce := make([]byte, e.rtKey.NonceSize())
+	rand.Read(nonce)
+	return base64.RawURLEncoding.EncodeToString(e.rtKey.Seal(nonce, nonce, plain, []byte(consentCookie)))
+}
+
+func (e *entraState) openConsent(value string) *consentClaims {
+	sealed, err := base64.RawURLEncoding.DecodeString(value)
+	n := e.rtKey.NonceSize()
+	if err != nil || len(sealed) < n {
+		return nil
+	}
+	plain, err := e.rtKey.Open(nil, sealed[:n], sealed[n:], []byte(consentCookie))
+	if err != nil {
+		return nil
+	}
+	var c consentClaims
+	if json.Unmarshal(plain, &c) != nil {
+		return nil
+	}
+	return &c
+}
+
+// expandDefault turns <resource>/.default into the permission the app
+// registration lists for the resource, where it lists one.
+func expandDefault(scopes []string) []string {
+	out := make([]string, 0, len(scopes))
+	for _, sc := range scopes {
+		if res, perm, err := parseScope(sc); err == nil && res != nil && perm == ".default" && res.configured != "" {
+			sc = res.prefix + res.configured
+		}
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out
 }
 
 func (e *entraState) issueRefresh(tid, oid, clientID string, scopes []string) string {
@@ -401,6 +483,17 @@ func (s *Sim) entraAuthorize(w http.ResponseWriter, r *http.Request) {
 	case "cancel":
 		fail("access_denied", 65004, "User declined to consent to access the app.")
 	case "accept":
+		asked := expandDefault(ar.scopes)
+		key := consentKey(tid, oid, client.ID)
+		var remembered []string
+		if ck, err := r.Cookie(consentCookie); err == nil {
+			if c := s.entra.openConsent(ck.Value); c != nil && c.Key == key {
+				remembered = c.Scopes
+			}
+		}
+		consented := s.entra.addConsent(tid, oid, client.ID, remembered, asked)
+		http.SetCookie(w, &http.Cookie{Name: consentCookie, Value: s.entra.sealConsent(consentClaims{Key: key, Scopes: consented}),
+			Path: entraCookiePath(r), HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
 		code := rand.Text() + rand.Text()
 		s.entra.mu.Lock()
 		now := time.Now()
@@ -410,12 +503,20 @@ func (s *Sim) entraAuthorize(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		s.entra.codes[code] = &authCode{clientID: client.ID, redirectURI: redirectURI, challenge: ar.challenge, nonce: ar.nonce,
-			tenantID: tid, objectID: oid, email: email, scopes: ar.scopes, expires: now.Add(codeTTL)}
+			tenantID: tid, objectID: oid, email: email, scopes: asked, consented: consented, expires: now.Add(codeTTL)}
 		s.entra.mu.Unlock()
 		redirectWith(w, r, redirectURI, url.Values{"code": {code}, "state": {ar.state}, "session_state": {uuid.NewString()}})
 	default:
 		http.Error(w, "bad form", http.StatusBadRequest)
 	}
+}
+
+// entraCookiePath is the path of the stand-in's pages as the browser sees them.
+func entraCookiePath(r *http.Request) string {
+	if u, err := url.Parse(authority(r)); err == nil && u.Path != "" {
+		return u.Path
+	}
+	return "/"
 }
 
 func validEmail(email string) bool {
@@ -523,11 +624,20 @@ func describeScopes(scopes []string) []string {
 		"Flows.Read.All": "Read your flows (Power Automate)", "Flows.Manage.All": "Manage your flows (Power Automate)",
 		"Activity.Read.All": "Read your flow activity (Power Automate)", "User": "Access Power Apps as you",
 	}
+	byResource := map[string]string{
+		"apihub.azure.com/user_impersonation":      "Use your Power Platform connections through the connector runtime",
+		"api.powerplatform.com/user_impersonation": "Manage your Power Platform connections",
+	}
 	var out []string
 	for _, sc := range scopes {
-		_, perm, _ := parseScope(sc)
+		res, perm, _ := parseScope(sc)
+		if res != nil && perm == ".default" {
+			perm = res.configured
+		}
 		line := sc
-		if d, ok := known[perm]; ok {
+		if res != nil && byResource[res.key+"/"+perm] != "" {
+			line = byResource[res.key+"/"+perm] + " — " + sc
+		} else if d, ok := known[perm]; ok {
 			line = d + " — " + sc
 		}
 		out = append(out, line)
@@ -700,7 +810,7 @@ func (s *Sim) redeemCode(w http.ResponseWriter, r *http.Request, t entraTenant, 
 		return
 	}
 	// The access token is for the first resource asked for, here or at authorize.
-	want := strings.Fields(f.Get("scope"))
+	want := expandDefault(strings.Fields(f.Get("scope")))
 	if len(want) == 0 {
 		want = c.scopes
 	}
@@ -717,7 +827,11 @@ func (s *Sim) redeemCode(w http.ResponseWriter, r *http.Request, t entraTenant, 
 			req = append(req, sc)
 		}
 	}
-	s.respondTokens(w, r, c.tenantID, c.objectID, client.ID, c.scopes, req, c.nonce, slices.Contains(c.scopes, "openid"))
+	var idScopes []string
+	if slices.Contains(c.scopes, "openid") {
+		idScopes = c.scopes
+	}
+	s.respondTokens(w, r, c.tenantID, c.objectID, client.ID, c.consented, req, c.nonce, idScopes)
 }
 
 func pkceMatches(verifier, challenge string) bool {
@@ -774,15 +888,15 @@ func (s *Sim) redeemRefresh(w http.ResponseWriter, r *http.Request, t entraTenan
 		entraError(w, http.StatusBadRequest, "invalid_scope", 70011, "The provided value for the input parameter 'scope' is not valid: it names no resource.")
 		return
 	}
-	consented := consentedPerms(rt.Scopes, resource.key)
+	// A valid refresh token proves what its holder consented to; that and
+	// what they consented to since is the consent now.
+	userConsent := s.entra.addConsent(rt.TenantID, rt.ObjectID, client.ID, rt.Scopes)
+	consented := consentedPerms(userConsent, resource.key)
 	if slices.Contains(perms, ".default") {
 		perms = consented
-		if len(perms) == 0 && resource.static != "" {
-			perms = []string{resource.static} // configured on the app itself, no user consent needed
-		}
 	}
 	for _, p := range perms {
-		if !slices.Contains(consented, p) && p != resource.static {
+		if !slices.Contains(consented, p) {
 			entraError(w, http.StatusBadRequest, "invalid_grant", 65001, "The user or administrator has not consented to use the application with ID '"+
 				client.ID+"'. Send an interactive authorization request for this user and resource.", "consent_required")
 			return
@@ -829,13 +943,18 @@ func (s *Sim) redeemRefresh(w http.ResponseWriter, r *http.Request, t entraTenan
 	for i, p := range perms {
 		req[i] = resource.prefix + p
 	}
-	s.respondTokens(w, r, rt.TenantID, rt.ObjectID, client.ID, rt.Scopes, req, "", slices.Contains(want, "openid"))
+	var idScopes []string
+	if slices.Contains(want, "openid") {
+		idScopes = userConsent
+	}
+	s.respondTokens(w, r, rt.TenantID, rt.ObjectID, client.ID, userConsent, req, "", idScopes)
 }
 
 // respondTokens answers a successful redemption: an access token for the
-// scopes in req (one resource, may be empty), a new refresh token when
-// offline_access was consented, an id_token when asked.
-func (s *Sim) respondTokens(w http.ResponseWriter, r *http.Request, tid, oid, clientID string, consented, req []string, nonce string, idToken bool) {
+// scopes in req (one resource, may be empty), a new refresh token serving
+// everything consented when offline_access is among it, and an id_token when
+// idScopes (the OpenID scopes that decide its claims) is not nil.
+func (s *Sim) respondTokens(w http.ResponseWriter, r *http.Request, tid, oid, clientID string, consented, req []string, nonce string, idScopes []string) {
 	s.entra.mu.Lock()
 	accessTTL := s.entra.accessTTL
 	s.entra.mu.Unlock()
@@ -862,8 +981,8 @@ func (s *Sim) respondTokens(w http.ResponseWriter, r *http.Request, tid, oid, cl
 	if slices.Contains(consented, "offline_access") {
 		out["refresh_token"] = s.entra.issueRefresh(tid, oid, clientID, consented)
 	}
-	if idToken {
-		out["id_token"] = s.idToken(r, tid, oid, clientID, nonce)
+	if idScopes != nil {
+		out["id_token"] = s.idToken(r, tid, oid, clientID, nonce, idScopes)
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store, no-cache")
@@ -876,14 +995,16 @@ type idClaims struct {
 	jwt.RegisteredClaims
 	Nonce             string `json:"nonce,omitempty"`
 	TenantID          string `json:"tid"`
-	ObjectID          string `json:"oid"`
+	ObjectID          string `json:"oid,omitempty"`
 	Email             string `json:"email,omitempty"`
 	PreferredUsername string `json:"preferred_username,omitempty"`
 	Name              string `json:"name,omitempty"`
 	Version           string `json:"ver"`
 }
 
-func (s *Sim) idToken(r *http.Request, tid, oid, clientID, nonce string) string {
+// idToken signs a v2.0 id_token. As in Entra, oid, name and
+// preferred_username come only with the profile scope, email only with email.
+func (s *Sim) idToken(r *http.Request, tid, oid, clientID, nonce string, scopes []string) string {
 	s.mu.Lock()
 	email := s.users[oid]
 	s.mu.Unlock()
@@ -893,7 +1014,7 @@ func (s *Sim) idToken(r *http.Request, tid, oid, clientID, nonce string) string 
 	}
 	sub := sha256.Sum256([]byte(oid + "\x00" + clientID))
 	now := time.Now()
-	return s.Sign(idClaims{
+	c := idClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    authority(r) + "/" + tid + "/v2.0",
 			Subject:   base64.RawURLEncoding.EncodeToString(sub[:]),
@@ -902,8 +1023,15 @@ func (s *Sim) idToken(r *http.Request, tid, oid, clientID, nonce string) string 
 			NotBefore: jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
 		},
-		Nonce: nonce, TenantID: tid, ObjectID: oid, Email: email, PreferredUsername: email, Name: name, Version: "2.0",
-	})
+		Nonce: nonce, TenantID: tid, Version: "2.0",
+	}
+	if slices.Contains(scopes, "profile") {
+		c.ObjectID, c.PreferredUsername, c.Name = oid, email, name
+	}
+	if slices.Contains(scopes, "email") {
+		c.Email = email
+	}
+	return s.Sign(c)
 }
 
 // ---- scopes and resources ----
@@ -913,14 +1041,17 @@ type resourceInfo struct {
 	key    string // lower-case host
 	aud    string // the aud of its access tokens
 	prefix string // what goes before a permission in a scope string
-	static string // a permission the dev app holds without user consent ("" none)
+	// configured is the permission the dev app registration lists for the
+	// resource: what <resource>/.default asks a user to consent to ("" none).
+	// Like any other, it needs the user's consent.
+	configured string
 }
 
 var resources = map[string]*resourceInfo{
 	"service.flow.microsoft.com": {key: "service.flow.microsoft.com", aud: "https://service.flow.microsoft.com/", prefix: "https://service.flow.microsoft.com/"},
 	"service.powerapps.com":      {key: "service.powerapps.com", aud: "https://service.powerapps.com/", prefix: "https://service.powerapps.com/"},
-	"apihub.azure.com":           {key: "apihub.azure.com", aud: "https://apihub.azure.com", prefix: "https://apihub.azure.com/", static: "user_impersonation"},
-	"api.powerplatform.com":      {key: "api.powerplatform.com", aud: "https://api.powerplatform.com", prefix: "https://api.powerplatform.com/", static: "user_impersonation"},
+	"apihub.azure.com":           {key: "apihub.azure.com", aud: "https://apihub.azure.com", prefix: "https://apihub.azure.com/", configured: "user_impersonation"},
+	"api.powerplatform.com":      {key: "api.powerplatform.com", aud: "https://api.powerplatform.com", prefix: "https://api.powerplatform.com/", configured: "user_impersonation"},
 	"graph.microsoft.com":        {key: "graph.microsoft.com", aud: "https://graph.microsoft.com", prefix: "https://graph.microsoft.com/"},
 }
 

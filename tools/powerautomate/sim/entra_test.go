@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -332,8 +333,6 @@ func TestEntraRefreshRotationAndScopes(t *testing.T) {
 		{"https://service.flow.microsoft.com/Flows.Read.All https://service.flow.microsoft.com/Flows.Manage.All offline_access", "https://service.flow.microsoft.com/", "Flows.Read.All Flows.Manage.All"},
 		{"https://service.flow.microsoft.com//.default", "https://service.flow.microsoft.com/", "Flows.Read.All Flows.Manage.All"},
 		{"https://service.powerapps.com/User offline_access", "https://service.powerapps.com/", "User"},
-		{"https://apihub.azure.com/.default", "https://apihub.azure.com", "user_impersonation"},
-		{"https://api.powerplatform.com/.default", "https://api.powerplatform.com", "user_impersonation"},
 	} {
 		status, body := h.tokenCall(t, tid, refreshForm(rt, tc.scope))
 		if status != 200 {
@@ -356,6 +355,10 @@ func TestEntraRefreshRotationAndScopes(t *testing.T) {
 	for _, tc := range []struct{ scope, code, aadsts string }{
 		{"https://service.flow.microsoft.com/Flows.Read.All https://service.powerapps.com/User", "invalid_request", "AADSTS28000"},
 		{"https://service.flow.microsoft.com/Approvals.Manage.All", "invalid_grant", "AADSTS65001"},
+		// Beyond the sign-in's consent: .default is what the app lists, still needing the user's consent.
+		{"https://apihub.azure.com/.default", "invalid_grant", "AADSTS65001"},
+		{"https://apihub.azure.com/user_impersonation offline_access", "invalid_grant", "AADSTS65001"},
+		{"https://api.powerplatform.com/.default", "invalid_grant", "AADSTS65001"},
 		{"https://unknown.example.com/.default", "invalid_resource", "AADSTS500011"},
 		{"", "invalid_request", "AADSTS90014"},
 	} {
@@ -465,5 +468,122 @@ func TestEntraJWKSVerifiesIDTokens(t *testing.T) {
 	raw, _ := body["id_token"].(string)
 	if _, err := keys.VerifySignature(t.Context(), raw); err != nil {
 		t.Fatalf("JWKS does not verify the id_token: %v", err)
+	}
+}
+
+// consentSteps walks the stand-in's pages with a browser that keeps cookies: the
+// sign-in page, the consent page (returned), then Accept; it returns the code.
+func consentSteps(t *testing.T, browser *http.Client, authURL, email string) (consentPage, code string) {
+	t.Helper()
+	resp, err := browser.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page := readBody(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("sign-in page: %d %s", resp.StatusCode, page)
+	}
+	resp, err = browser.PostForm(authURL, url.Values{"login_email": {email}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	consentPage = readBody(t, resp)
+	if resp.StatusCode != 200 || !strings.Contains(consentPage, `id="accept"`) {
+		t.Fatalf("consent page: %d %s", resp.StatusCode, consentPage)
+	}
+	resp, err = browser.PostForm(authURL, url.Values{"login_email": {email}, "consent": {"accept"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	readBody(t, resp)
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || err != nil || loc.Query().Get("code") == "" {
+		t.Fatalf("after consent: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	return consentPage, loc.Query().Get("code")
+}
+
+// TestEntraIncrementalConsent: the connector runtime needs its own consent. A
+// sign-in with the default scopes cannot redeem it (AADSTS65001); a second sign-in
+// that asks for just https://apihub.azure.com/.default shows that one permission,
+// and the refresh token it yields serves the earlier consent too. The consent
+// survives a restart of the stand-in through the browser cookie.
+func TestEntraIncrementalConsent(t *testing.T) {
+	seed := []byte("incremental consent seed")
+	h := newEntraHarness(t, Options{KeySeed: seed})
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	tid, oid := h.sim.UserFor("alice@contoso.com")
+	grantScopes := []string{"openid", "profile", "offline_access", "https://apihub.azure.com/.default"}
+
+	exchange := func(t *testing.T, h *entraHarness, scopes []string, prompt bool) (*oauth2.Token, string) {
+		t.Helper()
+		cfg := h.oauth("organizations")
+		cfg.Scopes = scopes
+		verifier := oauth2.GenerateVerifier()
+		opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), oidc.Nonce("n")}
+		if prompt {
+			opts = append(opts, oauth2.SetAuthURLParam("prompt", "consent"))
+		}
+		page, code := consentSteps(t, browser, cfg.AuthCodeURL("st", opts...), "alice@contoso.com")
+		tok, err := cfg.Exchange(t.Context(), code, oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok, page
+	}
+	redeem := func(t *testing.T, h *entraHarness, rt, scope string) (int, map[string]any) {
+		t.Helper()
+		return h.tokenCall(t, "organizations", refreshForm(rt, scope))
+	}
+
+	tok, _ := exchange(t, h, signInScopes, false)
+	status, body := redeem(t, h, tok.RefreshToken, "https://apihub.azure.com/.default offline_access")
+	wantOAuthError(t, status, body, 400, "invalid_grant", "AADSTS65001")
+	if body["suberror"] != "consent_required" || !strings.Contains(body["error_description"].(string), "has not consented to use the application") {
+		t.Errorf("65001 body %v", body)
+	}
+
+	// The grant sign-in: the consent page shows the one extra permission.
+	tok, page := exchange(t, h, grantScopes, true)
+	if !strings.Contains(page, "connector runtime") || !strings.Contains(page, "https://apihub.azure.com/.default") {
+		t.Errorf("consent page does not show the connector runtime:\n%s", page)
+	}
+	if strings.Contains(page, "Flows.Manage.All") {
+		t.Errorf("consent page asks for the default scopes again:\n%s", page)
+	}
+	if got, _ := tok.Extra("scope").(string); got != "https://apihub.azure.com/user_impersonation" {
+		t.Errorf("token response scope %q", got)
+	}
+	var ac accessClaims
+	if _, err := jwt.ParseWithClaims(tok.AccessToken, &ac, func(*jwt.Token) (any, error) { return h.sim.PublicKey(), nil }); err != nil ||
+		ac.Audience[0] != "https://apihub.azure.com" || ac.Scope != "user_impersonation" {
+		t.Fatalf("access token aud %v scp %q (%v)", ac.Audience, ac.Scope, err)
+	}
+	var id idClaims
+	rawID, _ := tok.Extra("id_token").(string)
+	if _, _, err := jwt.NewParser().ParseUnverified(rawID, &id); err != nil {
+		t.Fatal(err)
+	}
+	if id.ObjectID != oid || id.TenantID != tid || id.Email != "" {
+		t.Errorf("id_token of openid+profile: tid %q oid %q email %q (oid needs profile; email needs email)", id.TenantID, id.ObjectID, id.Email)
+	}
+	rt := tok.RefreshToken
+	for _, scope := range []string{"https://apihub.azure.com/.default", "https://service.flow.microsoft.com/Flows.Read.All", "https://service.powerapps.com/User"} {
+		status, body := redeem(t, h, rt, scope+" offline_access")
+		if status != 200 {
+			t.Fatalf("%s after the grant: %d %v", scope, status, body)
+		}
+		rt = body["refresh_token"].(string)
+	}
+
+	// A restarted stand-in (same seed, empty memory) adds a later consent to the one
+	// the browser's cookie remembers (cookies ignore the port: both run on 127.0.0.1).
+	before := newEntraHarness(t, Options{KeySeed: seed})
+	browser.Jar, _ = cookiejar.New(nil)
+	exchange(t, before, signInScopes, false)
+	after := newEntraHarness(t, Options{KeySeed: seed})
+	tok, _ = exchange(t, after, grantScopes, true)
+	if status, body := redeem(t, after, tok.RefreshToken, "https://service.flow.microsoft.com/Flows.Read.All"); status != 200 {
+		t.Fatalf("after a restart the grant's token lost the earlier consent: %d %v", status, body)
 	}
 }
