@@ -47,6 +47,8 @@ Usage:
   flowstudio reports list [--limit N] [--json]         show the bug reports filed with report_bug
   flowstudio user show|revoke (--email E | --id ID)    support: show a user, or revoke its permission
   flowstudio rotate-key [--reseal-only]                add a refresh-token key version and re-seal every token
+  flowstudio sync [--user-id ID] [--window 7d] [--server-url URL]
+                                                       refresh the Team cache (scheduled job)
   flowstudio version                                   print the version
 
 Settings come from the environment; see the README. Every command takes --help.
@@ -72,6 +74,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		err = reports(rest, stdout, stderr, getenv)
 	case "user":
 		err = userCommand(rest, stdout, stderr, getenv)
+	case "sync":
+		err = syncCommand(rest, stdout, stderr, getenv)
 	case "rotate-key":
 		err = rotateKey(rest, stdout, stderr, getenv)
 	case "version":
@@ -300,7 +304,7 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	if err != nil {
 		return err
 	}
-	env := &tools.Env{PA: pa, DashboardURL: settings.PublicURL + "/dashboard", Logger: log, Reports: store}
+	env := &tools.Env{PA: pa, DashboardURL: settings.PublicURL + "/dashboard", Logger: log, Reports: store, Cache: store}
 	meter := metering.New(metering.Options{Store: store, Quotas: settings.Quotas, DashboardURL: env.DashboardURL,
 		Log: metering.NewLogger(sink), Ops: log})
 	catalog, err := tools.NewCatalog(env, meter, 0, tools.All())

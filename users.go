@@ -185,6 +185,14 @@ func userCommand(args []string, stdout, stderr io.Writer, getenv func(string) st
 	}
 }
 
+// grantsOf lists the consents beyond the default sign-in (identity.GrantConnectors).
+func grantsOf(u *cosmos.User) string {
+	if len(u.ConsentedResources) == 0 {
+		return "none (default sign-in only)"
+	}
+	return strings.Join(u.ConsentedResources, ", ")
+}
+
 func printUser(w io.Writer, u *cosmos.User) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	date := func(unix int64) string {
@@ -211,6 +219,7 @@ func printUser(w io.Writer, u *cosmos.User) {
 		{"object", u.ObjectID},
 		{"tier", string(u.Tier)},
 		{"consent", string(u.Consent)},
+		{"grants", grantsOf(u)},
 		{"key generation", fmt.Sprint(u.KeyGeneration)},
 		{"key issued", date(u.KeyIssuedAt)},
 		{"key expires", keyExpires},

@@ -22,6 +22,16 @@ func All() []*Tool {
 		getLiveDynamicOptions(),
 		getLiveDynamicProperties(),
 		testLiveConnection(),
+		// Store tools: the Team cache, filled by `flowstudio sync` (tools/store.go).
+		listStoreEnvironments(),
+		listStoreFlows(),
+		getStoreFlow(),
+		getStoreFlowSummary(),
+		getStoreFlowRuns(),
+		updateStoreFlow(),
+		listStoreConnections(),
+		listStoreMakers(),
+		getStoreMaker(),
 		// Meta tools: free, not counted against quota (tools/meta.go).
 		toolSearch(),
 		listSkills(),

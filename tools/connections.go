@@ -328,7 +328,7 @@ func consentError(dashboardURL, audience, prefix string) *ToolError {
 	return &ToolError{
 		Message: prefix + "connector runtime calls need an extra consent beyond the default sign-in (token audience " +
 			audience + "), which has not been granted or has lapsed; this server never widens consent on its own",
-		Next: "grant the connector consent on the dashboard (" + dashboardURL + "), then retry",
+		Next: "grant connector access at " + dashboardURL + " (its Grant connector access button), then retry",
 	}
 }
 

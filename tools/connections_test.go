@@ -430,17 +430,17 @@ func TestGetLiveDynamicOptions(t *testing.T) {
 
 	t.Run("parameters without options", func(t *testing.T) {
 		connError(t, h.call(t, "get_live_dynamic_options", spArgs("$top", nil)), "no dynamic options", "describe_live_connector")
-		with := func(param string) map[string]any { m := maps(tasks); m["parameter"] = param; return m }
+		with := func(param string) map[string]any { m := cloneArgs(tasks); m["parameter"] = param; return m }
 		connError(t, h.call(t, "get_live_dynamic_options", with("body")), "dynamic schema", "get_live_dynamic_properties")
 		connError(t, h.call(t, "get_live_dynamic_options", with("nope")), "no parameter", "projectId")
-		m := maps(tasks)
+		m := cloneArgs(tasks)
 		m["operationId"] = "CreateTsk"
 		connError(t, h.call(t, "get_live_dynamic_options", m), "not found")
 	})
 
 	t.Run("a broken connection", func(t *testing.T) {
 		broken := connectionOf(t, h, sim.ContosoDefaultEnv, "shared_contosotasks", false)
-		m := maps(tasks)
+		m := cloneArgs(tasks)
 		m["connectionName"] = broken.Name
 		r := h.call(t, "get_live_dynamic_options", m)
 		connError(t, r, "status 400", "code DynamicOperationRequestClientFailure", "test_live_connection")
@@ -461,7 +461,7 @@ func TestGetLiveDynamicOptions(t *testing.T) {
 		if len(rt) != 1 || rt[0].Audience != powerautomate.AudienceAPIHub || rt[0].Path != "/apim/contosotasks/"+sim.ContosoTasksConnection+"/projects" {
 			t.Errorf("runtime requests %+v", rt)
 		}
-		m := maps(tasks)
+		m := cloneArgs(tasks)
 		m["environmentName"] = "~default" // no per-environment host for the alias
 		h.Sim.ClearFaults()
 		h.Sim.ResetRequests()
@@ -483,7 +483,7 @@ func decodeResult(t *testing.T, r liveResult, out any) {
 	}
 }
 
-func maps(m map[string]any) map[string]any {
+func cloneArgs(m map[string]any) map[string]any {
 	c := make(map[string]any, len(m))
 	for k, v := range m {
 		c[k] = v
@@ -519,13 +519,13 @@ func TestGetLiveDynamicProperties(t *testing.T) {
 	}
 
 	t.Run("refusals", func(t *testing.T) {
-		m := maps(args)
+		m := cloneArgs(args)
 		delete(m, "parameters")
 		connError(t, h.call(t, "get_live_dynamic_properties", m), "depends on projectId")
-		m = maps(args)
+		m = cloneArgs(args)
 		m["parameter"] = "projectId"
 		connError(t, h.call(t, "get_live_dynamic_properties", m), "has no dynamic schema")
-		m = maps(args)
+		m = cloneArgs(args)
 		delete(m, "parameter")
 		connError(t, h.call(t, "get_live_dynamic_properties", m), "response of CreateTask has no dynamic schema")
 	})
@@ -647,7 +647,7 @@ func TestExtraConsentIsNeverWidenedSilently(t *testing.T) {
 			}
 			h.Sim.InjectFault(sim.FaultMatch{PathContains: "/ppapi/"}, sim.Fault{DropConnection: true})
 			connError(t, h.call(t, "get_live_dynamic_options", opts), "extra consent", "https://apihub.azure.com", connDashboard)
-			props := maps(opts)
+			props := cloneArgs(opts)
 			props["parameter"], props["parameters"] = "body", map[string]any{"projectId": "p-001"}
 			connError(t, h.call(t, "get_live_dynamic_properties", props), "extra consent", connDashboard)
 			if rt := h.requestsTo("apihub"); len(rt) != 0 {
@@ -760,7 +760,7 @@ func TestConnectionToolsRefuseHostileIdentifiers(t *testing.T) {
 					continue // a body field key (body/title): matched against the swagger, never put in a URL; see below
 				}
 				t.Run(fmt.Sprintf("%s/%s/%q", tc.tool, field, v), func(t *testing.T) {
-					args := maps(tc.args)
+					args := cloneArgs(tc.args)
 					args[field] = v
 					before := len(h.Sim.Requests())
 					connError(t, h.call(t, tc.tool, args), field)
@@ -780,7 +780,7 @@ func TestConnectionToolsRefuseHostileIdentifiers(t *testing.T) {
 	})
 	t.Run("a body key is only looked up", func(t *testing.T) {
 		h.Sim.ResetRequests()
-		args := maps(connToolCases()[2].args)
+		args := cloneArgs(connToolCases()[2].args)
 		args["parameter"] = "a/b"
 		connError(t, h.call(t, "get_live_dynamic_options", args), "no parameter")
 		for _, r := range h.Sim.Requests() {

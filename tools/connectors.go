@@ -324,8 +324,8 @@ func paramRequired(p *paramNode) bool {
 	return json.Unmarshal(p.Required, &b) == nil && b
 }
 
-// input is one value a flow definition can set: a parameter, or a field of a body.
-type input struct {
+// opInput is one value a flow definition can set: a parameter, or a field of a body.
+type opInput struct {
 	key      string // projectId, body/title
 	in       string
 	node     *schemaNode
@@ -337,10 +337,10 @@ type input struct {
 // inputs flattens an operation's parameters; body fields are expanded depth levels
 // deep. The connectionId path parameter is filled in by the platform and left out.
 // The second result reports that maxInputs cut the list.
-func (sw *swaggerDoc) inputs(op swaggerOp, depth int) ([]input, bool) {
-	var out []input
+func (sw *swaggerDoc) inputs(op swaggerOp, depth int) ([]opInput, bool) {
+	var out []opInput
 	full := false
-	add := func(in input) {
+	add := func(in opInput) {
 		if len(out) >= maxInputs {
 			full = true
 			return
@@ -353,7 +353,7 @@ func (sw *swaggerDoc) inputs(op swaggerOp, depth int) ([]input, bool) {
 		}
 		internal := strings.EqualFold(p.Visibility, "internal")
 		if p.In != "body" {
-			add(input{key: p.Name, in: p.In, node: &p.schemaNode, ext: p.dynamicExt, required: paramRequired(p), internal: internal})
+			add(opInput{key: p.Name, in: p.In, node: &p.schemaNode, ext: p.dynamicExt, required: paramRequired(p), internal: internal})
 			continue
 		}
 		s := sw.resolve(p.Schema)
@@ -362,7 +362,7 @@ func (sw *swaggerDoc) inputs(op swaggerOp, depth int) ([]input, bool) {
 		}
 		ext := p.dynamicExt.or(s.dynamicExt)
 		if ext.present() || len(s.Properties) == 0 || depth == 0 {
-			add(input{key: p.Name, in: "body", node: s, ext: ext, required: paramRequired(p), internal: internal})
+			add(opInput{key: p.Name, in: "body", node: s, ext: ext, required: paramRequired(p), internal: internal})
 		}
 		if depth > 0 {
 			sw.flatten(s, p.Name, "body", depth, internal, add)
@@ -372,7 +372,7 @@ func (sw *swaggerDoc) inputs(op swaggerOp, depth int) ([]input, bool) {
 }
 
 // flatten emits the properties of s as prefix/name inputs, required ones first.
-func (sw *swaggerDoc) flatten(s *schemaNode, prefix, in string, depth int, internal bool, add func(input)) {
+func (sw *swaggerDoc) flatten(s *schemaNode, prefix, in string, depth int, internal bool, add func(opInput)) {
 	if s == nil || depth <= 0 {
 		return
 	}
@@ -401,12 +401,12 @@ func (sw *swaggerDoc) flatten(s *schemaNode, prefix, in string, depth int, inter
 			sw.flatten(child, key, in, depth-1, hidden, add)
 			continue
 		}
-		add(input{key: key, in: in, node: child, ext: child.dynamicExt, required: req[n], internal: hidden})
+		add(opInput{key: key, in: in, node: child, ext: child.dynamicExt, required: req[n], internal: hidden})
 	}
 }
 
 // findInput finds a parameter or body field by key (case-insensitive as a fallback).
-func (sw *swaggerDoc) findInput(op swaggerOp, key string) (input, []string, bool) {
+func (sw *swaggerDoc) findInput(op swaggerOp, key string) (opInput, []string, bool) {
 	all, _ := sw.inputs(op, 4)
 	var keys []string
 	for _, in := range all {
@@ -422,7 +422,7 @@ func (sw *swaggerDoc) findInput(op swaggerOp, key string) (input, []string, bool
 			return in, nil, true
 		}
 	}
-	return input{}, keys, false
+	return opInput{}, keys, false
 }
 
 // dynamicDef is an x-ms-dynamic-* extension in either spelling (values/list,
@@ -747,7 +747,7 @@ func describeLiveConnector() *Tool {
 			return describeOut{}, err
 		}
 		out := describeOut{Connector: connectorSummary{Name: api.Name, DisplayName: api.DisplayName,
-			Description: clip(api.Description, maxTextLen), Publisher: api.Publisher, Tier: api.Tier, Custom: api.IsCustom}}
+			Description: clipText(api.Description, maxTextLen), Publisher: api.Publisher, Tier: api.Tier, Custom: api.IsCustom}}
 		if tc := sw.Capabilities.TestConnection; tc != nil {
 			out.Connector.TestOperation = tc.OperationID
 		}
@@ -786,7 +786,7 @@ func operationNotFound(sw *swaggerDoc, id, connector string) *ToolError {
 }
 
 func (sw *swaggerDoc) row(op swaggerOp) operationRow {
-	r := operationRow{OperationID: op.OperationID, Summary: clip(connCoalesce(op.Summary, op.Description), 120), Method: op.method,
+	r := operationRow{OperationID: op.OperationID, Summary: clipText(connCoalesce(op.Summary, op.Description), 120), Method: op.method,
 		Kind: op.kind(), Deprecated: op.Deprecated, Internal: op.internal()}
 	ins, full := sw.inputs(op, 1)
 	for _, in := range ins {
@@ -806,7 +806,7 @@ func (sw *swaggerDoc) row(op swaggerOp) operationRow {
 }
 
 func (sw *swaggerDoc) detail(op swaggerOp) *operationDetail {
-	d := &operationDetail{OperationID: op.OperationID, Summary: op.Summary, Description: clip(op.Description, maxTextLen),
+	d := &operationDetail{OperationID: op.OperationID, Summary: op.Summary, Description: clipText(op.Description, maxTextLen),
 		Method: op.method, Kind: op.kind(), Deprecated: op.Deprecated, Internal: op.internal(), Parameters: []paramDetail{}}
 	if d.Description == d.Summary {
 		d.Description = ""
@@ -820,10 +820,10 @@ func (sw *swaggerDoc) detail(op swaggerOp) *operationDetail {
 	return d
 }
 
-func toParamDetail(in input, withHint bool) paramDetail {
+func toParamDetail(in opInput, withHint bool) paramDetail {
 	s := in.node
 	p := paramDetail{Name: in.key, In: in.in, Type: schemaType(s), Format: s.Format, Required: in.required,
-		Title: s.Summary, Description: clip(s.Description, maxTextLen), Default: s.Default, Internal: in.internal}
+		Title: s.Summary, Description: clipText(s.Description, maxTextLen), Default: s.Default, Internal: in.internal}
 	if p.Title == "" {
 		p.Title = s.Title
 	}
@@ -1044,7 +1044,7 @@ func loadLookup(ctx context.Context, env *Env, in dynamicIn) (*lookupContext, er
 	return &lookupContext{api: api, sw: sw, op: op}, nil
 }
 
-func (lc *lookupContext) input(key string) (input, error) {
+func (lc *lookupContext) input(key string) (opInput, error) {
 	in, keys, ok := lc.sw.findInput(lc.op, key)
 	if !ok {
 		te := &ToolError{Message: "operation " + lc.op.OperationID + " has no parameter " + connQuote(key)}
@@ -1052,7 +1052,7 @@ func (lc *lookupContext) input(key string) (input, error) {
 			keys = append(keys[:20], "…")
 		}
 		te.Next = "use one of: " + strings.Join(keys, ", ")
-		return input{}, te
+		return opInput{}, te
 	}
 	return in, nil
 }
@@ -1137,7 +1137,7 @@ func getLiveDynamicOptions() *Tool {
 	})
 }
 
-func noOptionsError(target input) *ToolError {
+func noOptionsError(target opInput) *ToolError {
 	switch {
 	case target.ext.schema() != nil:
 		return &ToolError{Message: target.key + " has a dynamic schema, not a list of options",
@@ -1381,7 +1381,7 @@ func getLiveDynamicProperties() *Tool {
 		if out.Location == "input" {
 			prefix = out.Parameter
 		}
-		(&swaggerDoc{}).flatten(&s, prefix, "", 3, false, func(i input) {
+		(&swaggerDoc{}).flatten(&s, prefix, "", 3, false, func(i opInput) {
 			if len(out.Properties) >= maxInputs {
 				out.Truncated = true
 				return
@@ -1407,7 +1407,7 @@ func schemaFromResponse(body json.RawMessage, def *dynamicDef) json.RawMessage {
 	return raw
 }
 
-func clip(s string, n int) string {
+func clipText(s string, n int) string {
 	s = strings.TrimSpace(s)
 	if len(s) <= n {
 		return s
@@ -1420,4 +1420,4 @@ func clip(s string, n int) string {
 }
 
 // connQuote quotes an (already validated) identifier for a message.
-func connQuote(s string) string { return `"` + clip(s, 64) + `"` }
+func connQuote(s string) string { return `"` + clipText(s, 64) + `"` }

@@ -14,6 +14,9 @@ type Env struct {
 	Logger       *zap.Logger
 	// Reports keeps report_bug submissions; nil means this server takes none.
 	Reports ReportStore
+	// Cache is the Team cache the store tools read (and update_store_flow writes);
+	// nil means the store tools answer that this server has no cache.
+	Cache CacheStore
 
 	// catalog is the catalog serving the call, for the meta tools; NewCatalog
 	// sets it on its own copy of the Env.

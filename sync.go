@@ -1,0 +1,161 @@
+package main
+
+// Wiring of `flowstudio sync`: the Team cache job (the logic is tools/teamsync).
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/server"
+	"github.com/flowstudio/mcp/tools"
+	"github.com/flowstudio/mcp/tools/powerautomate"
+	"github.com/flowstudio/mcp/tools/powerautomate/sim"
+	"github.com/flowstudio/mcp/tools/teamcache"
+	"github.com/flowstudio/mcp/tools/teamsync"
+)
+
+var (
+	_ tools.CacheStore  = (*cosmos.Store)(nil)
+	_ teamsync.Store    = (*cosmos.Store)(nil)
+	_ teamsync.Upstream = (*powerautomate.Client)(nil)
+)
+
+const syncUsage = `usage: flowstudio sync [--user-id TENANT.OBJECT] [--window 7d] [--server-url URL] [--data-dir D]
+
+Refreshes the Team cache: for every team-tier user with consent granted, reads (as
+that user) environments, flows with a definition summary, run statistics over the
+window, connections and makers, and writes them to the user's cache partition.
+Exits non-zero only when no user could be synced and at least one failed.
+
+In embedded mode the simulated tenant lives inside the running server, at
+<server URL>/sim: sync reaches it at --server-url, else FLOWSTUDIO_PUBLIC_URL, else
+http://FLOWSTUDIO_ADDR (the server's default address). Run it beside the server
+on the same --data-dir.
+
+`
+
+func syncCommand(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var userID, window, serverURL string
+	var budget, timeout time.Duration
+	var users int
+	settings, err := settingsWithFlags("sync", args, stderr, getenv, func(fs *flag.FlagSet) {
+		fs.Usage = func() { fmt.Fprint(stderr, syncUsage); fs.PrintDefaults() }
+		fs.StringVar(&userID, "user-id", "", "sync only this user (<tenant id>.<object id>)")
+		fs.StringVar(&window, "window", "7d", "run-statistics window: days (7d) or a duration (36h), 1h to 30d")
+		fs.StringVar(&serverURL, "server-url", "", "embedded mode: the running server's URL (default FLOWSTUDIO_PUBLIC_URL, else http://FLOWSTUDIO_ADDR)")
+		fs.DurationVar(&budget, "user-budget", 3*time.Minute, "time for one user's upstream reads; what is not read by then keeps its earlier cache")
+		fs.DurationVar(&timeout, "timeout", 22*time.Minute, "time for the whole run's reads; writes of users in progress get up to a minute more (the Container Apps job stops at 25 minutes)")
+		fs.IntVar(&users, "users", 4, "users synced at once")
+	})
+	if err != nil {
+		return err
+	}
+	win, err := teamcache.ParseWindow(window)
+	if err != nil {
+		return fmt.Errorf("--window: %w", err)
+	}
+	if userID != "" && (!strings.Contains(userID, ".") || strings.ContainsAny(userID, "/\\?# ")) {
+		return errors.New("--user-id must be <tenant id>.<object id>")
+	}
+	log, err := newLogger(settings.LogLevel, stdout)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	var paConfig powerautomate.Config
+	if settings.Embedded() {
+		if settings.Production() {
+			return errors.New("sync refuses embedded defaults in production")
+		}
+		if serverURL != "" {
+			settings.PublicURL = strings.TrimRight(serverURL, "/")
+		}
+		if settings.PublicURL == "" {
+			settings.PublicURL = "http://" + settings.Addr
+		}
+		if u, err := url.Parse(settings.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return errors.New("--server-url must be an absolute http(s) URL")
+		}
+		if err := serverAnswers(ctx, settings.PublicURL); err != nil {
+			return fmt.Errorf("embedded mode: the simulated tenant lives in the running server, and no server answers at %s (%v); "+
+				"start `flowstudio serve` on this data directory, or pass --server-url", settings.PublicURL, err)
+		}
+		paConfig = sim.ConfigFor(settings.PublicURL + "/sim")
+	} else {
+		paConfig = powerautomate.Config{FlowURL: settings.FlowAPIURL, PowerAppsURL: settings.PowerAppsAPIURL, BAPURL: settings.BAPAPIURL}
+	}
+
+	store, err := openStore(ctx, settings, getenv)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	sealer, err := openSealer(settings, getenv)
+	if err != nil {
+		return err
+	}
+	tokens, err := delegatedTokens(settings.Entra(), getenv, store, sealer, log)
+	if err != nil {
+		return err
+	}
+	pa, err := powerautomate.New(paConfig, tokens)
+	if err != nil {
+		return err
+	}
+	syncer, err := teamsync.New(teamsync.Options{Store: store, Upstream: pa, Logger: log.Named("sync"),
+		Window: win, UserBudget: budget, Users: users})
+	if err != nil {
+		return err
+	}
+	rep, err := syncer.Run(ctx, userID)
+	if err != nil {
+		if errors.Is(err, teamsync.ErrAllFailed) {
+			return fmt.Errorf("no user synced: %d failed, %d skipped (the log names each user's email hash and error kind)", rep.Failed, rep.Skipped)
+		}
+		return err
+	}
+	return nil
+}
+
+// serverAnswers checks that a FlowStudio server answers /healthz at base.
+func serverAnswers(ctx context.Context, base string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/healthz answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// The cancelled plan's ttl is set by the Stripe webhook (server) and by sync
+// (teamcache): a compile error here means the two differ.
+const _ = uint(teamcache.CanceledCacheTTL-server.CanceledCacheTTL) + uint(server.CanceledCacheTTL-teamcache.CanceledCacheTTL)
