@@ -170,6 +170,17 @@ func tokenSecret(s server.Settings) (string, error) {
 	return secret, f.Sync()
 }
 
+// loadKeyring reads (or, on embedded defaults, generates) TOKEN_SECRET and derives
+// every key from it.
+func loadKeyring(s server.Settings) (string, *keyring.Keyring, error) {
+	secret, err := tokenSecret(s)
+	if err != nil {
+		return "", nil, err
+	}
+	keys, err := keyring.New(secret)
+	return secret, keys, err
+}
+
 // openStore opens Cosmos DB when COSMOS_ENDPOINT is set (managed identity in Azure;
 // COSMOS_KEY only for emulators, refused in production), else the embedded store.
 // Neither does network I/O here: a cold start is not slowed down.
@@ -235,11 +246,7 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 			return err
 		}
 	}
-	secret, err := tokenSecret(settings)
-	if err != nil {
-		return err
-	}
-	keys, err := keyring.New(secret)
+	secret, keys, err := loadKeyring(settings)
 	if err != nil {
 		return err
 	}
@@ -388,11 +395,7 @@ func devKey(args []string, stdout, stderr io.Writer, getenv func(string) string)
 	if err := os.MkdirAll(settings.DataDir, 0o700); err != nil {
 		return err
 	}
-	secret, err := tokenSecret(settings)
-	if err != nil {
-		return err
-	}
-	keys, err := keyring.New(secret)
+	secret, keys, err := loadKeyring(settings)
 	if err != nil {
 		return err
 	}

@@ -84,11 +84,7 @@ func openOperatorEnv(ctx context.Context, settings server.Settings, getenv func(
 			return nil, err
 		}
 	}
-	secret, err := tokenSecret(settings)
-	if err != nil {
-		return nil, err
-	}
-	keys, err := keyring.New(secret)
+	_, keys, err := loadKeyring(settings)
 	if err != nil {
 		return nil, err
 	}

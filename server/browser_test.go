@@ -319,35 +319,7 @@ type webToolResult struct {
 // webCallTool posts tools/call to /mcp with the key, as an agent would.
 func webCallTool(t *testing.T, h *webHarness, key, name string) webToolResult {
 	t.Helper()
-	body := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"` + name + `","arguments":{}}}`
-	req, _ := http.NewRequest("POST", h.ts.URL+"/mcp", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	req.Header.Set("MCP-Protocol-Version", "2025-06-18")
-	req.Header.Set("X-Api-Key", key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var out struct {
-		Result struct {
-			IsError bool `json:"isError"`
-			Content []struct {
-				Text string `json:"text"`
-			} `json:"content"`
-		} `json:"result"`
-	}
-	_ = json.Unmarshal(raw, &out)
-	var text strings.Builder
-	for _, c := range out.Result.Content {
-		text.WriteString(c.Text)
-	}
-	if text.Len() == 0 {
-		text.Write(raw)
-	}
-	return webToolResult{status: resp.StatusCode, isError: out.Result.IsError, text: text.String()}
+	return callTool(t, h, key, name, map[string]any{})
 }
 
 // tokenTap records every token the simulated Entra ID hands out, so the leak check
