@@ -318,10 +318,9 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	if err != nil {
 		return err
 	}
-	deps := server.Deps{Settings: settings, Logger: log, Keys: keys, Users: store, Catalog: catalog,
-		Ready: store.Ping, Version: version, Billing: store}
-	deps.Accounts, deps.Sealer = store, sealer
-	deps.Entra = server.EntraConfig{Authority: entra.Authority, Tenant: entra.Tenant, ClientID: entra.ClientID, ClientSecret: entra.ClientSecret}
+	deps := server.Deps{Settings: settings, Logger: log, Keys: keys, Users: store, Accounts: store, Billing: store,
+		Sealer: sealer, Catalog: catalog, Ready: store.Ping, Version: version,
+		Entra: server.EntraConfig{Authority: entra.Authority, Tenant: entra.Tenant, ClientID: entra.ClientID, ClientSecret: entra.ClientSecret}}
 	if simulator != nil {
 		deps.Simulator = simulator
 	}
@@ -340,8 +339,6 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	mode := "azure"
 	if settings.Embedded() {
 		mode = "embedded"
-	}
-	if settings.Embedded() {
 		log.Warn("EMBEDDED DEFAULTS: single-file store, simulated Power Automate tenant, no Azure; not for production",
 			zap.String("data_dir", settings.DataDir), zap.String("simulated_tenant", settings.PublicURL+"/sim"),
 			zap.String("get_a_key", "flowstudio dev-key --email you@contoso.com --data-dir "+settings.DataDir))
