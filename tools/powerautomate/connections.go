@@ -107,16 +107,8 @@ func (c *Client) ListConnections(ctx context.Context, env string, opts ListConne
 	if err := setTop(q, opts.Top); err != nil {
 		return nil, err
 	}
-	u, err := c.pageURL(c.cfg.PowerAppsURL+path+"?"+encodeQuery(q), opts.NextLink)
+	p, err := getPage[armResource[connectionProps]](ctx, c, "ListConnections", c.cfg.PowerAppsURL+path+"?"+encodeQuery(q), opts.NextLink)
 	if err != nil {
-		return nil, err
-	}
-	resp, err := c.apiCall(ctx, "ListConnections", "GET", u, nil)
-	if err != nil {
-		return nil, err
-	}
-	var p page[armResource[connectionProps]]
-	if err := decode("ListConnections", resp, &p); err != nil {
 		return nil, err
 	}
 	out := &ConnectionPage{NextLink: p.next()}

@@ -46,16 +46,8 @@ func (c *Client) ListEnvironments(ctx context.Context) ([]Environment, error) {
 	var out []Environment
 	link := ""
 	for range maxListPages {
-		u, err := c.pageURL(first, link)
+		p, err := getPage[armResource[environmentProps]](ctx, c, "ListEnvironments", first, link)
 		if err != nil {
-			return nil, err
-		}
-		resp, err := c.apiCall(ctx, "ListEnvironments", "GET", u, nil)
-		if err != nil {
-			return nil, err
-		}
-		var p page[armResource[environmentProps]]
-		if err := decode("ListEnvironments", resp, &p); err != nil {
 			return nil, err
 		}
 		for _, r := range p.Value {

@@ -148,16 +148,8 @@ func (c *Client) ListFlows(ctx context.Context, env string, opts ListFlowsOption
 	if opts.Admin {
 		path = envPath(env, true) + "/v2/flows"
 	}
-	u, err := c.pageURL(c.cfg.FlowURL+path+"?"+encodeQuery(q), opts.NextLink)
+	p, err := getPage[armResource[flowProps]](ctx, c, "ListFlows", c.cfg.FlowURL+path+"?"+encodeQuery(q), opts.NextLink)
 	if err != nil {
-		return nil, err
-	}
-	resp, err := c.apiCall(ctx, "ListFlows", "GET", u, nil)
-	if err != nil {
-		return nil, err
-	}
-	var p page[armResource[flowProps]]
-	if err := decode("ListFlows", resp, &p); err != nil {
 		return nil, err
 	}
 	out := &FlowPage{NextLink: p.next()}

@@ -1,6 +1,7 @@
 package powerautomate
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strings"
@@ -28,6 +29,24 @@ type armResource[P any] struct {
 	Type       string `json:"type"`
 	Location   string `json:"location"`
 	Properties P      `json:"properties"`
+}
+
+// getPage fetches one page of a collection: first, or the continuation nextLink
+// (checked by pageURL) when one is given.
+func getPage[T any](ctx context.Context, c *Client, op, first, nextLink string) (*page[T], error) {
+	u, err := c.pageURL(first, nextLink)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.apiCall(ctx, op, "GET", u, nil)
+	if err != nil {
+		return nil, err
+	}
+	var p page[T]
+	if err := decode(op, resp, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
 }
 
 // pageURL returns first, or nextLink when one is given. A nextLink is

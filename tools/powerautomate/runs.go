@@ -162,16 +162,8 @@ func (c *Client) ListRuns(ctx context.Context, ref FlowRef, opts ListRunsOptions
 	if err := setTop(q, opts.Top); err != nil {
 		return nil, err
 	}
-	u, err := c.pageURL(c.flowURL(ref.path()+"/runs", q), opts.NextLink)
+	p, err := getPage[armResource[runProps]](ctx, c, "ListRuns", c.flowURL(ref.path()+"/runs", q), opts.NextLink)
 	if err != nil {
-		return nil, err
-	}
-	resp, err := c.apiCall(ctx, "ListRuns", "GET", u, nil)
-	if err != nil {
-		return nil, err
-	}
-	var p page[armResource[runProps]]
-	if err := decode("ListRuns", resp, &p); err != nil {
 		return nil, err
 	}
 	out := &RunPage{NextLink: p.next()}
@@ -224,16 +216,8 @@ func (c *Client) ListRunActions(ctx context.Context, ref FlowRef, run string) ([
 	var out []RunAction
 	link := ""
 	for range maxListPages {
-		u, err := c.pageURL(first, link)
+		p, err := getPage[armResource[actionProps]](ctx, c, "ListRunActions", first, link)
 		if err != nil {
-			return nil, err
-		}
-		resp, err := c.apiCall(ctx, "ListRunActions", "GET", u, nil)
-		if err != nil {
-			return nil, err
-		}
-		var p page[armResource[actionProps]]
-		if err := decode("ListRunActions", resp, &p); err != nil {
 			return nil, err
 		}
 		for _, r := range p.Value {
@@ -282,20 +266,13 @@ func (c *Client) ListActionRepetitions(ctx context.Context, ref FlowRef, run, ac
 	if err := ValidateActionName(action); err != nil {
 		return nil, err
 	}
-	u, err := c.pageURL(c.flowURL(ref.path()+"/runs/"+esc(run)+"/actions/"+esc(action)+"/repetitions", nil), nextLink)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.apiCall(ctx, "ListActionRepetitions", "GET", u, nil)
-	if err != nil {
-		return nil, err
-	}
 	type repProps struct {
 		actionProps
 		RepetitionIndexes []RepetitionIndex `json:"repetitionIndexes"`
 	}
-	var p page[armResource[repProps]]
-	if err := decode("ListActionRepetitions", resp, &p); err != nil {
+	p, err := getPage[armResource[repProps]](ctx, c, "ListActionRepetitions",
+		c.flowURL(ref.path()+"/runs/"+esc(run)+"/actions/"+esc(action)+"/repetitions", nil), nextLink)
+	if err != nil {
 		return nil, err
 	}
 	out := &RepetitionPage{NextLink: p.next()}
