@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -41,7 +42,7 @@ const usage = `flowstudio: a hosted MCP server for Microsoft Power Automate
 
 Usage:
   flowstudio serve [--addr HOST:PORT] [--data-dir DIR]   run the server
-  flowstudio dev-key --email E [--tier free|pro|team] [--scope full|read]
+  flowstudio dev-key --email E [--tier free|pro|team] [--scope full|read] [--grant connectors]
                                                        print an API key for a simulated user (embedded mode only)
   flowstudio store init                                create the Cosmos DB database and containers
   flowstudio reports list [--limit N] [--json]         show the bug reports filed with report_bug
@@ -367,11 +368,12 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 }
 
 func devKey(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var email, tier, scope string
+	var email, tier, scope, grantNames string
 	settings, err := settingsWithFlags("dev-key", args, stderr, getenv, func(fs *flag.FlagSet) {
 		fs.StringVar(&email, "email", "", "email of the simulated user (required)")
 		fs.StringVar(&tier, "tier", "free", "plan: free, pro or team")
 		fs.StringVar(&scope, "scope", tools.ScopeFull, "key scope: full or read")
+		fs.StringVar(&grantNames, "grant", "", "consent beyond the default sign-in, as the dashboard's grant buttons give: connectors")
 	})
 	if err != nil {
 		return err
@@ -407,7 +409,15 @@ func devKey(args []string, stdout, stderr io.Writer, getenv func(string) string)
 	if err != nil {
 		return err
 	}
-	user, err := ensureDevUser(ctx, store, keys, sealer, newSimulator(secret), email, cosmos.Tier(t))
+	var grants []identity.Grant
+	for _, name := range strings.FieldsFunc(grantNames, func(r rune) bool { return r == ',' }) {
+		g, ok := identity.LookupGrant(strings.TrimSpace(name))
+		if !ok {
+			return fmt.Errorf("--grant: unknown grant %q (known: %s)", name, identity.GrantConnectors)
+		}
+		grants = append(grants, g)
+	}
+	user, err := ensureDevUser(ctx, store, keys, sealer, newSimulator(secret), email, cosmos.Tier(t), grants)
 	if err != nil {
 		return err
 	}
@@ -423,19 +433,29 @@ func devKey(args []string, stdout, stderr io.Writer, getenv func(string) string)
 // token from the simulator's Entra stand-in, as if they had signed in: tool calls then
 // redeem it exactly as in production. An existing consented user keeps its key
 // generation and refresh token, so running dev-key again prints the same key.
-func ensureDevUser(ctx context.Context, store *cosmos.Store, keys *keyring.Keyring, sealer identity.Sealer, simulator *sim.Sim, email string, tier cosmos.Tier) (*cosmos.User, error) {
+func ensureDevUser(ctx context.Context, store *cosmos.Store, keys *keyring.Keyring, sealer identity.Sealer, simulator *sim.Sim, email string, tier cosmos.Tier, grants []identity.Grant) (*cosmos.User, error) {
 	tenantID, objectID := simulator.UserFor(email)
 	id := cosmos.UserID(tenantID, objectID)
-	// Issued and sealed up front; used only if the user has no token.
-	rt := simulator.IssueRefreshToken(tenantID, objectID, sim.DevClientID, identity.ConsentScopes)
+	scopes := slices.Clone(identity.ConsentScopes)
+	var granted []string
+	for _, g := range grants {
+		scopes, granted = append(scopes, g.Scopes...), append(granted, g.Name)
+	}
+	// Issued and sealed up front; used only if the user has no token, or gains a grant.
+	rt := simulator.IssueRefreshToken(tenantID, objectID, sim.DevClientID, scopes)
 	sealed, version, err := sealer.Seal(ctx, id, []byte(rt))
 	if err != nil {
 		return nil, fmt.Errorf("seal refresh token: %w", err)
 	}
 	u, err := store.UpdateUser(ctx, id, func(u *cosmos.User) error {
 		u.Tier = tier
-		if u.Consent != cosmos.ConsentGranted || len(u.SealedRefreshToken) == 0 {
+		if u.Consent != cosmos.ConsentGranted || len(u.SealedRefreshToken) == 0 || !containsAll(u.ConsentedResources, granted) {
 			u.SealedRefreshToken, u.SealKeyVersion = sealed, version
+		}
+		for _, g := range granted {
+			if !slices.Contains(u.ConsentedResources, g) {
+				u.ConsentedResources = append(u.ConsentedResources, g)
+			}
 		}
 		u.Consent = cosmos.ConsentGranted
 		if u.KeyGeneration == 0 {
@@ -446,14 +466,25 @@ func ensureDevUser(ctx context.Context, store *cosmos.Store, keys *keyring.Keyri
 	if !errors.Is(err, cosmos.ErrNotFound) {
 		return u, err
 	}
+	// No display name: like a real sign-in, the store keeps none (the dashboard takes it
+	// from the session cookie).
 	u, err = store.CreateUser(ctx, &cosmos.User{ID: id, TenantID: tenantID, ObjectID: objectID,
-		EmailHash: keys.HashEmail(email), DisplayName: strings.SplitN(email, "@", 2)[0], Tier: tier,
+		EmailHash: keys.HashEmail(email), Tier: tier, ConsentedResources: granted,
 		KeyGeneration: 1, KeyIssuedAt: time.Now().Unix(), Consent: cosmos.ConsentGranted,
 		SealedRefreshToken: sealed, SealKeyVersion: version})
 	if errors.Is(err, cosmos.ErrConflict) { // created concurrently by another process
 		return store.GetUser(ctx, id)
 	}
 	return u, err
+}
+
+func containsAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // newSimulator builds the simulated tenant mounted at /sim. Its signing key is seeded

@@ -187,3 +187,33 @@ func TestSignInThroughTheEntraStandIn(t *testing.T) {
 		t.Fatalf("user show after sign-in:\n%s", out)
 	}
 }
+
+// TestDevKeyGrantsConnectorAccess: a dev-key user starts with the default consent,
+// and --grant connectors gives what the dashboard's grant button gives, through the
+// same token source and the simulator's consent checks.
+func TestDevKeyGrantsConnectorAccess(t *testing.T) {
+	p := startServer(t)
+	call := func(key string) string {
+		_, body, err := p.call(key, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"test_live_connection","arguments":{"environmentName":"`+
+			sim.ContosoDefaultEnv+`","connectorName":"shared_contosotasks","connectionName":"`+sim.ContosoTasksConnection+`"}}}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return body
+	}
+	plain := p.devKey(t, "carol@contoso.com")
+	if body := call(plain); !strings.Contains(body, `"isError":true`) || !strings.Contains(body, "grant connector access") {
+		t.Fatalf("without the grant: %s", body)
+	}
+	granted := p.devKey(t, "carol@contoso.com", "--grant", "connectors")
+	if granted != plain {
+		t.Error("a grant must not change the key")
+	}
+	if body := call(granted); !strings.Contains(body, `"isError":false`) || !strings.Contains(body, `"ok":true`) {
+		t.Fatalf("with the grant: %s", body)
+	}
+	cmd := exec.Command(binary, "dev-key", "--email", "carol@contoso.com", "--grant", "mailbox", "--data-dir", p.dataDir)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "unknown grant") {
+		t.Fatalf("an unknown grant must be refused: %v %s", err, out)
+	}
+}

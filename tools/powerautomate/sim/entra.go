@@ -180,9 +180,10 @@ func (s *Sim) SetEntraTokenLifetimes(access, refresh time.Duration) {
 // IssueRefreshToken issues a refresh token as if the user had signed in to
 // the client and consented to scopes (full scope strings, e.g.
 // "https://service.flow.microsoft.com/Flows.Read.All"), without a browser.
-// Any Sim built with the same KeySeed accepts it.
+// Any Sim built with the same KeySeed accepts it. <resource>/.default is expanded
+// as the consent page would.
 func (s *Sim) IssueRefreshToken(tenantID, objectID, clientID string, scopes []string) string {
-	return s.entra.issueRefresh(strings.ToLower(tenantID), strings.ToLower(objectID), clientID, scopes)
+	return s.entra.issueRefresh(strings.ToLower(tenantID), strings.ToLower(objectID), clientID, expandDefault(scopes))
 }
 
 // RevokeRefreshTokens makes every refresh token of the user issued so far
