@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -87,6 +88,28 @@ func TestBrowserSignInDashboardKeys(t *testing.T) {
 		}
 		return s
 	}
+	// navigate runs a step that loads a new page and returns once that page is loaded
+	// and shows sel. The page being left is marked first, so an element matching sel
+	// on it cannot end the wait before the navigation has happened.
+	navigate := func(step string, action chromedp.Action[chromedp.Void], sel string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.__leaving = true`)); err != nil {
+			t.Fatalf("%s: mark the page: %v", step, err)
+		}
+		run(step, action)
+		cond := `window.__leaving === undefined && document.readyState === "complete" && document.querySelector(` +
+			strconv.Quote(sel) + `) !== null`
+		// Evaluations fail while the target navigates; that is expected here, so retry.
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](cond)); err == nil && ok {
+				break
+			} else if time.Now().After(deadline) {
+				webShot(t, ctx, filepath.Join(artifacts, "failure.png"))
+				t.Fatalf("%s: the next page with %s did not load: %v", step, sel, err)
+			}
+		}
+		run(step+": visible", chromedp.WaitVisible(chromedp.CSS(sel)))
+	}
 
 	// Problems the page reports: script exceptions, CSP violations, failed loads.
 	run("start the browser", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
@@ -163,7 +186,7 @@ func TestBrowserSignInDashboardKeys(t *testing.T) {
 			t.Errorf("consent page asks for %q", never)
 		}
 	}
-	run("consent", chromedp.Click(chromedp.ID("accept")), chromedp.WaitVisible(chromedp.ID("key-full")))
+	navigate("consent", chromedp.Click(chromedp.ID("accept")), "#key-full")
 
 	// 4. The dashboard: who, tenant, plan, usage, keys, client setups.
 	if loc, _ := chromedp.Run(ctx, chromedp.Location()); loc != h.ts.URL+"/dashboard" {
@@ -208,7 +231,7 @@ func TestBrowserSignInDashboardKeys(t *testing.T) {
 	if scopes := text("#scopes"); !strings.Contains(scopes, "connector runtime") || strings.Contains(scopes, "Flows.Manage.All") {
 		t.Errorf("the grant's consent page:\n%s", scopes)
 	}
-	run("consent to connector access", chromedp.Click(chromedp.ID("accept")), chromedp.WaitVisible(chromedp.ID("connector-access")))
+	navigate("consent to connector access", chromedp.Click(chromedp.ID("accept")), "#connector-access")
 	if state, notice := text("#connector-access"), text(".notice"); state != "Granted" || !strings.Contains(notice, "Connector access granted") {
 		t.Errorf("after the grant: %q, notice %q", state, notice)
 	}
@@ -218,7 +241,7 @@ func TestBrowserSignInDashboardKeys(t *testing.T) {
 	webShot(t, ctx, filepath.Join(artifacts, "dashboard-connectors.png"))
 
 	// 6. Re-issue: the old key is refused at once, the new one works.
-	run("re-issue", chromedp.Click(chromedp.ID("reissue")), chromedp.WaitVisible(chromedp.CSS(".notice")))
+	navigate("re-issue", chromedp.Click(chromedp.ID("reissue")), ".notice")
 	key2, read2 := value("#key-full"), value("#key-read")
 	if key2 == key1 {
 		t.Fatal("re-issue showed the old key")
@@ -234,7 +257,7 @@ func TestBrowserSignInDashboardKeys(t *testing.T) {
 	}
 
 	// 7. Revoke: the new key is refused at once; the page says how to sign in again.
-	run("revoke", chromedp.Click(chromedp.ID("revoke")), chromedp.WaitVisible(chromedp.ID("consent-state")))
+	navigate("revoke", chromedp.Click(chromedp.ID("revoke")), "#consent-state")
 	if st := webCallTool(t, h, key2, "list_live_environments").status; st != 401 {
 		t.Errorf("the key after revoke: %d, want 401", st)
 	}
