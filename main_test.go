@@ -263,7 +263,7 @@ func TestCommandsHaveHelp(t *testing.T) {
 // TestGracefulDrain sends SIGTERM while calls are in flight: they complete, new
 // connections are refused, and the process exits 0 within the drain timeout.
 func TestGracefulDrain(t *testing.T) {
-	p := startServer(t, "FLOWSTUDIO_SIM_LATENCY=1500ms", "FLOWSTUDIO_DRAIN_TIMEOUT=10s")
+	p := startServer(t, "FLOWSTUDIO_SIM_LATENCY=3s", "FLOWSTUDIO_DRAIN_TIMEOUT=10s")
 	key := p.devKey(t, "drain@contoso.com")
 	const inflight = 5
 	type result struct {
@@ -278,7 +278,7 @@ func TestGracefulDrain(t *testing.T) {
 			results <- result{s, b, err}
 		}()
 	}
-	time.Sleep(400 * time.Millisecond) // the calls are now waiting on the slow upstream
+	time.Sleep(time.Second) // the calls are now waiting on the slow upstream (3 s)
 	signalled := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
