@@ -267,7 +267,8 @@ func structuredResult(out any) *callResult {
 	if err != nil {
 		return errorResult("internal error: result not encodable")
 	}
-	return &callResult{Content: []textContent{{Type: "text", Text: string(text)}}, StructuredContent: out}
+	// The text and structuredContent are the same JSON: encode the handler's output once.
+	return &callResult{Content: []textContent{{Type: "text", Text: string(text)}}, StructuredContent: json.RawMessage(text)}
 }
 
 func errorResult(msg string) *callResult {
