@@ -8,12 +8,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -50,6 +52,9 @@ Usage:
   flowstudio rotate-key [--reseal-only]                add a refresh-token key version and re-seal every token
   flowstudio sync [--user-id ID] [--window 7d] [--server-url URL]
                                                        refresh the Team cache (scheduled job)
+  flowstudio sim [--addr HOST:PORT] [--redirect-uri URL]
+                                                       run the simulated tenant alone; serve, dev-key and
+                                                       sync use it with FLOWSTUDIO_SIM_URL=http://HOST:PORT
   flowstudio version                                   print the version
 
 Settings come from the environment; see the README. Every command takes --help.
@@ -79,6 +84,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		err = syncCommand(rest, stdout, stderr, getenv)
 	case "rotate-key":
 		err = rotateKey(rest, stdout, stderr, getenv)
+	case "sim":
+		err = simCommand(rest, stdout, stderr, getenv)
 	case "version":
 		fmt.Fprintln(stdout, "flowstudio", version)
 	case "-h", "--help", "help":
@@ -272,13 +279,25 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	var simulator *asyncSimulator
 	var paConfig powerautomate.Config
 	var tokens powerautomate.TokenSource
-	if settings.Embedded() {
-		var latency time.Duration
-		if d := getenv("FLOWSTUDIO_SIM_LATENCY"); d != "" {
-			// A slower simulated Flow API, for demos and for drain tests.
-			if latency, err = time.ParseDuration(d); err != nil {
-				return fmt.Errorf("FLOWSTUDIO_SIM_LATENCY: %w", err)
+	simulatedTenant := settings.PublicURL + "/sim"
+	if settings.Embedded() && settings.SimURL != "" {
+		// The simulated tenant runs in its own process (`flowstudio sim`): nothing of
+		// it is built or mounted here.
+		simulatedTenant = settings.SimURL
+		paConfig = sim.ConfigFor(settings.SimURL)
+		if getenv("FLOWSTUDIO_SIM_LATENCY") != "" {
+			log.Warn("FLOWSTUDIO_SIM_LATENCY is ignored with FLOWSTUDIO_SIM_URL: set it on `flowstudio sim`")
+		}
+		go func() {
+			if err := simulatorAnswers(ctx, settings.SimURL); err != nil && ctx.Err() == nil {
+				log.Warn("no simulated tenant answers at FLOWSTUDIO_SIM_URL yet; start `flowstudio sim` there",
+					zap.String("sim_url", settings.SimURL), logsafe.Error(err))
 			}
+		}()
+	} else if settings.Embedded() {
+		latency, err := simLatency(getenv)
+		if err != nil {
+			return err
 		}
 		simulator = startSimulator(secret, latency)
 		paConfig = sim.ConfigFor(settings.PublicURL + "/sim")
@@ -341,7 +360,7 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	if settings.Embedded() {
 		mode = "embedded"
 		log.Warn("EMBEDDED DEFAULTS: single-file store, simulated Power Automate tenant, no Azure; not for production",
-			zap.String("data_dir", settings.DataDir), zap.String("simulated_tenant", settings.PublicURL+"/sim"),
+			zap.String("data_dir", settings.DataDir), zap.String("simulated_tenant", simulatedTenant),
 			zap.String("get_a_key", "flowstudio dev-key --email you@contoso.com --data-dir "+settings.DataDir))
 	}
 	log.Info("flowstudio starting", zap.String("version", version), zap.String("mode", mode),
@@ -417,7 +436,16 @@ func devKey(args []string, stdout, stderr io.Writer, getenv func(string) string)
 		}
 		grants = append(grants, g)
 	}
-	user, err := ensureDevUser(ctx, store, keys, sealer, newSimulator(secret), email, cosmos.Tier(t), grants)
+	local := newSimulator(secret)
+	if settings.SimURL != "" {
+		// The refresh token is minted here and redeemed there: the two must share keys.
+		if err := sameSimulatorKeys(ctx, settings.SimURL, local); errors.Is(err, errSimUnreachable) {
+			fmt.Fprintf(stderr, "note: %v; the key works once it runs with this TOKEN_SECRET or --data-dir\n", err)
+		} else if err != nil {
+			return err
+		}
+	}
+	user, err := ensureDevUser(ctx, store, keys, sealer, local, email, cosmos.Tier(t), grants)
 	if err != nil {
 		return err
 	}
@@ -489,9 +517,35 @@ func containsAll(have, want []string) bool {
 
 // newSimulator builds the simulated tenant mounted at /sim. Its signing key is seeded
 // from TOKEN_SECRET so that tokens it issued survive a restart.
-func newSimulator(secret string) *sim.Sim {
+func newSimulator(secret string) *sim.Sim { return newSimulatorAt(secret, "/sim") }
+
+// newSimulatorAt builds the simulated tenant mounted at prefix ("" for the root, as
+// `flowstudio sim` does). Every one built from the same TOKEN_SECRET has the same
+// keys, so each redeems the refresh tokens another issued (dev-key's, say).
+func newSimulatorAt(secret, prefix string) *sim.Sim {
 	seed := sha256.Sum256([]byte("flowstudio simulator key v1\x00" + secret))
-	return sim.New(sim.Options{PathPrefix: "/sim", KeySeed: seed[:]})
+	return sim.New(sim.Options{PathPrefix: prefix, KeySeed: seed[:]})
+}
+
+// simLatency reads FLOWSTUDIO_SIM_LATENCY: a slower simulated Flow API, for demos and
+// for drain tests.
+func simLatency(getenv func(string) string) (time.Duration, error) {
+	d := strings.TrimSpace(getenv("FLOWSTUDIO_SIM_LATENCY"))
+	if d == "" {
+		return 0, nil
+	}
+	latency, err := time.ParseDuration(d)
+	if err != nil || latency < 0 {
+		return 0, fmt.Errorf("FLOWSTUDIO_SIM_LATENCY: want a duration such as 200ms, got %q", d)
+	}
+	return latency, nil
+}
+
+func withLatency(s *sim.Sim, latency time.Duration) *sim.Sim {
+	if latency > 0 {
+		s.InjectFault(sim.FaultMatch{PathContains: "/flow/"}, sim.Fault{Delay: latency})
+	}
+	return s
 }
 
 // asyncSimulator builds the simulated tenant in the background: its signing key and
@@ -505,10 +559,7 @@ type asyncSimulator struct {
 func startSimulator(secret string, latency time.Duration) *asyncSimulator {
 	a := &asyncSimulator{ready: make(chan struct{})}
 	go func() {
-		a.sim = newSimulator(secret)
-		if latency > 0 {
-			a.sim.InjectFault(sim.FaultMatch{PathContains: "/flow/"}, sim.Fault{Delay: latency})
-		}
+		a.sim = withLatency(newSimulator(secret), latency)
 		close(a.ready)
 	}()
 	return a
@@ -537,3 +588,173 @@ func (a *asyncSimulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type missingTokens struct{}
 
 func (missingTokens) Token(context.Context, string) (string, error) { return "", tools.ErrReconnect }
+
+const simUsage = `usage: flowstudio sim [--addr HOST:PORT] [--redirect-uri URL] [--data-dir D]
+
+Serves the simulated tenant alone, at the root of --addr: the Entra ID stand-in
+(/entra), Flow (/flow), Power Apps (/powerapps), BAP (/bap), ppapi (/ppapi/{envhost}),
+connector runtimes (/apihub) and content links (/content). GET /healthz answers
+{"status":"ok","simulator":true}. It is what ` + "`flowstudio serve`" + ` otherwise builds in-process
+under <public URL>/sim; its data (flows, runs, consents) lives in memory.
+
+serve, dev-key and sync use it when FLOWSTUDIO_SIM_URL is the URL they reach it at,
+with no /sim: FLOWSTUDIO_SIM_URL=http://127.0.0.1:8090. Run it with the same
+TOKEN_SECRET as they have, or on the same --data-dir (whose generated token-secret it
+reads, or creates): its signing keys derive from that secret, so that it redeems the
+refresh tokens dev-key and sign-in stored.
+
+Sign-in: the development client accepts http://127.0.0.1:<any port>/callback and
+http://localhost:<any port>/callback. A server whose public URL is not loopback needs
+its <public URL>/callback accepted: give it with --redirect-uri, or set
+FLOWSTUDIO_PUBLIC_URL (the server's) in this command's environment too.
+
+FLOWSTUDIO_SIM_LATENCY (a duration) slows the simulated Flow API. Not for production:
+FLOWSTUDIO_ENV=production refuses to run it. SIGTERM drains requests in flight within
+FLOWSTUDIO_DRAIN_TIMEOUT.
+
+`
+
+// simCommand is `flowstudio sim`: the simulated tenant in its own process, mounted at
+// the root, so that a server reaches it over the network like a real upstream
+// (FLOWSTUDIO_SIM_URL) and its CPU and memory are not counted against the server.
+func simCommand(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var addr string
+	var redirects []string
+	settings, err := settingsWithFlags("sim", args, stderr, getenv, func(fs *flag.FlagSet) {
+		fs.Usage = func() { fmt.Fprint(stderr, simUsage); fs.PrintDefaults() }
+		fs.StringVar(&addr, "addr", "127.0.0.1:8090", "listen address; the others then take FLOWSTUDIO_SIM_URL=http://<this address>")
+		fs.Func("redirect-uri", "one more sign-in redirect URI to accept, e.g. https://mcp.example.com/callback (repeatable, or a comma list)", func(v string) error {
+			for _, uri := range strings.Split(v, ",") {
+				if uri = strings.TrimSpace(uri); uri == "" {
+					continue
+				}
+				if u, err := url.Parse(uri); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return fmt.Errorf("%q is not an absolute http(s) URL", uri)
+				}
+				redirects = append(redirects, uri)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	if settings.Production() {
+		return errors.New("the simulated tenant is for development and tests: FLOWSTUDIO_ENV=production refuses it")
+	}
+	if settings.PublicURL != "" {
+		redirects = append(redirects, settings.PublicURL+"/callback")
+	}
+	latency, err := simLatency(getenv)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(settings.LogLevel, stdout)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+	if settings.TokenSecret == "" {
+		if err := os.MkdirAll(settings.DataDir, 0o700); err != nil {
+			return err
+		}
+	}
+	secret, err := tokenSecret(settings)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	// Built before serving, so that the first request that gets an answer gets data.
+	simulator := withLatency(newSimulatorAt(secret, ""), latency)
+	for _, uri := range redirects {
+		simulator.AddEntraRedirectURI(sim.DevClientID, uri)
+	}
+	tenant := simulator.Handler()
+	httpServer := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if (r.URL.Path == "/healthz" || r.URL.Path == "/") && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Cache-Control", "no-store")
+				io.WriteString(w, `{"status":"ok","simulator":true}`+"\n")
+				return
+			}
+			tenant.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      3 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+	simURL := "http://" + ln.Addr().String()
+	secretFrom := "TOKEN_SECRET"
+	if settings.TokenSecret == "" {
+		secretFrom = filepath.Join(settings.DataDir, "token-secret")
+	}
+	log.Info("simulated tenant listening; not for production", zap.String("version", version), zap.String("addr", ln.Addr().String()),
+		zap.String("sim_url", simURL), zap.String("use_with", "FLOWSTUDIO_SIM_URL="+simURL), zap.String("keys_from", secretFrom),
+		zap.Duration("flow_latency", latency), zap.Strings("redirect_uris", redirects))
+
+	errc := make(chan error, 1)
+	go func() { errc <- httpServer.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("draining", zap.Duration("timeout", settings.DrainTimeout))
+	drainCtx, cancel := context.WithTimeout(context.Background(), settings.DrainTimeout)
+	defer cancel()
+	if err := httpServer.Shutdown(drainCtx); err != nil {
+		log.Error("drain incomplete", zap.Error(err))
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// errSimUnreachable: nothing answered at FLOWSTUDIO_SIM_URL.
+var errSimUnreachable = errors.New("no simulated tenant answers")
+
+// sameSimulatorKeys checks that the simulated tenant at simURL signs with the keys
+// this TOKEN_SECRET gives (local is a simulator built from it): one that does not
+// refuses every refresh token stored here. Nothing is redeemed.
+func sameSimulatorKeys(ctx context.Context, simURL string, local *sim.Sim) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	keysURL := simURL + server.SimEntraPath + "/organizations/discovery/v2.0/keys"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, keysURL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("%w at %s (%v); start `flowstudio sim` there", errSimUnreachable, simURL, err)
+	}
+	defer resp.Body.Close()
+	var jwks struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+		} `json:"keys"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&jwks); err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %d, not the simulated tenant's keys: is FLOWSTUDIO_SIM_URL the URL of `flowstudio sim`?", keysURL, resp.StatusCode)
+	}
+	for _, k := range jwks.Keys {
+		if k.Kid == local.KeyID() {
+			return nil
+		}
+	}
+	return fmt.Errorf("the simulated tenant at %s signs with other keys than this TOKEN_SECRET gives, and would refuse the "+
+		"refresh tokens stored here: run `flowstudio sim` with the same TOKEN_SECRET, or on the same --data-dir", simURL)
+}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -40,7 +41,9 @@ Exits non-zero only when no user could be synced and at least one failed.
 In embedded mode the simulated tenant lives inside the running server, at
 <server URL>/sim: sync reaches it at --server-url, else FLOWSTUDIO_PUBLIC_URL, else
 http://FLOWSTUDIO_ADDR (the server's default address). Run it beside the server
-on the same --data-dir.
+on the same --data-dir. With FLOWSTUDIO_SIM_URL set, sync reaches the simulated
+tenant there (` + "`flowstudio sim`" + `) instead, needs no running server and ignores
+--server-url.
 
 `
 
@@ -83,20 +86,35 @@ func syncCommand(args []string, stdout, stderr io.Writer, getenv func(string) st
 		if settings.Production() {
 			return errors.New("sync refuses embedded defaults in production")
 		}
-		if serverURL != "" {
-			settings.PublicURL = strings.TrimRight(serverURL, "/")
+		if settings.SimURL != "" {
+			// The simulated tenant in its own process: no server needed.
+			if err := os.MkdirAll(settings.DataDir, 0o700); err != nil {
+				return err
+			}
+			secret, err := tokenSecret(settings)
+			if err != nil {
+				return err
+			}
+			if err := sameSimulatorKeys(ctx, settings.SimURL, newSimulatorAt(secret, "")); err != nil {
+				return fmt.Errorf("FLOWSTUDIO_SIM_URL: %w", err)
+			}
+			paConfig = sim.ConfigFor(settings.SimURL)
+		} else {
+			if serverURL != "" {
+				settings.PublicURL = strings.TrimRight(serverURL, "/")
+			}
+			if settings.PublicURL == "" {
+				settings.PublicURL = "http://" + settings.Addr
+			}
+			if u, err := url.Parse(settings.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return errors.New("--server-url must be an absolute http(s) URL")
+			}
+			if err := serverAnswers(ctx, settings.PublicURL); err != nil {
+				return fmt.Errorf("embedded mode: the simulated tenant lives in the running server, and no server answers at %s (%v); "+
+					"start `flowstudio serve` on this data directory, or pass --server-url (or run `flowstudio sim` and set FLOWSTUDIO_SIM_URL)", settings.PublicURL, err)
+			}
+			paConfig = sim.ConfigFor(settings.PublicURL + "/sim")
 		}
-		if settings.PublicURL == "" {
-			settings.PublicURL = "http://" + settings.Addr
-		}
-		if u, err := url.Parse(settings.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return errors.New("--server-url must be an absolute http(s) URL")
-		}
-		if err := serverAnswers(ctx, settings.PublicURL); err != nil {
-			return fmt.Errorf("embedded mode: the simulated tenant lives in the running server, and no server answers at %s (%v); "+
-				"start `flowstudio serve` on this data directory, or pass --server-url", settings.PublicURL, err)
-		}
-		paConfig = sim.ConfigFor(settings.PublicURL + "/sim")
 	} else {
 		paConfig = powerautomate.Config{FlowURL: settings.FlowAPIURL, PowerAppsURL: settings.PowerAppsAPIURL, BAPURL: settings.BAPAPIURL}
 	}
@@ -153,6 +171,26 @@ func serverAnswers(ctx context.Context, base string) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("/healthz answered %d", resp.StatusCode)
 	}
+	return nil
+}
+
+// simulatorAnswers checks that something answers HTTP at base (any status).
+func simulatorAnswers(ctx context.Context, base string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return err
+	}
+	resp.Body.Close()
 	return nil
 }
 

@@ -22,6 +22,9 @@ type Settings struct {
 	TokenSecret    string
 	DrainTimeout   time.Duration // FLOWSTUDIO_DRAIN_TIMEOUT
 	MaxBodyBytes   int64         // FLOWSTUDIO_MAX_BODY_BYTES
+	// SimURL is FLOWSTUDIO_SIM_URL: embedded mode reaches the simulated tenant there
+	// (`flowstudio sim`, mounted at the URL's root) instead of building one in-process.
+	SimURL string
 
 	EntraClientID     string
 	EntraClientSecret string
@@ -55,10 +58,12 @@ func (s Settings) Embedded() bool {
 	return s.CosmosEndpoint == "" && s.FlowAPIURL == "" && s.EntraClientID == ""
 }
 
-// The embedded Entra ID: the simulator's stand-in under the public URL and its
-// development app registration. The secret is public: embedded mode only.
+// The embedded Entra ID: the simulator's stand-in under the public URL (or at
+// FLOWSTUDIO_SIM_URL + SimEntraPath) and its development app registration. The
+// secret is public: embedded mode only.
 const (
 	EmbeddedEntraPath         = "/sim/entra"
+	SimEntraPath              = "/entra"
 	EmbeddedEntraClientID     = "flowstudio-dev"
 	EmbeddedEntraClientSecret = "flowstudio-dev-secret-embedded-only"
 )
@@ -72,11 +77,15 @@ type EntraApp struct {
 }
 
 // Entra returns the app registration in force: ENTRA_* or, in embedded mode,
-// the simulator's stand-in at <public URL>/sim/entra with the development
-// client. Call it once PublicURL is known.
+// the simulator's stand-in at <public URL>/sim/entra (<FLOWSTUDIO_SIM_URL>/entra
+// when set) with the development client. Call it once PublicURL is known.
 func (s Settings) Entra() EntraApp {
 	if s.Embedded() {
-		return EntraApp{Authority: s.PublicURL + EmbeddedEntraPath, Tenant: "organizations",
+		authority := s.PublicURL + EmbeddedEntraPath
+		if s.SimURL != "" {
+			authority = s.SimURL + SimEntraPath
+		}
+		return EntraApp{Authority: authority, Tenant: "organizations",
 			ClientID: EmbeddedEntraClientID, ClientSecret: EmbeddedEntraClientSecret}
 	}
 	return EntraApp{Authority: s.EntraAuthority, Tenant: s.EntraTenant, ClientID: s.EntraClientID, ClientSecret: s.EntraClientSecret}
@@ -94,6 +103,7 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 		Addr:                get("FLOWSTUDIO_ADDR", "127.0.0.1:8080"),
 		PublicURL:           strings.TrimRight(get("FLOWSTUDIO_PUBLIC_URL", ""), "/"),
 		DataDir:             get("FLOWSTUDIO_DATA_DIR", "./data"),
+		SimURL:              strings.TrimRight(get("FLOWSTUDIO_SIM_URL", ""), "/"),
 		Env:                 get("FLOWSTUDIO_ENV", "development"),
 		TokenSecret:         getenv("TOKEN_SECRET"),
 		EntraClientID:       get("ENTRA_CLIENT_ID", ""),
@@ -132,6 +142,9 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 			return s, errors.New("FLOWSTUDIO_PUBLIC_URL must be an absolute http(s) URL")
 		}
 	}
+	if err := s.checkSimURL(); err != nil {
+		return s, err
+	}
 	for _, q := range []struct {
 		name string
 		raw  string
@@ -142,6 +155,33 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 		}
 	}
 	return s, s.checkProduction()
+}
+
+// checkSimURL accepts FLOWSTUDIO_SIM_URL only as an absolute http(s) URL, and only
+// on embedded defaults outside production: it stands in for Microsoft's hosts.
+func (s Settings) checkSimURL() error {
+	if s.SimURL == "" {
+		return nil
+	}
+	if u, err := url.Parse(s.SimURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return errors.New("FLOWSTUDIO_SIM_URL must be an absolute http(s) URL without query, such as http://127.0.0.1:8090")
+	}
+	if s.Production() {
+		return errors.New("FLOWSTUDIO_SIM_URL (the simulated tenant) is for embedded mode: FLOWSTUDIO_ENV=production refuses it")
+	}
+	var set []string
+	for _, v := range []struct{ name, value string }{
+		{"COSMOS_ENDPOINT", s.CosmosEndpoint}, {"FLOW_API_URL", s.FlowAPIURL}, {"ENTRA_CLIENT_ID", s.EntraClientID},
+	} {
+		if v.value != "" {
+			set = append(set, v.name)
+		}
+	}
+	if len(set) > 0 {
+		return fmt.Errorf("FLOWSTUDIO_SIM_URL (the simulated tenant) works only on embedded defaults; unset it or %s", strings.Join(set, ", "))
+	}
+	return nil
 }
 
 // checkProduction refuses what must never run in production: embedded defaults, a
