@@ -378,9 +378,16 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	log.Info("draining", zap.Duration("timeout", settings.DrainTimeout))
 	drainCtx, cancel := context.WithTimeout(context.Background(), settings.DrainTimeout)
 	defer cancel()
-	if err := httpServer.Shutdown(drainCtx); err != nil {
-		log.Error("drain incomplete", zap.Error(err))
-		return err
+	drainErr := httpServer.Shutdown(drainCtx)
+	// Write the usage counted since the last flush: a replica that stops loses no count.
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelFlush()
+	if err := meter.Close(flushCtx); err != nil {
+		log.Error("usage counters not written at drain", logsafe.Error(err))
+	}
+	if drainErr != nil {
+		log.Error("drain incomplete", zap.Error(drainErr))
+		return drainErr
 	}
 	log.Info("stopped")
 	return nil

@@ -42,10 +42,53 @@ func OpenEmbedded(dir string) (*Store, error) {
 // embedded is the SQLite backend. Every container lives in one table; each
 // operation is a single SQL statement, so each is atomic by itself.
 type embedded struct {
-	w    *sql.DB // one connection: this process's writers queue here, not on the file lock
-	r    *sql.DB // readers; WAL lets them run beside the writer
-	stop context.CancelFunc
-	done sync.WaitGroup
+	w     *sql.DB // one connection: this process's writers queue here, not on the file lock
+	r     *sql.DB // readers; WAL lets them run beside the writer
+	stmts sync.Map // stmtKey → *sql.Stmt: each statement is parsed once, not per call
+	stop  context.CancelFunc
+	done  sync.WaitGroup
+}
+
+type stmtKey struct {
+	db    *sql.DB
+	query string
+}
+
+// stmt returns the prepared statement for query on db, preparing it on first use.
+// SQL text is built from constants and code-chosen identifiers only, so the set of
+// statements is small and fixed.
+func (e *embedded) stmt(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, error) {
+	key := stmtKey{db, query}
+	if s, ok := e.stmts.Load(key); ok {
+		return s.(*sql.Stmt), nil
+	}
+	s, err := db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := e.stmts.LoadOrStore(key, s); loaded {
+		s.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return s, nil
+}
+
+func (e *embedded) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s, err := e.stmt(ctx, e.w, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(ctx, args...)
+}
+
+func (e *embedded) queryRow(ctx context.Context, db *sql.DB, query string, args ...any) *sql.Row {
+	s, err := e.stmt(ctx, db, query)
+	if err != nil {
+		// sql.Row carries no constructor for an error: run it unprepared, which
+		// reports the same error.
+		return db.QueryRowContext(ctx, query, args...)
+	}
+	return s.QueryRowContext(ctx, args...)
 }
 
 // busyTimeoutMS is how long a statement waits for another process's lock.
@@ -137,6 +180,7 @@ func (e *embedded) ping(ctx context.Context) error {
 func (e *embedded) close() error {
 	e.stop()
 	e.done.Wait()
+	e.stmts.Range(func(_, s any) bool { s.(*sql.Stmt).Close(); return true })
 	return errors.Join(e.r.Close(), e.w.Close())
 }
 
@@ -152,7 +196,7 @@ const live = `(expires IS NULL OR expires > :now)`
 func (c *sqliteContainer) read(ctx context.Context, pk, id string) (item, error) {
 	it := item{pk: pk, id: id}
 	var doc string
-	err := c.e.r.QueryRowContext(ctx,
+	err := c.e.queryRow(ctx, c.e.r,
 		`SELECT doc, etag FROM items WHERE container = :c AND pk = :pk AND id = :id AND `+live,
 		c.key(pk, id, nowMS())...).Scan(&doc, &it.etag)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -196,7 +240,7 @@ func (c *sqliteContainer) write(ctx context.Context, it item, errUnchanged error
 	etag := newETag()
 	args := append(c.key(it.pk, it.id, now),
 		sql.Named("doc", string(it.doc)), sql.Named("etag", etag), sql.Named("expires", c.expires(it.ttl, now)))
-	res, err := c.e.w.ExecContext(ctx, stmt, append(args, more...)...)
+	res, err := c.e.exec(ctx, stmt, append(args, more...)...)
 	if err != nil {
 		return "", sqliteError(ctx, err)
 	}
@@ -207,7 +251,7 @@ func (c *sqliteContainer) write(ctx context.Context, it item, errUnchanged error
 }
 
 func (c *sqliteContainer) delete(ctx context.Context, pk, id, ifMatch string) error {
-	res, err := c.e.w.ExecContext(ctx, `DELETE FROM items
+	res, err := c.e.exec(ctx, `DELETE FROM items
 		WHERE container = :c AND pk = :pk AND id = :id AND `+live+` AND (:ifMatch = '' OR etag = :ifMatch)`,
 		append(c.key(pk, id, nowMS()), sql.Named("ifMatch", ifMatch))...)
 	if err != nil {
@@ -245,7 +289,11 @@ func (c *sqliteContainer) query(ctx context.Context, pk string, q query) ([]item
 	}
 	sb.WriteString(` ORDER BY id LIMIT :limit`)
 
-	rows, err := c.e.r.QueryContext(ctx, sb.String(), args...)
+	st, err := c.e.stmt(ctx, c.e.r, sb.String())
+	if err != nil {
+		return nil, "", sqliteError(ctx, err)
+	}
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, "", sqliteError(ctx, err)
 	}
@@ -276,7 +324,7 @@ func (c *sqliteContainer) query(ctx context.Context, pk string, q query) ([]item
 func (c *sqliteContainer) increment(ctx context.Context, seed item, field string, by int64) (int64, error) {
 	now := nowMS()
 	var n int64
-	err := c.e.w.QueryRowContext(ctx, `INSERT INTO items (container, pk, id, doc, etag, expires)
+	err := c.e.queryRow(ctx, c.e.w, `INSERT INTO items (container, pk, id, doc, etag, expires)
 		VALUES (:c, :pk, :id, :doc, :etag, :expires)
 		ON CONFLICT (container, pk, id) DO UPDATE SET
 			doc = CASE WHEN items.expires <= :now THEN excluded.doc
@@ -293,7 +341,7 @@ func (c *sqliteContainer) increment(ctx context.Context, seed item, field string
 }
 
 func (c *sqliteContainer) deletePartition(ctx context.Context, pk string) error {
-	_, err := c.e.w.ExecContext(ctx, `DELETE FROM items WHERE container = :c AND pk = :pk`,
+	_, err := c.e.exec(ctx, `DELETE FROM items WHERE container = :c AND pk = :pk`,
 		sql.Named("c", c.spec.name), sql.Named("pk", pk))
 	return sqliteError(ctx, err)
 }

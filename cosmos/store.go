@@ -15,6 +15,7 @@ import (
 type Store struct {
 	b                   backend
 	users, cache, usage table
+	decoded             decodedUsers
 }
 
 // opTimeout bounds every single backend call unless the caller's context

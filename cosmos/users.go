@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -29,18 +30,66 @@ func (s *Store) CreateUser(ctx context.Context, u *User) (*User, error) {
 	return &nu, nil
 }
 
-// GetUser reads one user.
+// GetUser reads one user. The read always goes to the store (revocation and
+// re-issue must act at once on every replica); only the decoding of a document
+// whose ETag was seen before is skipped.
 func (s *Store) GetUser(ctx context.Context, id string) (*User, error) {
 	it, err := s.users.read(ctx, id, id)
 	if err != nil {
 		return nil, err
+	}
+	if u, ok := s.decoded.get(id, it.etag); ok {
+		return u, nil
 	}
 	u, err := decode[User](usersSpec.name, it)
 	if err != nil {
 		return nil, err
 	}
 	u.ETag = it.etag
-	return u, nil
+	s.decoded.put(u)
+	return u.clone(), nil
+}
+
+// clone copies a user deeply enough that changing the copy (UpdateUser's fn
+// appends to slices) never changes the original.
+func (u *User) clone() *User {
+	c := *u
+	c.SealedRefreshToken = slices.Clone(u.SealedRefreshToken)
+	c.ConsentedResources = slices.Clone(u.ConsentedResources)
+	return &c
+}
+
+// decodedUsers remembers the last decoded version of recently read users, keyed
+// by id and checked by ETag: every write gives a new ETag, so a stale entry is
+// never returned. Bounded: when full it starts over.
+type decodedUsers struct {
+	mu sync.Mutex
+	m  map[string]*User
+}
+
+const maxDecodedUsers = 4096
+
+func (d *decodedUsers) get(id, etag string) (*User, bool) {
+	d.mu.Lock()
+	u, ok := d.m[id]
+	d.mu.Unlock()
+	if !ok || etag == "" || u.ETag != etag {
+		return nil, false
+	}
+	return u.clone(), true
+}
+
+func (d *decodedUsers) put(u *User) {
+	if u.ETag == "" {
+		return
+	}
+	c := u.clone()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m == nil || len(d.m) >= maxDecodedUsers {
+		d.m = make(map[string]*User)
+	}
+	d.m[c.ID] = c
 }
 
 // UpdateUser reads the user, lets fn change it and writes it back under the

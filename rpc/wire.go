@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"regexp"
+	"unicode/utf8"
 
 	"github.com/sourcegraph/jsonrpc2"
 )
@@ -146,12 +147,77 @@ func toJSONRPC2ID(raw json.RawMessage) jsonrpc2.ID {
 	return id
 }
 
+// encodeResult writes the response envelope around a result. A json.RawMessage
+// result is taken as the encoded JSON it is (methods build it with json.Marshal
+// or AppendString), so it is neither parsed nor compacted again.
 func encodeResult(id json.RawMessage, result any) ([]byte, error) {
-	b, err := json.Marshal(result)
-	if err != nil {
-		return nil, err
+	raw, ok := result.(json.RawMessage)
+	if !ok {
+		var err error
+		if raw, err = json.Marshal(result); err != nil {
+			return nil, err
+		}
 	}
-	return json.Marshal(response{JSONRPC: "2.0", ID: id, Result: b})
+	if id == nil {
+		id = nullID
+	}
+	out := make([]byte, 0, len(raw)+len(id)+len(`{"jsonrpc":"2.0","id":,"result":}`))
+	out = append(out, `{"jsonrpc":"2.0","id":`...)
+	out = append(out, id...)
+	out = append(out, `,"result":`...)
+	out = append(out, raw...)
+	return append(out, '}'), nil
+}
+
+// AppendString appends s to dst as a JSON string, as encoding/json writes it
+// without HTML escaping: invalid UTF-8 becomes U+FFFD, control characters and
+// U+2028/U+2029 are escaped.
+func AppendString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				dst = append(dst, '\\', b)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }
 
 func encodeError(id json.RawMessage, e *jsonrpc2.Error) []byte {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -65,6 +66,15 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		if !ok {
 			tier = tools.TierFree
 		}
+		release, ok := s.slots.acquire(r.Context(), user.ID)
+		if !ok {
+			s.log.Info("mcp request refused", zap.String("request_id", rpc.RequestID(r.Context())), zap.String("reason", "too many in flight"))
+			w.Header().Set("Retry-After", "1")
+			writeRPCError(w, http.StatusTooManyRequests, rpc.NewError(rpc.CodeInternalError,
+				fmt.Sprintf("Too many requests in flight for this user (at most %d at once); wait for earlier calls to finish", s.slots.limit), nil))
+			return
+		}
+		defer release()
 		p := &tools.Principal{UserID: user.ID, TenantID: user.TenantID, ObjectID: user.ObjectID,
 			EmailHash: user.EmailHash, Tier: tier, Scope: claims.Scope, KeyGeneration: user.KeyGeneration}
 		next.ServeHTTP(w, r.WithContext(tools.WithPrincipal(r.Context(), p)))

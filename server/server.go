@@ -51,11 +51,21 @@ type Server struct {
 	draining atomic.Bool
 	public   *url.URL // nil when FLOWSTUDIO_PUBLIC_URL is unset
 	web      *web     // people-facing pages; nil when not mounted
+	slots    *userSlots
 }
+
+// DefaultMaxInFlightPerUser is how many MCP requests of one user run at once on a
+// replica when the settings name no other number.
+const DefaultMaxInFlightPerUser = 16
 
 // New builds the server and its routes.
 func New(d Deps) *Server {
 	s := &Server{deps: d, log: d.Logger, mux: http.NewServeMux()}
+	perUser := d.Settings.MaxInFlightPerUser
+	if perUser <= 0 {
+		perUser = DefaultMaxInFlightPerUser
+	}
+	s.slots = newUserSlots(perUser, 10*time.Second)
 	if d.Settings.PublicURL != "" {
 		s.public, _ = url.Parse(d.Settings.PublicURL)
 	}

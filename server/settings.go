@@ -22,6 +22,9 @@ type Settings struct {
 	TokenSecret    string
 	DrainTimeout   time.Duration // FLOWSTUDIO_DRAIN_TIMEOUT
 	MaxBodyBytes   int64         // FLOWSTUDIO_MAX_BODY_BYTES
+	// MaxInFlightPerUser bounds one user's MCP requests running at once on a replica
+	// (FLOWSTUDIO_MAX_INFLIGHT_PER_USER).
+	MaxInFlightPerUser int
 	// SimURL is FLOWSTUDIO_SIM_URL: embedded mode reaches the simulated tenant there
 	// (`flowstudio sim`, mounted at the URL's root) instead of building one in-process.
 	SimURL string
@@ -136,6 +139,10 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 	}
 	if s.MaxBodyBytes, err = strconv.ParseInt(get("FLOWSTUDIO_MAX_BODY_BYTES", "1048576"), 10, 64); err != nil || s.MaxBodyBytes < 1024 {
 		return s, errors.New("FLOWSTUDIO_MAX_BODY_BYTES must be an integer of at least 1024")
+	}
+	if s.MaxInFlightPerUser, err = strconv.Atoi(get("FLOWSTUDIO_MAX_INFLIGHT_PER_USER", "16")); err != nil ||
+		s.MaxInFlightPerUser < 1 || s.MaxInFlightPerUser > 1024 {
+		return s, errors.New("FLOWSTUDIO_MAX_INFLIGHT_PER_USER must be an integer from 1 to 1024")
 	}
 	if s.PublicURL != "" {
 		if u, err := url.Parse(s.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {

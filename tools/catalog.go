@@ -186,16 +186,35 @@ func decodeCursor(s string) (int, bool) {
 	return n, err == nil
 }
 
-// callResult is the MCP CallToolResult.
+// callResult is the MCP CallToolResult: one text content and, for a handler's
+// output, the same JSON as structuredContent.
 type callResult struct {
-	Content           []textContent `json:"content"`
-	StructuredContent any           `json:"structuredContent,omitempty"`
-	IsError           bool          `json:"isError"`
+	text       string // the message, or the output's JSON
+	structured bool   // text is the output's JSON: send it as structuredContent too
+	isError    bool
 }
 
-type textContent struct {
-	Type string `json:"type"`
-	Text string `json:"text"`
+// encode writes the result once: the output's JSON goes out as it was encoded,
+// both as the text (quoted) and as structuredContent (verbatim).
+func (r *callResult) encode() json.RawMessage {
+	n := 2*len(r.text) + 96
+	if !r.structured {
+		n = len(r.text) + 80
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"content":[{"type":"text","text":`...)
+	b = rpc.AppendString(b, r.text)
+	b = append(b, `}]`...)
+	if r.structured {
+		b = append(b, `,"structuredContent":`...)
+		b = append(b, r.text...)
+	}
+	if r.isError {
+		b = append(b, `,"isError":true}`...)
+	} else {
+		b = append(b, `,"isError":false}`...)
+	}
+	return b
 }
 
 func (c *Catalog) call(ctx context.Context, params json.RawMessage) (any, error) {
@@ -213,17 +232,14 @@ func (c *Catalog) call(ctx context.Context, params json.RawMessage) (any, error)
 	}
 	started := time.Now()
 	result, rec := c.run(ctx, t, principal, p.Arguments)
-	body, err := json.Marshal(result)
-	if err != nil {
-		return nil, err
-	}
+	body := result.encode()
 	rec.Latency = time.Since(started)
 	rec.Bytes = len(body)
-	rec.IsError = result.IsError
+	rec.IsError = result.isError
 	if c.meter != nil {
 		c.meter.Record(ctx, rec)
 	}
-	return json.RawMessage(body), nil
+	return body, nil
 }
 
 // run validates, gates and executes one call; every outcome is a CallToolResult.
@@ -268,11 +284,11 @@ func structuredResult(out any) *callResult {
 		return errorResult("internal error: result not encodable")
 	}
 	// The text and structuredContent are the same JSON: encode the handler's output once.
-	return &callResult{Content: []textContent{{Type: "text", Text: string(text)}}, StructuredContent: json.RawMessage(text)}
+	return &callResult{text: string(text), structured: true}
 }
 
 func errorResult(msg string) *callResult {
-	return &callResult{Content: []textContent{{Type: "text", Text: msg}}, IsError: true}
+	return &callResult{text: msg, isError: true}
 }
 
 // errorToResult maps a handler's error; redact lists the call's argument

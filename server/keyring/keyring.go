@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -42,6 +43,7 @@ type Keyring struct {
 	session   []byte
 	cookie    []byte
 	now       func() time.Time
+	verified  verifiedCache
 }
 
 // New derives the keys from TOKEN_SECRET.
@@ -109,9 +111,16 @@ var ErrInvalidKey = errors.New("invalid API key")
 
 // Verify checks signature (HS256 only), iss, aud, exp (required), nbf and iat, and
 // returns the claims.
+//
+// A key that passed is remembered (by its exact text) until it expires, so a client
+// sending the same key on every request pays for parsing it once; only exp can turn
+// a verified key invalid later, and it is checked on every call.
 func (k *Keyring) Verify(token string) (*Claims, error) {
 	if len(token) > 4096 {
 		return nil, ErrInvalidKey
+	}
+	if c, ok := k.verified.get(token, k.now()); ok {
+		return c, nil
 	}
 	var claims Claims
 	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return k.apiKey, nil },
@@ -126,5 +135,39 @@ func (k *Keyring) Verify(token string) (*Claims, error) {
 	if err != nil || claims.Subject == "" || (claims.Scope != "full" && claims.Scope != "read") {
 		return nil, ErrInvalidKey
 	}
+	k.verified.put(token, &claims)
 	return &claims, nil
+}
+
+// verifiedCache holds keys that passed Verify. It is bounded: when full it starts
+// over, which costs one parse per active key.
+type verifiedCache struct {
+	mu sync.RWMutex
+	m  map[string]*Claims
+}
+
+const maxVerifiedKeys = 4096
+
+// expiryLeeway matches the parser's leeway for exp.
+const expiryLeeway = 30 * time.Second
+
+func (c *verifiedCache) get(token string, now time.Time) (*Claims, bool) {
+	c.mu.RLock()
+	claims, ok := c.m[token]
+	c.mu.RUnlock()
+	if !ok || claims.ExpiresAt == nil || !now.Before(claims.ExpiresAt.Add(expiryLeeway)) {
+		return nil, false
+	}
+	cp := *claims
+	return &cp, true
+}
+
+func (c *verifiedCache) put(token string, claims *Claims) {
+	cp := *claims
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxVerifiedKeys {
+		c.m = make(map[string]*Claims)
+	}
+	c.m[token] = &cp
 }

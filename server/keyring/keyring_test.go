@@ -129,3 +129,24 @@ func TestShortSecretRefused(t *testing.T) {
 		t.Fatal("short TOKEN_SECRET accepted")
 	}
 }
+
+// TestRememberedKeyStillExpires: Verify remembers keys that passed, but a remembered
+// key is refused the moment it expires, and a tampered copy is never taken for it.
+func TestRememberedKeyStillExpires(t *testing.T) {
+	k := mustKeyring(t)
+	now := time.Now()
+	k.now = func() time.Time { return now }
+	key, _ := k.Issue("tid.oid", 1, now, "full")
+	for range 2 { // parsed, then remembered
+		if c, err := k.Verify(key); err != nil || c.Subject != "tid.oid" {
+			t.Fatalf("fresh key: %v %+v", err, c)
+		}
+	}
+	if _, err := k.Verify(key[:len(key)-2] + "xx"); err == nil {
+		t.Fatal("a tampered copy of a remembered key was accepted")
+	}
+	now = now.Add(KeyLifetime + time.Minute)
+	if _, err := k.Verify(key); err == nil {
+		t.Fatal("a remembered key was accepted after it expired")
+	}
+}

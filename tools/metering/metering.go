@@ -24,30 +24,38 @@
 // # Quotas
 //
 // Every call of a live or store tool is counted in two counters of the
-// caller, one per UTC day and one per UTC minute (cosmos.IncrementUsage, an
-// atomic increment in the store). The two increments run in parallel; a call
-// is admitted when both new values are within the plan's limits. Otherwise it
-// is refused with an isError result naming the limit, the UTC time it resets
-// and the dashboard URL to upgrade, and both increments are taken back.
+// caller, one per UTC day and one per UTC minute, shared by every replica
+// through the store (cosmos.IncrementUsage, an atomic increment). Counting
+// stays off the call's path: each replica admits a call when the last totals
+// it read back from the store, plus the calls it admitted since (not yet
+// written), leave room under both limits; a background flush writes each
+// counter's delta as one atomic increment at most every FlushInterval (1 s),
+// at once when a user's minute window rolls over, and on Close (drain), and
+// takes the new totals from the increments' answers. A refused call is
+// counted nowhere. Its message names the limit, the UTC time it resets and
+// the dashboard URL to upgrade.
 //
-// Increment-then-check means replicas never over-admit: every increment
-// returns a distinct value, so at most PerDay calls of a day (and PerMinute of
-// a minute) see a value within the limit, however many replicas count at once.
-// The bound on excess admissions is therefore zero; it rests only on the
-// atomicity of the store's increment. The price is the opposite error near the
-// limit: a refused call holds its increment until it is taken back (one round
-// trip), so a concurrent call of the same user can be refused while the count
-// is, for that instant, one too high. When the store cannot count, calls are
-// refused (fail closed) with a retry hint.
+// The bound: a replica can only admit past a limit while its view of the
+// total lags, that is for calls it admits before its next flush returns, so
+// replicas together admit at most the limit plus, per replica, the calls one
+// replica admits for that user in one flush interval (each replica's own view
+// never passes the limit, and the per-minute limit caps what one replica admits
+// in any interval). TestOvershootBound checks it with several meters over one
+// store. When flushes keep failing (the store cannot count), counted calls are
+// refused with a retry hint until one succeeds (fail closed).
 //
-// Meta tools (tool_search, list_skills, report_bug) are not counted and work
-// past quota. Calls refused before they run (bad arguments, plan, key scope)
-// are not counted either.
+// Meta tools (tool_search, list_skills, report_bug) are not counted against
+// the daily quota and work past it, but they count toward a per-minute rate
+// per user (the plan's per-minute limit), kept in memory by each replica: they
+// cost no store operation. Calls refused before they run (bad arguments, plan,
+// key scope) are not counted either.
 package metering
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/flowstudio/mcp/cosmos"
@@ -94,16 +102,60 @@ type Options struct {
 	Ops *zap.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// FlushInterval is how often counted calls are written to the store (1 s).
+	// Negative: never by itself; only Flush and Close write (tests).
+	FlushInterval time.Duration
 }
+
+// DefaultFlushInterval is how often a replica writes its counts.
+const DefaultFlushInterval = time.Second
+
+// failClosedAfter is how long flushes may keep failing before counted calls
+// are refused.
+const failClosedAfter = 5 * time.Second
 
 // Meter is the tools.Meter of the server.
 type Meter struct {
 	o Options
+
+	mu       sync.Mutex
+	counters map[counterKey]*counter
+	meta     map[metaKey]int64 // meta calls per user and minute, this replica only
+	// failingSince is when flushes started failing; zero while they succeed.
+	failingSince time.Time
+
+	flushMu sync.Mutex // one flush at a time
+	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	closed  sync.Once
 }
+
+// counterKey names one shared usage counter: a user's window of a period.
+type counterKey struct {
+	user   string
+	period cosmos.Period
+	start  int64 // unix seconds at the window's start
+}
+
+type metaKey struct {
+	user   string
+	minute int64
+}
+
+// counter is this replica's view of one shared counter.
+type counter struct {
+	known   int64     // the store's total at our last flush (our flushed calls included)
+	pending int64     // admitted here since, not yet written
+	sending int64     // being written by a flush right now
+	end     time.Time // the window's end
+}
+
+func (c *counter) total() int64 { return c.known + c.pending + c.sending }
 
 var _ tools.Meter = (*Meter)(nil)
 
-// New returns a Meter.
+// New returns a Meter and starts its flush loop; Close stops it.
 func New(o Options) *Meter {
 	if o.Log == nil {
 		o.Log = zap.NewNop()
@@ -114,7 +166,13 @@ func New(o Options) *Meter {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Meter{o: o}
+	if o.FlushInterval == 0 {
+		o.FlushInterval = DefaultFlushInterval
+	}
+	m := &Meter{o: o, counters: map[counterKey]*counter{}, meta: map[metaKey]int64{},
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go m.loop()
+	return m
 }
 
 // NewLogger returns the logger for metering lines: JSON with the key ts and
@@ -154,66 +212,153 @@ func (m *Meter) Record(ctx context.Context, rec tools.CallRecord) {
 	m.o.Log.Info("", fields...)
 }
 
-// Admit counts a live or store call against the caller's quota; see the
-// package documentation.
+// Admit decides whether a call may run, from this replica's view of the
+// caller's counters; see the package documentation. It does no I/O.
 func (m *Meter) Admit(ctx context.Context, p *tools.Principal, t *tools.Tool) error {
-	if t.Group == tools.Meta || p == nil {
+	if p == nil {
 		return nil
 	}
 	q := m.o.Quotas.For(p.Tier)
 	now := m.o.Now()
-
-	type result struct {
-		n   int64
-		err error
-	}
-	minute := make(chan result, 1)
-	go func() {
-		n, err := m.o.Store.IncrementUsage(ctx, p.UserID, cosmos.PerMinute, now, 1)
-		minute <- result{n, err}
-	}()
-	day, dayErr := m.o.Store.IncrementUsage(ctx, p.UserID, cosmos.PerDay, now, 1)
-	perMinute := <-minute
-
-	if dayErr != nil || perMinute.err != nil {
-		err := dayErr
-		if err == nil {
-			err = perMinute.err
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t.Group == tools.Meta {
+		k := metaKey{p.UserID, now.Unix() / 60}
+		if m.meta[k] >= q.PerMinute {
+			return m.metaRefusal(p.Tier, q.PerMinute, minuteReset(now))
 		}
-		m.o.Ops.Error("usage counter failed", zap.String(logsafe.KeyRequestID, rpc.RequestID(ctx)), logsafe.Error(err))
-		m.takeBack(ctx, p.UserID, now, dayErr == nil, perMinute.err == nil)
+		m.meta[k]++
+		return nil
+	}
+	if !m.failingSince.IsZero() && now.Sub(m.failingSince) >= failClosedAfter {
 		return &tools.ToolError{Message: "your usage could not be counted just now, so the call was not run",
 			Next: "retry in a few seconds"}
 	}
+	day, dayNew := m.counterFor(p.UserID, cosmos.PerDay, now)
+	minute, minuteNew := m.counterFor(p.UserID, cosmos.PerMinute, now)
 	switch {
-	case day > q.PerDay:
-		m.takeBack(ctx, p.UserID, now, true, true)
+	case day.total() >= q.PerDay:
 		return m.refusal(p.Tier, fmt.Sprintf("%d tool calls per day", q.PerDay), dayReset(now))
-	case perMinute.n > q.PerMinute:
-		m.takeBack(ctx, p.UserID, now, true, true)
+	case minute.total() >= q.PerMinute:
 		return m.refusal(p.Tier, fmt.Sprintf("%d tool calls per minute", q.PerMinute), minuteReset(now))
+	}
+	day.pending++
+	minute.pending++
+	if (dayNew || minuteNew) && m.o.FlushInterval > 0 { // a window rolled over (or a new user): write now
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }
 
-// takeBack undoes this call's increments, so that refused calls use up
-// nothing. It is never retried: a decrement that timed out may have been
-// applied, and a second one would let a call past the limit. A failure leaves
-// the count one too high: conservative, and logged.
-func (m *Meter) takeBack(ctx context.Context, userID string, at time.Time, day, minute bool) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	for _, c := range []struct {
-		do bool
-		p  cosmos.Period
-	}{{day, cosmos.PerDay}, {minute, cosmos.PerMinute}} {
-		if !c.do {
-			continue
+// counterFor returns this replica's counter for the window of p holding now,
+// and whether it was just created. The caller holds m.mu.
+func (m *Meter) counterFor(user string, p cosmos.Period, now time.Time) (*counter, bool) {
+	start, end := windowOf(p, now)
+	k := counterKey{user, p, start.Unix()}
+	if c, ok := m.counters[k]; ok {
+		return c, false
+	}
+	c := &counter{end: end}
+	m.counters[k] = c
+	return c, true
+}
+
+func windowOf(p cosmos.Period, now time.Time) (start, end time.Time) {
+	if p == cosmos.PerDay {
+		start = now.UTC().Truncate(24 * time.Hour)
+		return start, start.Add(24 * time.Hour)
+	}
+	start = now.UTC().Truncate(time.Minute)
+	return start, start.Add(time.Minute)
+}
+
+func (m *Meter) loop() {
+	defer close(m.done)
+	var tick <-chan time.Time
+	if m.o.FlushInterval > 0 {
+		t := time.NewTicker(m.o.FlushInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-tick:
+		case <-m.kick:
 		}
-		if _, err := m.o.Store.IncrementUsage(ctx, userID, c.p, at, -1); err != nil {
-			m.o.Ops.Warn("usage counter not taken back", zap.String(logsafe.KeyRequestID, rpc.RequestID(ctx)), logsafe.Error(err))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = m.Flush(ctx)
+		cancel()
+	}
+}
+
+// Flush writes every counter's unwritten calls to the store, one atomic
+// increment per counter, and takes the new totals from the answers. A counter
+// whose increment failed keeps its calls for the next flush: an increment that
+// timed out may still have been applied, so the count can end up too high,
+// never too low.
+func (m *Meter) Flush(ctx context.Context) error {
+	m.flushMu.Lock()
+	defer m.flushMu.Unlock()
+	type job struct {
+		k counterKey
+		c *counter
+		n int64
+	}
+	now := m.o.Now()
+	var jobs []job
+	m.mu.Lock()
+	for k, c := range m.counters {
+		switch {
+		case c.pending > 0:
+			c.sending, c.pending = c.pending, 0
+			jobs = append(jobs, job{k, c, c.sending})
+		case now.After(c.end.Add(time.Minute)):
+			delete(m.counters, k) // a past window with nothing left to write
 		}
 	}
+	for k := range m.meta {
+		if k.minute < now.Unix()/60 {
+			delete(m.meta, k)
+		}
+	}
+	m.mu.Unlock()
+
+	var errs []error
+	for _, j := range jobs {
+		total, err := m.o.Store.IncrementUsage(ctx, j.k.user, j.k.period, time.Unix(j.k.start, 0), j.n)
+		m.mu.Lock()
+		if err != nil {
+			j.c.pending += j.c.sending
+			errs = append(errs, err)
+		} else {
+			j.c.known = total // the store's total, with what we just sent
+		}
+		j.c.sending = 0
+		m.mu.Unlock()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(errs) > 0 {
+		if m.failingSince.IsZero() {
+			m.failingSince = now
+		}
+		m.o.Ops.Error("usage counters not written; kept for the next flush", zap.Int("counters", len(errs)), logsafe.Error(errs[0]))
+		return errors.Join(errs...)
+	}
+	m.failingSince = time.Time{}
+	return nil
+}
+
+// Close stops the flush loop and writes what is left (on drain).
+func (m *Meter) Close(ctx context.Context) error {
+	m.closed.Do(func() { close(m.stop) })
+	<-m.done
+	return m.Flush(ctx)
 }
 
 func (m *Meter) refusal(tier tools.Tier, limit string, resets time.Time) *tools.ToolError {
@@ -226,5 +371,13 @@ func (m *Meter) refusal(tier tools.Tier, limit string, resets time.Time) *tools.
 		Message: fmt.Sprintf("quota reached: the %s plan allows %s; it resets at %s (UTC). Meta tools (tool_search, list_skills, report_bug) still work",
 			tier, limit, resets.Format("2006-01-02 15:04:05")),
 		Next: next,
+	}
+}
+
+func (m *Meter) metaRefusal(tier tools.Tier, perMinute int64, resets time.Time) *tools.ToolError {
+	return &tools.ToolError{
+		Message: fmt.Sprintf("rate limit: the %s plan allows %d calls of tool_search, list_skills and report_bug per minute; it resets at %s (UTC)",
+			tier, perMinute, resets.Format("2006-01-02 15:04:05")),
+		Next: "wait until " + resets.Format(time.RFC3339) + "; these tools do not count toward the daily quota",
 	}
 }
