@@ -28,6 +28,10 @@ type Call struct {
 	// ProtocolVersion is the revision in force for this request.
 	ProtocolVersion string
 	Method          string
+	// Params is the request's params as parsed with the message (nil when there
+	// were none): methods read the name and arguments here instead of parsing
+	// params again.
+	Params *Params
 	// progressToken is params._meta.progressToken, nil when the client asked for none.
 	progressToken json.RawMessage
 	stream        *sseStream // nil when answering as plain JSON

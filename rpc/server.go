@@ -268,7 +268,7 @@ func (s *Server) callContext(r *http.Request, version string, msg *Message, stre
 		parent = context.WithoutCancel(parent)
 	}
 	ctx, cancel := context.WithTimeout(parent, s.opts.CallTimeout)
-	return context.WithValue(ctx, callKey, &Call{ProtocolVersion: version, Method: msg.Method, stream: stream}), cancel
+	return context.WithValue(ctx, callKey, &Call{ProtocolVersion: version, Method: msg.Method, stream: stream, Params: msg.Head}), cancel
 }
 
 func (s *Server) initialize(ctx context.Context, w http.ResponseWriter, msg *Message, stream *sseStream) {
@@ -393,18 +393,14 @@ func writeHTTPError(w http.ResponseWriter, herr *httpError) {
 }
 
 func progressToken(msg *Message) json.RawMessage {
-	if msg.Params == nil {
+	if msg.Head == nil {
 		return nil
 	}
-	var p struct {
-		Meta struct {
-			ProgressToken json.RawMessage `json:"progressToken"`
-		} `json:"_meta"`
-	}
-	if json.Unmarshal(*msg.Params, &p) != nil || len(p.Meta.ProgressToken) == 0 || string(p.Meta.ProgressToken) == "null" {
+	t := bytes.TrimSpace(msg.Head.Meta.ProgressToken)
+	if len(t) == 0 || string(t) == "null" {
 		return nil
 	}
-	return p.Meta.ProgressToken
+	return t
 }
 
 // acceptsResponse is lenient: no Accept header, */*, JSON or SSE will do.

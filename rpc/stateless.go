@@ -19,13 +19,9 @@ func checkStatelessEnvelope(r *http.Request, msg *Message, headerVersion string)
 	if r.Header.Get("Mcp-Method") != msg.Method {
 		return mismatch("Mcp-Method does not match the request's method")
 	}
-	var p struct {
-		Name string                     `json:"name"`
-		URI  string                     `json:"uri"`
-		Meta map[string]json.RawMessage `json:"_meta"`
-	}
-	if msg.Params != nil {
-		_ = json.Unmarshal(*msg.Params, &p)
+	var p Params
+	if msg.Head != nil {
+		p = *msg.Head
 	}
 	switch msg.Method {
 	case "tools/call", "prompts/get":
@@ -38,7 +34,7 @@ func checkStatelessEnvelope(r *http.Request, msg *Message, headerVersion string)
 		}
 	}
 	var metaVersion string
-	if raw, ok := p.Meta[metaProtocolVersion]; ok {
+	if raw := p.Meta.ProtocolVersion; len(raw) > 0 {
 		_ = json.Unmarshal(raw, &metaVersion)
 	}
 	switch {

@@ -42,6 +42,22 @@ type Message struct {
 	// IsResponse marks a client's response to a server request (we send none, so it is
 	// accepted and dropped).
 	IsResponse bool
+	// Head is what the transport and the methods read from params, parsed once when
+	// the message is decoded; nil when params is absent or not an object.
+	Head *Params
+}
+
+// Params is the part of a request's params that the transport (progress, the
+// 2026-07-28 header checks) and tools/call read. Fields of the wrong type are left
+// empty, as if absent.
+type Params struct {
+	Name      string          `json:"name"`
+	URI       string          `json:"uri"`
+	Arguments json.RawMessage `json:"arguments"`
+	Meta      struct {
+		ProgressToken   json.RawMessage `json:"progressToken"`
+		ProtocolVersion json.RawMessage `json:"io.modelcontextprotocol/protocolVersion"`
+	} `json:"_meta"`
 }
 
 // response is the wire envelope. Its id is raw JSON so that `null`, negative and
@@ -109,6 +125,10 @@ func decodeOne(raw json.RawMessage) (*Message, json.RawMessage, *jsonrpc2.Error)
 			}
 		} else {
 			m.Params = &p
+			if p[0] == '{' {
+				m.Head = new(Params)
+				_ = json.Unmarshal(p, m.Head) // valid JSON already; a mistyped field stays empty
+			}
 		}
 	}
 	if idOK {

@@ -218,11 +218,13 @@ func (r *callResult) encode() json.RawMessage {
 }
 
 func (c *Catalog) call(ctx context.Context, params json.RawMessage) (any, error) {
-	var p struct {
-		Name      string          `json:"name"`
-		Arguments json.RawMessage `json:"arguments"`
+	var p rpc.Params
+	if call := rpc.CallFrom(ctx); call != nil && call.Params != nil {
+		p = *call.Params // parsed with the message: not again
+	} else if len(params) == 0 || json.Unmarshal(params, &p) != nil {
+		p.Name = ""
 	}
-	if len(params) == 0 || json.Unmarshal(params, &p) != nil || p.Name == "" {
+	if p.Name == "" {
 		return nil, rpc.NewError(rpc.CodeInvalidParams, "Invalid params: name is required", nil)
 	}
 	principal := PrincipalFrom(ctx)
@@ -270,7 +272,7 @@ func (c *Catalog) run(ctx context.Context, t *Tool, principal *Principal, rawArg
 		}
 	}
 	ctx, stats := withUpstreamStatus(ctx)
-	out, err := t.call(ctx, c.env, rawArgs)
+	out, err := t.call(ctx, c.env, args, rawArgs)
 	rec.UpstreamStatus = stats()
 	if err != nil {
 		return c.errorToResult(ctx, t, err, argStrings(args)), rec

@@ -59,7 +59,9 @@ type Tool struct {
 	// Environment extracts the environment the call names, for metering ("" if none).
 	environment func(args map[string]any) string
 
-	call func(ctx context.Context, env *Env, args json.RawMessage) (any, error)
+	// call runs the handler on the arguments parsed once by the catalog; raw is
+	// their text (see decodeArgs).
+	call func(ctx context.Context, env *Env, args map[string]any, raw json.RawMessage) (any, error)
 
 	compiled *compiledSchema
 }
@@ -72,11 +74,18 @@ type compiledSchema struct {
 }
 
 // Define binds a typed handler to a declaration: arguments are validated against the
-// input schema, then decoded into In; Out becomes structuredContent.
+// input schema, then In is filled from the same parse; Out becomes structuredContent.
 func Define[In, Out any](t Tool, handler func(ctx context.Context, env *Env, in In) (Out, error)) *Tool {
-	t.call = func(ctx context.Context, env *Env, args json.RawMessage) (any, error) {
+	t.call = func(ctx context.Context, env *Env, args map[string]any, raw json.RawMessage) (any, error) {
 		var in In
-		if err := json.Unmarshal(args, &in); err != nil {
+		var members map[string]json.RawMessage
+		rawMembers := func() map[string]json.RawMessage {
+			if members == nil {
+				_ = json.Unmarshal(raw, &members) // raw parsed into args already: it is an object
+			}
+			return members
+		}
+		if err := decodeArgs(&in, args, rawMembers); err != nil {
 			return nil, &ToolError{Message: "invalid arguments: " + err.Error()}
 		}
 		return handler(ctx, env, in)
