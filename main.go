@@ -356,6 +356,13 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 		ErrorLog:       zap.NewStdLog(log.Named("http")),
 	}
 
+	// The internal metrics listener (FLOWSTUDIO_METRICS_ADDR; off when unset), never on ln.
+	var metricsLn *server.MetricsListener
+	if settings.MetricsAddr != "" {
+		if metricsLn, err = server.StartMetrics(settings.MetricsAddr, log); err != nil {
+			return err
+		}
+	}
 	mode := "azure"
 	if settings.Embedded() {
 		mode = "embedded"
@@ -379,6 +386,9 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	drainCtx, cancel := context.WithTimeout(context.Background(), settings.DrainTimeout)
 	defer cancel()
 	drainErr := httpServer.Shutdown(drainCtx)
+	if metricsLn != nil {
+		_ = metricsLn.Shutdown(drainCtx)
+	}
 	// Write the usage counted since the last flush: a replica that stops loses no count.
 	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancelFlush()

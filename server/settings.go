@@ -28,6 +28,9 @@ type Settings struct {
 	// SimURL is FLOWSTUDIO_SIM_URL: embedded mode reaches the simulated tenant there
 	// (`flowstudio sim`, mounted at the URL's root) instead of building one in-process.
 	SimURL string
+	// MetricsAddr is FLOWSTUDIO_METRICS_ADDR: the internal GET /metrics listener
+	// (metrics.go); empty is off.
+	MetricsAddr string
 
 	EntraClientID     string
 	EntraClientSecret string
@@ -148,6 +151,10 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 		if u, err := url.Parse(s.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return s, errors.New("FLOWSTUDIO_PUBLIC_URL must be an absolute http(s) URL")
 		}
+	}
+	s.MetricsAddr = get("FLOWSTUDIO_METRICS_ADDR", "")
+	if err := checkMetricsAddr(s.MetricsAddr, s.Addr); err != nil {
+		return s, err
 	}
 	if err := s.checkSimURL(); err != nil {
 		return s, err
