@@ -15,7 +15,10 @@ import (
 
 // reports is `flowstudio reports list`: the bug reports filed with report_bug,
 // newest first, from the embedded store or Cosmos DB (whichever the settings
-// name). Reports are shown only here, never logged.
+// name). Reports are shown only here, never logged. The store keeps a
+// partition per UTC day; ListBugReports walks them from today back over the
+// 90 days reports are kept (then the reports filed before day partitions),
+// and this loop stops as soon as --limit reports are shown.
 func reports(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 || args[0] != "list" {
 		return errors.New("usage: flowstudio reports list [--limit N] [--json] [--data-dir D]")

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flowstudio/mcp/cosmos"
 )
@@ -15,8 +18,18 @@ func TestReportsList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A report filed before reports had day partitions, in SystemPartition:
+	// still listed, after the newer ones.
+	legacyAt := time.Now().Add(-30 * 24 * time.Hour)
+	legacyID := fmt.Sprintf("%019d-00000000", math.MaxInt64-legacyAt.UnixNano())
+	legacy, _ := json.Marshal(&cosmos.BugReport{ID: legacyID, UserHash: "ef56", Title: "legacy report", Description: "old",
+		CreatedAt: legacyAt.Unix()})
+	if _, err := store.CreateCacheItem(t.Context(), &cosmos.CacheItem{UserID: cosmos.SystemPartition, Kind: cosmos.KindBugReport,
+		Key: legacyID, Body: legacy, TTL: cosmos.BugReportTTL}); err != nil {
+		t.Fatal(err)
+	}
 	for _, title := range []string{"first report", "second\x1b[31m report\nforged line"} {
-		if _, err := store.AddBugReport(t.Context(), &cosmos.BugReport{UserHash: "ab12", Tier: "pro", Tool: "list_live_flows",
+		if _, err := store.AddBugReport(t.Context(), "tenant.user", 20, &cosmos.BugReport{UserHash: "ab12", Tier: "pro", Tool: "list_live_flows",
 			Title: title, Description: "what happened\nline two", Evidence: "evidence text"}); err != nil {
 			t.Fatal(err)
 		}
@@ -34,8 +47,8 @@ func TestReportsList(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	text := out.String()
-	if strings.Index(text, "second") > strings.Index(text, "first report") {
-		t.Errorf("not newest first:\n%s", text)
+	if i, j, k := strings.Index(text, "second"), strings.Index(text, "first report"), strings.Index(text, "legacy report"); i < 0 || i > j || j > k {
+		t.Errorf("not newest first, legacy last:\n%s", text)
 	}
 	for _, want := range []string{"user ab12", "tier pro", "tool list_live_flows", "    what happened\n    line two", "evidence:\n    evidence text"} {
 		if !strings.Contains(text, want) {

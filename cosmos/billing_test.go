@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // runBillingContract checks the bug-report and Stripe additions on a backend,
@@ -42,15 +43,15 @@ func TestCosmosBillingContract(t *testing.T) {
 
 func testBugReports(t *testing.T, s *Store) {
 	ctx := t.Context()
-	if _, err := s.AddBugReport(ctx, &BugReport{Title: "no description"}); err == nil {
+	if _, err := s.AddBugReport(ctx, "tenant.ada", 20, &BugReport{Title: "no description"}); err == nil {
 		t.Fatal("a report without a description was stored")
 	}
-	if _, err := s.AddBugReport(ctx, &BugReport{Title: "t", Description: "d", UserHash: "NOT HEX"}); err == nil {
+	if _, err := s.AddBugReport(ctx, "tenant.ada", 20, &BugReport{Title: "t", Description: "d", UserHash: "NOT HEX"}); err == nil {
 		t.Fatal("a report with a non-hex user hash was stored")
 	}
-	var ids []string
+	var stored []*BugReport
 	for i := range 3 {
-		r, err := s.AddBugReport(ctx, &BugReport{UserHash: hashOf("ada@example.com"), Tier: "pro", Tool: "list_live_flows",
+		r, err := s.AddBugReport(ctx, "tenant.ada", 20, &BugReport{UserHash: hashOf("ada@example.com"), Tier: "pro", Tool: "list_live_flows",
 			Title: fmt.Sprintf("report %d", i), Description: "what happened", Evidence: strings.Repeat("e", 100)})
 		if err != nil {
 			t.Fatal(err)
@@ -58,9 +59,10 @@ func testBugReports(t *testing.T, s *Store) {
 		if r.ID == "" || r.CreatedAt == 0 {
 			t.Fatalf("stored report lacks id or time: %+v", r)
 		}
-		ids = append(ids, r.ID)
+		stored = append(stored, r)
 	}
-	item, err := s.GetCacheItem(ctx, SystemPartition, KindBugReport, ids[0])
+	// In the partition of its UTC day (reports_test.go checks the rest).
+	item, err := s.GetCacheItem(ctx, bugReportPartition(time.Unix(stored[0].CreatedAt, 0)), KindBugReport, stored[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}

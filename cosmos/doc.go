@@ -8,8 +8,10 @@
 //
 //	users  partition /id      User; email index documents "email-<hash>"
 //	cache  partition /userId  CacheItem: the Team cache; in SystemPartition,
-//	                          records of no user (bug reports, Stripe event ids)
-//	usage  partition /userId  UsageCounter, per day and per minute
+//	                          records of no user (Stripe event ids); bug
+//	                          reports in a partition per UTC day
+//	usage  partition /userId  UsageCounter, per day and per minute, and the
+//	                          daily count of bug reports
 //
 // Provision creates them with DefaultTimeToLive -1 (expiry on, but only
 // items carrying a ttl expire). The server never creates storage.

@@ -118,7 +118,7 @@ type CacheItem struct {
 
 // Kinds of cache items that are not Team cache data.
 const (
-	KindBugReport   = "bugReport"   // one report_bug submission, in SystemPartition (AddBugReport)
+	KindBugReport   = "bugReport"   // one report_bug submission, in its UTC day's partition (AddBugReport)
 	KindStripeEvent = "stripeEvent" // a processed Stripe event id, in SystemPartition (MarkStripeEvent)
 )
 
@@ -149,6 +149,9 @@ type Period string
 const (
 	PerDay    Period = "day"    // daily quotas, kept a month for the dashboard
 	PerMinute Period = "minute" // rate limits, kept two minutes
+	// ReportsPerDay counts a user's bug reports in a UTC day (AddBugReport's
+	// daily cap), kept two days.
+	ReportsPerDay Period = "reports"
 )
 
 // UsageCounter counts a user's tool calls in one window (container "usage",
@@ -163,7 +166,7 @@ type UsageCounter struct {
 }
 
 func (c *UsageCounter) validate() error {
-	if c.UserID == "" || (c.Period != PerDay && c.Period != PerMinute) {
+	if c.UserID == "" || (c.Period != PerDay && c.Period != PerMinute && c.Period != ReportsPerDay) {
 		return fmt.Errorf("counter %q has no user or an unknown period %q", c.ID, c.Period)
 	}
 	return nil

@@ -8,8 +8,9 @@ import (
 
 // How long counters live after their last increment.
 const (
-	dayCounterTTL    = 35 * 24 * 3600 // a month of history for the dashboard
-	minuteCounterTTL = 120
+	dayCounterTTL     = 35 * 24 * 3600 // a month of history for the dashboard
+	minuteCounterTTL  = 120
+	reportsCounterTTL = 2 * 24 * 3600 // outlives its day, then goes
 )
 
 // IncrementUsage atomically adds by to the user's counter for the period
@@ -58,6 +59,9 @@ func newCounter(userID string, p Period, at time.Time) (*UsageCounter, error) {
 	case PerMinute:
 		at = at.Truncate(time.Minute)
 		c.ID, c.TTL = "minute-"+at.Format("200601021504"), minuteCounterTTL
+	case ReportsPerDay:
+		at = at.Truncate(24 * time.Hour)
+		c.ID, c.TTL = "reports-"+at.Format("20060102"), reportsCounterTTL
 	default:
 		return nil, fmt.Errorf("cosmos: usage: %w: unknown period %q", ErrInvalid, p)
 	}

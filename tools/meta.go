@@ -3,9 +3,11 @@ package tools
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -19,12 +21,22 @@ import (
 
 // ReportStore keeps report_bug submissions (cosmos.Store implements it).
 type ReportStore interface {
-	AddBugReport(ctx context.Context, r *cosmos.BugReport) (*cosmos.BugReport, error)
+	// AddBugReport stores r unless the user userID has filed perDay reports
+	// this UTC day; then it answers *cosmos.ReportLimitError. The count is
+	// atomic on the store, so every replica keeps the one cap.
+	AddBugReport(ctx context.Context, userID string, perDay int64, r *cosmos.BugReport) (*cosmos.BugReport, error)
 }
 
 // MaxBugReportBytes caps a report: title, description and evidence together,
 // in bytes of UTF-8.
 const MaxBugReportBytes = 8 << 10
+
+// MaxBugReportsPerDay caps the reports one user files per UTC day. report_bug
+// is free and works past quota, so without a cap one key could fill the store
+// (a review stored 600 reports in 1.3 s); 20 is far more than anyone files by
+// hand, and bounds an agent stuck in a loop to 160 KiB a day. The store takes
+// the cap as an argument, so its tests choose their own.
+const MaxBugReportsPerDay = 20
 
 // skill is a bundle of tools for one task, in the order an agent uses them.
 // Steps name tools that may not exist in every build (some are still being
@@ -413,7 +425,8 @@ func reportBug() *Tool {
 		Description: "Files a bug report with the FlowStudio MCP operators: a title, what happened and what was expected, " +
 			"and text evidence (the tool called, its arguments and the error, with secrets and personal data removed). " +
 			"At most 8 KiB in all (title, description and evidence together). Stored with your hashed user id and " +
-			"the time, kept 90 days, never logged. Works on every plan, even past quota.",
+			"the time, kept 90 days, never logged. At most " + strconv.Itoa(MaxBugReportsPerDay) + " reports a day. " +
+			"Works on every plan, even past quota.",
 		Kind:  Write,
 		Group: Meta,
 		Input: json.RawMessage(`{"type":"object","required":["title","description"],"additionalProperties":false,"properties":{
@@ -433,12 +446,21 @@ func reportBug() *Tool {
 		if env == nil || env.Reports == nil {
 			return reportBugOut{}, &ToolError{Message: "this server does not take bug reports"}
 		}
-		r := &cosmos.BugReport{Title: in.Title, Description: in.Description, Evidence: in.Evidence,
-			Tool: in.Tool, RequestID: rpc.RequestID(ctx)}
-		if p := PrincipalFrom(ctx); p != nil {
-			r.UserHash, r.Tier = p.EmailHash, string(p.Tier)
+		p := PrincipalFrom(ctx)
+		if p == nil || p.UserID == "" {
+			return reportBugOut{}, &ToolError{Message: "report_bug needs a signed-in caller: the daily limit is counted per user"}
 		}
-		stored, err := env.Reports.AddBugReport(ctx, r)
+		// The user id only counts the report; the report itself names its
+		// reporter by the email hash alone.
+		r := &cosmos.BugReport{Title: in.Title, Description: in.Description, Evidence: in.Evidence,
+			Tool: in.Tool, RequestID: rpc.RequestID(ctx), UserHash: p.EmailHash, Tier: string(p.Tier)}
+		stored, err := env.Reports.AddBugReport(ctx, p.UserID, MaxBugReportsPerDay, r)
+		if lim, ok := errors.AsType[*cosmos.ReportLimitError](err); ok {
+			return reportBugOut{}, &ToolError{
+				Message: fmt.Sprintf("you have filed %d reports today, the daily limit; it resets at %s UTC",
+					lim.Limit, lim.ResetsAt.UTC().Format("2006-01-02 15:04")),
+				Next: "file it after the reset"}
+		}
 		if err != nil {
 			return reportBugOut{}, err
 		}

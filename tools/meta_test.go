@@ -4,29 +4,44 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/rpc"
 	"github.com/sourcegraph/jsonrpc2"
 )
 
-// fakeReports keeps reports in memory.
+// fakeReports keeps reports in memory and counts them per user against the
+// cap, as cosmos.Store does (its tests check the atomic count); its day never
+// ends.
 type fakeReports struct {
 	mu      sync.Mutex
 	reports []*cosmos.BugReport
+	perUser map[string]int64
 	err     error
 }
 
-func (f *fakeReports) AddBugReport(_ context.Context, r *cosmos.BugReport) (*cosmos.BugReport, error) {
+// fakeReportsReset is when the fake's day ends.
+var fakeReportsReset = time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
+
+func (f *fakeReports) AddBugReport(_ context.Context, userID string, perDay int64, r *cosmos.BugReport) (*cosmos.BugReport, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
 		return nil, f.err
 	}
+	if f.perUser == nil {
+		f.perUser = map[string]int64{}
+	}
+	if f.perUser[userID] >= perDay {
+		return nil, fmt.Errorf("wrapped: %w", &cosmos.ReportLimitError{Limit: perDay, ResetsAt: fakeReportsReset})
+	}
+	f.perUser[userID]++
 	c := *r
 	c.ID, c.CreatedAt = "r1", 1767225600
 	f.reports = append(f.reports, &c)
@@ -309,6 +324,89 @@ func TestReportBug(t *testing.T) {
 	// running it, and read-only keys do not see it.
 	if o := callTool(t, c, readPro, "tool_search", map[string]any{"query": "select:report_bug"}); len(searchNames(t, o)) != 0 {
 		t.Fatal("read key sees report_bug")
+	}
+}
+
+// report_bug takes at most MaxBugReportsPerDay reports per user per UTC day,
+// counted by user id; then it answers an isError that names the cap and the
+// reset.
+func TestReportBugDailyCap(t *testing.T) {
+	reports := &fakeReports{}
+	c := mustCatalog(t, &Env{Reports: reports}, nil)
+	freeFull := &Principal{UserID: "t.free", EmailHash: "cd34", Tier: TierFree, Scope: ScopeFull}
+	file := func(p *Principal) callOutcome {
+		return callTool(t, c, p, "report_bug", map[string]any{"title": "t", "description": "d"})
+	}
+	for i := range MaxBugReportsPerDay {
+		if o := file(freeFull); o.IsError {
+			t.Fatalf("report %d of a free key was refused: %s", i+1, o.Text)
+		}
+	}
+	want := "you have filed 20 reports today, the daily limit; it resets at 2026-01-02 00:00 UTC. Next: file it after the reset"
+	for range 2 {
+		if o := file(freeFull); !o.IsError || o.Text != want {
+			t.Fatalf("a report past the cap: %+v\nwant text %q", o, want)
+		}
+	}
+	if len(reports.reports) != MaxBugReportsPerDay {
+		t.Fatalf("%d reports stored, want %d", len(reports.reports), MaxBugReportsPerDay)
+	}
+	// Counted by user id: a user with the same email hash is another user.
+	sameHash := &Principal{UserID: "t.other", EmailHash: "cd34", Tier: TierFree, Scope: ScopeFull}
+	for _, p := range []*Principal{fullPro, sameHash} {
+		if o := file(p); o.IsError {
+			t.Fatalf("%s was refused by another user's cap: %s", p.UserID, o.Text)
+		}
+	}
+	if reports.perUser["t.free"] != MaxBugReportsPerDay || reports.perUser["t.u"] != 1 || reports.perUser["t.other"] != 1 {
+		t.Fatalf("counted per user: %v", reports.perUser)
+	}
+	if got := reports.reports[len(reports.reports)-1]; got.UserHash != "cd34" || got.Tier != "free" {
+		t.Fatalf("stored %+v", got)
+	}
+	if o := file(nil); !o.IsError || !strings.Contains(o.Text, "signed-in caller") {
+		t.Fatalf("a report of nobody: %+v", o)
+	}
+	// Read-only keys still cannot file at all (report_bug is a write).
+	raw := json.RawMessage(`{"name":"report_bug","arguments":{"title":"t","description":"d"}}`)
+	if _, err := c.call(WithPrincipal(t.Context(), readPro), raw); !isRPCError(err, -32602) {
+		t.Fatalf("a read-only key called report_bug: %v", err)
+	}
+}
+
+var _ ReportStore = (*cosmos.Store)(nil)
+
+// The same on the real store, two catalogs on two handles of one embedded
+// file (two replicas): one count, the exact message, other users unaffected.
+func TestReportBugDailyCapOnStore(t *testing.T) {
+	dir := t.TempDir()
+	var cs []*Catalog
+	for range 2 {
+		s, err := cosmos.OpenEmbedded(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		cs = append(cs, mustCatalog(t, &Env{Reports: s}, nil))
+	}
+	freeFull := &Principal{UserID: "t.free", EmailHash: "cd34", Tier: TierFree, Scope: ScopeFull}
+	before := time.Now().UTC()
+	for i := range MaxBugReportsPerDay {
+		if o := callTool(t, cs[i%2], freeFull, "report_bug", map[string]any{"title": "t", "description": "d"}); o.IsError {
+			t.Fatalf("report %d was refused: %s", i+1, o.Text)
+		}
+	}
+	o := callTool(t, cs[0], freeFull, "report_bug", map[string]any{"title": "t", "description": "d"})
+	after := time.Now().UTC()
+	msg := func(now time.Time) string {
+		return "you have filed 20 reports today, the daily limit; it resets at " +
+			now.Truncate(24*time.Hour).Add(24*time.Hour).Format("2006-01-02") + " 00:00 UTC. Next: file it after the reset"
+	}
+	if !o.IsError || (o.Text != msg(before) && o.Text != msg(after)) {
+		t.Fatalf("a report past the cap: %+v, want %q", o, msg(after))
+	}
+	if o := callTool(t, cs[1], fullPro, "report_bug", map[string]any{"title": "t", "description": "d"}); o.IsError {
+		t.Fatalf("another user was refused: %s", o.Text)
 	}
 }
 

@@ -118,7 +118,7 @@ func (h *harness) flush(t *testing.T) {
 
 type reportSink struct{}
 
-func (reportSink) AddBugReport(_ context.Context, r *cosmos.BugReport) (*cosmos.BugReport, error) {
+func (reportSink) AddBugReport(_ context.Context, _ string, _ int64, r *cosmos.BugReport) (*cosmos.BugReport, error) {
 	c := *r
 	c.ID, c.CreatedAt = "r1", fixedNow.Unix()
 	return &c, nil
