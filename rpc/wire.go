@@ -2,7 +2,7 @@ package rpc
 
 import (
 	"bytes"
-	"encoding/json"
+	json "github.com/segmentio/encoding/json"
 	"regexp"
 	"unicode/utf8"
 

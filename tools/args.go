@@ -2,8 +2,8 @@ package tools
 
 import (
 	"encoding"
-	"encoding/json"
 	"fmt"
+	json "github.com/segmentio/encoding/json"
 	"math"
 	"reflect"
 	"strings"

@@ -2,7 +2,8 @@ package tools
 
 import (
 	"bytes"
-	"encoding/json"
+	"fmt"
+	json "github.com/segmentio/encoding/json"
 	"reflect"
 	"sort"
 	"strconv"
@@ -146,8 +147,8 @@ func resolvePath(def json.RawMessage, path string) (json.RawMessage, string, err
 		switch {
 		case len(trimmed) > 0 && trimmed[0] == '{':
 			var obj map[string]json.RawMessage
-			if err := json.Unmarshal(cur, &obj); err != nil {
-				return nil, "", err
+			if json.Unmarshal(cur, &obj) != nil { // the decoder's error quotes the text: never logged
+				return nil, "", fmt.Errorf("definition at %q is not valid JSON", dottedPath(done))
 			}
 			key, n := matchKey(obj, segs[i:], !strings.HasPrefix(path, "/"))
 			if key == "" {
@@ -156,8 +157,8 @@ func resolvePath(def json.RawMessage, path string) (json.RawMessage, string, err
 			cur, done, i = obj[key], append(done, key), i+n-1
 		case len(trimmed) > 0 && trimmed[0] == '[':
 			var arr []json.RawMessage
-			if err := json.Unmarshal(cur, &arr); err != nil {
-				return nil, "", err
+			if json.Unmarshal(cur, &arr) != nil {
+				return nil, "", fmt.Errorf("definition at %q is not valid JSON", dottedPath(done))
 			}
 			idx, err := strconv.Atoi(seg)
 			if err != nil || idx < 0 || idx >= len(arr) {

@@ -3,7 +3,7 @@ package tools
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	json "github.com/segmentio/encoding/json"
 	"strconv"
 	"strings"
 	"unicode/utf8"

@@ -5,8 +5,8 @@ package tools
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	json "github.com/segmentio/encoding/json"
 	"strings"
 	"sync"
 

@@ -9,9 +9,9 @@ package powerautomate
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/segmentio/encoding/json"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -357,9 +357,24 @@ func (c *Client) ctxError(ctx context.Context, op string) error {
 
 func decode(op string, resp *response, out any) error {
 	if err := json.Unmarshal(resp.body, out); err != nil {
-		return fmt.Errorf("powerautomate: %s: decoding response: %w", op, err)
+		return fmt.Errorf("powerautomate: %s: decoding response: %w", op, jsonError(err))
 	}
 	return nil
+}
+
+// jsonError keeps what a decoding error says about the shape of the response and
+// drops the response text the decoder quotes in its message: errors are logged,
+// and upstream text never reaches a log.
+func jsonError(err error) error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Errorf("not valid JSON (near byte %d)", syntax.Offset)
+	case errors.As(err, &typ):
+		return fmt.Errorf("field %q holds a JSON value that does not fit %s", typ.Field, typ.Type)
+	}
+	return errors.New("not decodable JSON")
 }
 
 // encodeQuery encodes q with %20 for spaces: OData $filter parsers do not

@@ -1,6 +1,7 @@
 package powerautomate
 
 import (
+	"crypto/tls"
 	"net/http"
 	"time"
 )
@@ -177,7 +178,20 @@ func (c Config) withDefaults() Config {
 		c.MaxContentBytes = DefaultMaxContentBytes
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = http.DefaultClient
+		c.HTTPClient = &http.Client{Transport: upstreamTransport}
 	}
 	return c
 }
+
+// upstreamTransport is shared by every client of the upstream APIs. Unlike
+// http.DefaultTransport it keeps enough idle connections per host for the calls a
+// replica runs at once (the default of 2 made most calls dial anew), and it never
+// speaks TLS below 1.2.
+var upstreamTransport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 512
+	t.MaxIdleConnsPerHost = 128
+	t.IdleConnTimeout = 90 * time.Second
+	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	return t
+}()
