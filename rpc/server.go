@@ -7,9 +7,9 @@ package rpc
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/segmentio/encoding/json"
 	"io"
 	"mime"
 	"net/http"
@@ -45,7 +45,15 @@ type Options struct {
 	MaxBodyBytes int64
 	// CallTimeout bounds one method call.
 	CallTimeout time.Duration
-	Logger      *zap.Logger
+	// MaxBatch bounds the messages in one JSON-RPC batch (2025-03-26): a longer batch
+	// is refused whole (400, -32600) and none of it runs. Default DefaultMaxBatch.
+	MaxBatch int
+	// MaxBatchResponseBytes bounds one batch's answers: once the answers sent reach it,
+	// the requests left are not run and each is answered with -32010. The answer that
+	// crosses it is still sent (its call ran), so a response may pass it by one answer.
+	// Default DefaultMaxBatchResponseBytes.
+	MaxBatchResponseBytes int
+	Logger                *zap.Logger
 }
 
 // Server is an http.Handler for the MCP endpoint.
@@ -65,6 +73,12 @@ func NewServer(opts Options) *Server {
 	}
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = 2 * time.Minute
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	if opts.MaxBatchResponseBytes <= 0 {
+		opts.MaxBatchResponseBytes = DefaultMaxBatchResponseBytes
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
@@ -197,7 +211,15 @@ func (s *Server) requestVersion(r *http.Request) (string, *httpError) {
 	return header, nil
 }
 
+// serveBatch answers a 2025-03-26 batch in order, streaming each answer as it is
+// produced. The work is bounded: at most MaxBatch messages, no new call once the
+// answers reach MaxBatchResponseBytes, and none once the client has gone away. A
+// request that is not run gets its own error, so the client sees which to send again.
 func (s *Server) serveBatch(w http.ResponseWriter, r *http.Request, version string, body []byte) *httpError {
+	// Count before decoding: a 6,000-entry body is refused without splitting it.
+	if batchLen(body, s.opts.MaxBatch) > s.opts.MaxBatch {
+		return &httpError{status: http.StatusBadRequest, err: errBatchTooLong(s.opts.MaxBatch)}
+	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(body, &items); err != nil {
 		return &httpError{status: http.StatusBadRequest, err: NewError(CodeParseError, "Parse error: body is not valid JSON", nil)}
@@ -205,27 +227,53 @@ func (s *Server) serveBatch(w http.ResponseWriter, r *http.Request, version stri
 	if len(items) == 0 {
 		return &httpError{status: http.StatusBadRequest, err: NewError(CodeInvalidRequest, "Invalid Request: empty batch", nil)}
 	}
-	var out [][]byte
+	if len(items) > s.opts.MaxBatch {
+		return &httpError{status: http.StatusBadRequest, err: errBatchTooLong(s.opts.MaxBatch)}
+	}
+	out := batchWriter{w: w}
+	var stop *jsonrpc2.Error // once set, no further request runs
+	stopReason := ""
+	ran, skipped := 0, 0
 	for _, item := range items {
 		msg, id, rpcErr := decodeOne(item)
 		switch {
 		case rpcErr != nil:
-			out = append(out, encodeError(id, rpcErr))
+			out.add(encodeError(id, rpcErr))
 		case msg.IsResponse || msg.Notif:
 		case msg.Method == "initialize":
-			out = append(out, encodeError(msg.RawID, NewError(CodeInvalidRequest, "Invalid Request: initialize must not be batched", nil)))
+			out.add(encodeError(msg.RawID, NewError(CodeInvalidRequest, "Invalid Request: initialize must not be batched", nil)))
 		default:
+			if stop == nil {
+				// A call already started is not cancelled by a disconnect (2025-03-26),
+				// but no new one starts for a client that is gone.
+				if r.Context().Err() != nil {
+					stop, stopReason = errBatchCancelled, "request ended"
+				} else if out.written >= s.opts.MaxBatchResponseBytes {
+					stop, stopReason = errBatchResponseTooLarge(s.opts.MaxBatchResponseBytes), "response cap reached"
+				}
+			}
+			if stop != nil {
+				skipped++
+				out.add(encodeError(msg.RawID, stop))
+				continue
+			}
 			ctx, cancel := s.callContext(r, version, msg, nil)
-			out = append(out, s.dispatch(ctx, msg))
+			out.add(s.dispatch(ctx, msg))
 			cancel()
+			ran++
 		}
 	}
-	if len(out) == 0 {
+	if stop != nil {
+		s.log.Info("mcp batch stopped",
+			zap.String(logsafe.KeyRequestID, RequestID(r.Context())),
+			zap.String("reason", stopReason), zap.Int("messages", len(items)),
+			zap.Int("ran", ran), zap.Int("skipped", skipped), zap.Int("response_bytes", out.written))
+	}
+	if !out.started {
 		w.WriteHeader(http.StatusAccepted)
 		return nil
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(append(append([]byte("["), bytes.Join(out, []byte(","))...), ']'))
+	out.close()
 	return nil
 }
 
