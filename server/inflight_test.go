@@ -2,9 +2,18 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/server/keyring"
+	"github.com/flowstudio/mcp/tools"
+	"go.uber.org/zap"
 )
 
 // TestUserSlots: a user runs at most limit requests at once; more wait for a slot
@@ -60,5 +69,65 @@ func TestUserSlots(t *testing.T) {
 	u.mu.Unlock()
 	if left != 1 { // bob's slot is still held
 		t.Fatalf("%d users tracked, want 1", left)
+	}
+}
+
+// TestInFlightPerUserOverHTTP: with one slot per user, a second request of the same
+// user waits, then gets 429 with Retry-After and a JSON-RPC error; once the first
+// finishes, the next request runs.
+func TestInFlightPerUserOverHTTP(t *testing.T) {
+	store, err := cosmos.OpenEmbedded(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	keys, _ := keyring.New(strings.Repeat("k", 40))
+	user, err := store.CreateUser(context.Background(), &cosmos.User{TenantID: "t", ObjectID: "o", Tier: cosmos.TierPro,
+		KeyGeneration: 1, KeyIssuedAt: time.Now().Unix(), Consent: cosmos.ConsentGranted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := keys.Issue(user.ID, 1, time.Unix(user.KeyIssuedAt, 0), tools.ScopeFull)
+	block, started := make(chan struct{}), make(chan struct{}, 4)
+	slow := tools.Define(tools.Tool{Name: "slow", Title: "Slow", Description: "Blocks until released.", Kind: tools.ReadOnly,
+		Group: tools.Meta, Input: json.RawMessage(`{"type":"object","additionalProperties":false}`)},
+		func(context.Context, *tools.Env, struct{}) (map[string]int, error) {
+			started <- struct{}{}
+			<-block
+			return map[string]int{"ok": 1}, nil
+		})
+	catalog, err := tools.NewCatalog(&tools.Env{}, nil, 0, []*tools.Tool{slow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings, _ := LoadSettings(func(string) string { return "" })
+	settings.MaxInFlightPerUser = 1
+	srv := New(Deps{Settings: settings, Logger: zap.NewNop(), Keys: keys, Users: store, Catalog: catalog})
+	srv.slots.maxWait = 100 * time.Millisecond
+	h := srv.Handler()
+	call := func() *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/mcp",
+			strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow","arguments":{}}}`))
+		req.Host = "127.0.0.1:8080"
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Api-Key", key)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	first := make(chan *httptest.ResponseRecorder)
+	go func() { first <- call() }()
+	<-started
+	second := call()
+	if second.Code != http.StatusTooManyRequests || second.Header().Get("Retry-After") != "1" ||
+		!strings.Contains(second.Body.String(), "Too many requests in flight for this user (at most 1 at once)") {
+		t.Fatalf("second request: %d %v %s", second.Code, second.Header(), second.Body)
+	}
+	close(block)
+	if r := <-first; r.Code != 200 || !strings.Contains(r.Body.String(), `"isError":false`) {
+		t.Fatalf("first request: %d %s", r.Code, r.Body)
+	}
+	if r := call(); r.Code != 200 {
+		t.Fatalf("after the slot was freed: %d %s", r.Code, r.Body)
 	}
 }
