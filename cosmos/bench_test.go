@@ -16,10 +16,33 @@ func BenchmarkEmbedded(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	b.Run("GetUser", func(b *testing.B) {
+	b.Run("GetUser/unchanged", func(b *testing.B) { // no commit since the last read: answered from memory
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := s.GetUser(ctx, u.ID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+
+	b.Run("GetUser/after-a-commit", func(b *testing.B) { // every read follows a commit: a real point read
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			if _, err := s.IncrementUsage(ctx, u.ID, PerMinute, time.Now(), 1); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if _, err := s.GetUser(ctx, u.ID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+
+	b.Run("GetUser/point-read", func(b *testing.B) { // the read itself, as Cosmos DB always does it
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.users.read(ctx, u.ID, u.ID); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -42,9 +42,10 @@ func OpenEmbedded(dir string) (*Store, error) {
 // embedded is the SQLite backend. Every container lives in one table; each
 // operation is a single SQL statement, so each is atomic by itself.
 type embedded struct {
-	w     *sql.DB // one connection: this process's writers queue here, not on the file lock
-	r     *sql.DB // readers; WAL lets them run beside the writer
-	stmts sync.Map // stmtKey → *sql.Stmt: each statement is parsed once, not per call
+	w     *sql.DB   // one connection: this process's writers queue here, not on the file lock
+	r     *sql.DB   // readers; WAL lets them run beside the writer
+	stmts sync.Map  // stmtKey → *sql.Stmt: each statement is parsed once, not per call
+	wal   *walIndex // nil when the WAL index cannot be watched: every read goes to the file
 	stop  context.CancelFunc
 	done  sync.WaitGroup
 }
@@ -139,7 +140,9 @@ func openEmbedded(dir string, purgeEvery time.Duration) (*embedded, error) {
 	}
 
 	ctx, stop := context.WithCancel(context.Background())
-	e := &embedded{w: w, r: r, stop: stop}
+	// The writer connection stays open for the store's lifetime, so SQLite keeps the
+	// -shm file (and our mapping of it) in place.
+	e := &embedded{w: w, r: r, stop: stop, wal: openWALIndex(path + "-shm")}
 	e.done.Go(func() { e.purgeLoop(ctx, purgeEvery) })
 	return e, nil
 }
@@ -164,6 +167,10 @@ func (e *embedded) purge(ctx context.Context) error {
 	return err
 }
 
+// committed reports the WAL index header: it changes whenever any process commits
+// a transaction to the file (see walIndex).
+func (e *embedded) committed() (walHeader, bool) { return e.wal.version() }
+
 func (e *embedded) container(spec containerSpec) container {
 	return &sqliteContainer{e: e, spec: spec}
 }
@@ -181,7 +188,7 @@ func (e *embedded) close() error {
 	e.stop()
 	e.done.Wait()
 	e.stmts.Range(func(_, s any) bool { s.(*sql.Stmt).Close(); return true })
-	return errors.Join(e.r.Close(), e.w.Close())
+	return errors.Join(e.r.Close(), e.w.Close()) // the WAL index mapping stays: see walIndex
 }
 
 type sqliteContainer struct {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -313,4 +314,65 @@ func TestEmbeddedKill9(t *testing.T) {
 		}
 	}
 	t.Logf("all %d committed items survived kill -9", len(committed))
+}
+
+// TestUserReadSeesEveryCommit: the embedded store answers GetUser from its last read
+// only while SQLite's WAL index shows no commit; a revoke written through another
+// handle on the same file (another process, in production: a CLI) is seen by the
+// very next read, as is a re-issue and a deletion.
+func TestUserReadSeesEveryCommit(t *testing.T) {
+	dir := t.TempDir()
+	server, cli := mustOpenEmbedded(t, dir), mustOpenEmbedded(t, dir)
+	if server.b.(*embedded).wal == nil {
+		t.Fatal("the WAL index is not watched: every read goes to the file (the fast path is off)")
+	}
+	ctx := t.Context()
+	u, err := server.CreateUser(ctx, newUser("watch", "watch@example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // reads with nothing committed in between
+		if got, err := server.GetUser(ctx, u.ID); err != nil || got.Consent != ConsentGranted {
+			t.Fatalf("read: %v %+v", err, got)
+		}
+	}
+	if _, err := cli.UpdateUser(ctx, u.ID, func(u *User) error { u.Consent = ConsentRevoked; u.KeyGeneration++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := server.GetUser(ctx, u.ID)
+	if err != nil || got.Consent != ConsentRevoked || got.KeyGeneration != u.KeyGeneration+1 {
+		t.Fatalf("after a revoke through another handle: %v %+v", err, got)
+	}
+	// A commit to another container changes the index too; the user is read again
+	// and is the same.
+	if _, err := cli.IncrementUsage(ctx, u.ID, PerDay, time.Now(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := server.GetUser(ctx, u.ID); err != nil || again.ETag != got.ETag {
+		t.Fatalf("after an unrelated commit: %v %+v", err, again)
+	}
+	if err := cli.users.delete(ctx, u.ID, u.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.GetUser(ctx, u.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after a delete through another handle: %v", err)
+	}
+}
+
+// TestUserReadIsNotSharedAcrossCallers: what GetUser returns is the caller's own
+// copy, even when it comes from the last read.
+func TestUserReadIsNotSharedAcrossCallers(t *testing.T) {
+	s := mustOpenEmbedded(t, t.TempDir())
+	ctx := t.Context()
+	u, err := s.CreateUser(ctx, newUser("copy", "copy@example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := s.GetUser(ctx, u.ID)
+	a.ConsentedResources = append(a.ConsentedResources, "mutated")
+	a.Tier = "mutated"
+	b, _ := s.GetUser(ctx, u.ID)
+	if b.Tier == "mutated" || len(b.ConsentedResources) != len(u.ConsentedResources) {
+		t.Fatalf("a caller's change leaked into the next read: %+v", b)
+	}
 }

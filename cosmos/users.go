@@ -30,15 +30,29 @@ func (s *Store) CreateUser(ctx context.Context, u *User) (*User, error) {
 	return &nu, nil
 }
 
-// GetUser reads one user. The read always goes to the store (revocation and
-// re-issue must act at once on every replica); only the decoding of a document
-// whose ETag was seen before is skipped.
+// GetUser reads one user. Revocation and re-issue must act at once on every
+// replica, so every call reads the store, with one exception that keeps that
+// promise: the embedded store answers from the last read while SQLite's WAL index
+// shows that no process has committed anything since (any write, from the server
+// or a CLI, changes it), and for at most a second. A document whose ETag was seen
+// before is not decoded again.
 func (s *Store) GetUser(ctx context.Context, id string) (*User, error) {
+	var version walHeader
+	var versionOK bool
+	if w, ok := s.b.(committedWatcher); ok {
+		// Sampled before the read: a commit after this point changes it, so what
+		// the read returns is never kept past that commit.
+		version, versionOK = w.committed()
+		if u, ok := s.decoded.getUnchanged(id, version, versionOK); ok {
+			return u, nil
+		}
+	}
 	it, err := s.users.read(ctx, id, id)
 	if err != nil {
 		return nil, err
 	}
 	if u, ok := s.decoded.get(id, it.etag); ok {
+		s.decoded.seen(id, version, versionOK)
 		return u, nil
 	}
 	u, err := decode[User](usersSpec.name, it)
@@ -46,8 +60,14 @@ func (s *Store) GetUser(ctx context.Context, id string) (*User, error) {
 		return nil, err
 	}
 	u.ETag = it.etag
-	s.decoded.put(u)
+	s.decoded.put(u, version, versionOK)
 	return u.clone(), nil
+}
+
+// committedWatcher is a backend that can tell, without a round trip, that nothing
+// was committed since it last said so (the embedded store).
+type committedWatcher interface {
+	committed() (walHeader, bool)
 }
 
 // clone copies a user deeply enough that changing the copy (UpdateUser's fn
@@ -60,36 +80,70 @@ func (u *User) clone() *User {
 }
 
 // decodedUsers remembers the last decoded version of recently read users, keyed
-// by id and checked by ETag: every write gives a new ETag, so a stale entry is
-// never returned. Bounded: when full it starts over.
+// by id and checked by ETag (every write gives a new ETag), and the WAL index
+// header under which it was read. Bounded: when full it starts over.
 type decodedUsers struct {
 	mu sync.Mutex
-	m  map[string]*User
+	m  map[string]*decodedUser
 }
 
-const maxDecodedUsers = 4096
+type decodedUser struct {
+	user      *User
+	version   walHeader
+	versionOK bool
+	readAt    time.Time
+}
+
+const (
+	maxDecodedUsers = 4096
+	// maxUnchangedAge bounds how long a read is reused even when the WAL index
+	// shows no commit: a safety net, not the mechanism.
+	maxUnchangedAge = time.Second
+)
+
+func (d *decodedUsers) getUnchanged(id string, version walHeader, ok bool) (*User, bool) {
+	if !ok {
+		return nil, false
+	}
+	d.mu.Lock()
+	e, found := d.m[id]
+	d.mu.Unlock()
+	if !found || !e.versionOK || e.version != version || time.Since(e.readAt) > maxUnchangedAge {
+		return nil, false
+	}
+	return e.user.clone(), true
+}
 
 func (d *decodedUsers) get(id, etag string) (*User, bool) {
 	d.mu.Lock()
-	u, ok := d.m[id]
+	e, ok := d.m[id]
 	d.mu.Unlock()
-	if !ok || etag == "" || u.ETag != etag {
+	if !ok || etag == "" || e.user.ETag != etag {
 		return nil, false
 	}
-	return u.clone(), true
+	return e.user.clone(), true
 }
 
-func (d *decodedUsers) put(u *User) {
+// seen records that a read under version returned the remembered document.
+func (d *decodedUsers) seen(id string, version walHeader, ok bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e, found := d.m[id]; found {
+		e.version, e.versionOK, e.readAt = version, ok, time.Now()
+	}
+}
+
+func (d *decodedUsers) put(u *User, version walHeader, ok bool) {
 	if u.ETag == "" {
 		return
 	}
-	c := u.clone()
+	e := &decodedUser{user: u.clone(), version: version, versionOK: ok, readAt: time.Now()}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.m == nil || len(d.m) >= maxDecodedUsers {
-		d.m = make(map[string]*User)
+		d.m = make(map[string]*decodedUser)
 	}
-	d.m[c.ID] = c
+	d.m[u.ID] = e
 }
 
 // UpdateUser reads the user, lets fn change it and writes it back under the

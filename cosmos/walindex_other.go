@@ -1,0 +1,15 @@
+//go:build !unix
+
+package cosmos
+
+// walIndex is unix-only (it maps SQLite's -shm file); elsewhere every user read goes
+// to the store.
+type walIndex struct{}
+
+type walHeader [12]uint32
+
+func openWALIndex(string) *walIndex { return nil }
+
+func (*walIndex) version() (walHeader, bool) { return walHeader{}, false }
+
+func (*walIndex) close() {}
