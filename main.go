@@ -332,8 +332,12 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 		return err
 	}
 	env := &tools.Env{PA: pa, DashboardURL: settings.PublicURL + "/dashboard", Logger: log, Reports: store, Cache: store}
+	// Metering lines, one per call, are buffered (64 KiB or 1 s, and on drain) so that
+	// a call does not pay a write to stdout of its own; operational lines are not.
+	meterSink := &zapcore.BufferedWriteSyncer{WS: sink, Size: 64 << 10, FlushInterval: time.Second}
+	defer meterSink.Stop() //nolint:errcheck // runs after the drain below has written the last lines
 	meter := metering.New(metering.Options{Store: store, Quotas: settings.Quotas, DashboardURL: env.DashboardURL,
-		Log: metering.NewLogger(sink), Ops: log})
+		Log: metering.NewLogger(meterSink), Ops: log})
 	catalog, err := tools.NewCatalog(env, meter, 0, tools.All())
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	json "github.com/segmentio/encoding/json"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/flowstudio/mcp/rpc"
@@ -281,7 +282,11 @@ func (c *Catalog) run(ctx context.Context, t *Tool, principal *Principal, rawArg
 }
 
 func structuredResult(out any) *callResult {
-	text, err := json.Marshal(out)
+	// Raw JSON in an output (a definition, an action's inputs) is valid already:
+	// it comes from the upstream's answer or the caller's arguments, both parsed
+	// before it got here, or from compactJSON; so it is copied, not validated and
+	// compacted again. No HTML escaping: this is JSON for a client, not a page.
+	text, err := json.Append(nil, out, json.SortMapKeys|json.TrustRawMessage)
 	if err != nil {
 		return errorResult("internal error: result not encodable")
 	}
@@ -317,13 +322,16 @@ func (c *Catalog) internalError(ctx context.Context, t *Tool, err error, redact 
 // safeEnvironment keeps only a well-formed environment name for the log: the raw
 // argument could carry anything.
 func safeEnvironment(s string) string {
-	if len(s) > 80 || !environmentLike.MatchString(s) {
+	if len(s) > 80 || strings.IndexFunc(s, notEnvironmentRune) >= 0 {
 		return ""
 	}
 	return s
 }
 
-var environmentLike = regexp.MustCompile(`^[A-Za-z0-9~-]*$`)
+// notEnvironmentRune is false for the characters of an environment name: [A-Za-z0-9~-].
+func notEnvironmentRune(r rune) bool {
+	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '~' || r == '-')
+}
 
 func truncateName(s string) string {
 	if len(s) > 64 {
