@@ -70,6 +70,7 @@ type Tool struct {
 type compiledSchema struct {
 	once     sync.Once
 	resolved *jsonschema.Resolved
+	quick    *quickSchema // nil when the schema uses a keyword quickSchema does not cover
 	err      error
 }
 
@@ -128,6 +129,7 @@ func (t *Tool) resolved() (*jsonschema.Resolved, error) {
 			return
 		}
 		c.resolved, c.err = s.Resolve(nil)
+		c.quick = compileQuick(t.Input)
 	})
 	return c.resolved, c.err
 }
@@ -138,6 +140,9 @@ func (t *Tool) validate(args map[string]any) (string, error) {
 	rs, err := t.resolved()
 	if err != nil {
 		return "", err
+	}
+	if q := t.compiled.quick; q != nil && q.valid(args) {
+		return "", nil // the common case: valid, without the full validator's allocations
 	}
 	if err := rs.Validate(args); err != nil {
 		return describeSchemaError(err.Error()), nil
