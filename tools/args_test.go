@@ -119,3 +119,16 @@ func FuzzDecodeArgs(f *testing.F) {
 		}
 	})
 }
+
+func TestCompactJSONKeepsCompactTextAndCompactsTheRest(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"a":"x y","b":[1,2]}`:            `{"a":"x y","b":[1,2]}`,
+		`{"a": "x\" y",` + "\n" + `"b":1}`: `{"a":"x\" y","b":1}`,
+		` [1, 2] `:                         `[1,2]`,
+		`"a\\"`:                            `"a\\"`,
+	} {
+		if got := string(compactJSON(json.RawMessage(in))); got != want {
+			t.Errorf("compactJSON(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

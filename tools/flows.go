@@ -153,11 +153,38 @@ func capText(s string, n int) string {
 
 // compactJSON removes insignificant whitespace; agents pay for every byte.
 func compactJSON(raw json.RawMessage) json.RawMessage {
+	if isCompact(raw) {
+		return raw // APIs answer compact JSON: no copy
+	}
 	var b bytes.Buffer
 	if json.Compact(&b, raw) != nil {
 		return raw
 	}
 	return b.Bytes()
+}
+
+// isCompact reports whether JSON text has no whitespace outside its strings. It
+// does not validate: callers pass JSON that was parsed already.
+func isCompact(raw []byte) bool {
+	inString, escaped := false, false
+	for _, c := range raw {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			switch c {
+			case '\\':
+				escaped = true
+			case '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == ' ' || c == '\n' || c == '\r' || c == '\t':
+			return false
+		}
+	}
+	return len(raw) > 0
 }
 
 type connRefOut struct {
