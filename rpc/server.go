@@ -138,7 +138,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) *httpError {
 		return &httpError{status: http.StatusNotAcceptable,
 			err: NewError(CodeInvalidRequest, "Not Acceptable: Accept must allow application/json or text/event-stream", nil)}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	body, err := readBody(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes), r.ContentLength, s.opts.MaxBodyBytes)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -177,6 +177,23 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) *httpError {
 	}
 	s.serveOne(w, r, version, msg)
 	return nil
+}
+
+// readBody reads a request body in one allocation when its length is declared
+// (and within the limit), else as io.ReadAll does.
+func readBody(body io.Reader, declared, limit int64) ([]byte, error) {
+	if declared <= 0 || declared > limit {
+		return io.ReadAll(body)
+	}
+	buf := make([]byte, declared+1) // one spare byte: a body longer than declared is an error below
+	n, err := io.ReadFull(body, buf)
+	switch {
+	case int64(n) == declared && (err == io.ErrUnexpectedEOF || err == io.EOF):
+		return buf[:n], nil // exactly the declared length, then the end
+	case err != nil:
+		return nil, err // cut short, or over the limit
+	}
+	return nil, errors.New("body longer than its Content-Length")
 }
 
 // requestVersion picks the revision in force: the MCP-Protocol-Version header, else

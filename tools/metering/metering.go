@@ -56,6 +56,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flowstudio/mcp/cosmos"
@@ -181,7 +182,7 @@ func New(o Options) *Meter {
 func NewLogger(w zapcore.WriteSyncer) *zap.Logger {
 	enc := zapcore.EncoderConfig{
 		TimeKey:        KeyTS,
-		EncodeTime:     func(t time.Time, e zapcore.PrimitiveArrayEncoder) { e.AppendString(t.UTC().Format(tsLayout)) },
+		EncodeTime:     func(t time.Time, e zapcore.PrimitiveArrayEncoder) { e.AppendString(formatTS(t)) },
 		EncodeDuration: zapcore.MillisDurationEncoder,
 		LineEnding:     zapcore.DefaultLineEnding,
 	}
@@ -189,6 +190,24 @@ func NewLogger(w zapcore.WriteSyncer) *zap.Logger {
 }
 
 const tsLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// lastTS is the last formatted timestamp: calls within one millisecond share it.
+var lastTS atomic.Pointer[formattedTS]
+
+type formattedTS struct {
+	ms   int64
+	text string
+}
+
+func formatTS(t time.Time) string {
+	ms := t.UnixMilli()
+	if c := lastTS.Load(); c != nil && c.ms == ms {
+		return c.text
+	}
+	text := t.UTC().Format(tsLayout)
+	lastTS.Store(&formattedTS{ms, text})
+	return text
+}
 
 // Record writes the call's metering line.
 func (m *Meter) Record(ctx context.Context, rec tools.CallRecord) {
