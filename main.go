@@ -377,6 +377,7 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	log.Info("flowstudio starting", zap.String("version", version), zap.String("mode", mode),
 		zap.String("addr", ln.Addr().String()), zap.String("mcp_url", settings.PublicURL+"/mcp"))
 
+	go srv.ReleaseMemoryWhenIdle(ctx, 5*time.Second)
 	errc := make(chan error, 1)
 	go func() { errc <- httpServer.Serve(ln) }()
 	select {

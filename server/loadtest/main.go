@@ -356,7 +356,8 @@ func runMixed(bin string, clients, users int, d time.Duration) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("before: server RSS %.1f MiB, goroutines %d\n", procStatusMiB(pid, "VmRSS:"), baseGoroutines)
+	rssBefore, anonBefore := procStatusMiB(pid, "VmRSS:"), procStatusMiB(pid, "RssAnon:")
+	fmt.Printf("before: server RSS %.1f MiB, goroutines %d\n", rssBefore, baseGoroutines)
 
 	cpuBefore, err := cpuTicks(pid)
 	if err != nil {
@@ -401,17 +402,28 @@ func runMixed(bin string, clients, users int, d time.Duration) error {
 	}
 
 	hc.CloseIdleConnections()
-	time.Sleep(3 * time.Second)
-	idleGoroutines, err := scrapeGoroutines(metricsURL)
-	if err != nil {
-		return err
+	// Idle upstream connections (and their goroutines) go after 15 s unused, and the
+	// server gives its heap back 5 s and 20 s after the last request: poll for the
+	// goroutines up to 30 s, and read RSS once the second release is done.
+	idleStart := time.Now()
+	var idleGoroutines int
+	for {
+		time.Sleep(time.Second)
+		if idleGoroutines, err = scrapeGoroutines(metricsURL); err != nil {
+			return err
+		}
+		if idleGoroutines <= baseGoroutines+5 || time.Since(idleStart) > 30*time.Second {
+			break
+		}
 	}
+	time.Sleep(max(time.Second, 22*time.Second-time.Since(idleStart)))
 	back := "yes"
 	if idleGoroutines > baseGoroutines+5 {
 		back = "NO"
 	}
-	fmt.Printf("after 3 s idle: server RSS %.1f MiB, goroutines %d (baseline %d; back within +5: %s)\n",
-		procStatusMiB(pid, "VmRSS:"), idleGoroutines, baseGoroutines, back)
+	fmt.Printf("after %.0f s idle: server RSS %.1f MiB (before the load %.1f MiB; of it anonymous %.1f MiB, before %.1f MiB), goroutines %d (baseline %d; back within +5: %s)\n",
+		time.Since(idleStart).Seconds(), procStatusMiB(pid, "VmRSS:"), rssBefore, procStatusMiB(pid, "RssAnon:"), anonBefore,
+		idleGoroutines, baseGoroutines, back)
 
 	if stats.httpErrs > 0 || stats.rpcErrs > 0 {
 		return fmt.Errorf("%d HTTP errors and %d JSON-RPC errors", stats.httpErrs, stats.rpcErrs)

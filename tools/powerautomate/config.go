@@ -185,13 +185,14 @@ func (c Config) withDefaults() Config {
 
 // upstreamTransport is shared by every client of the upstream APIs. Unlike
 // http.DefaultTransport it keeps enough idle connections per host for the calls a
-// replica runs at once (the default of 2 made most calls dial anew), and it never
-// speaks TLS below 1.2.
+// replica runs at once (the default of 2 made most calls dial anew), lets them go
+// after 15 s unused (so a replica back at rest holds no connections and their
+// goroutines), and never speaks TLS below 1.2.
 var upstreamTransport = func() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 512
-	t.MaxIdleConnsPerHost = 128
-	t.IdleConnTimeout = 90 * time.Second
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 64
+	t.IdleConnTimeout = 15 * time.Second
 	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	return t
 }()
