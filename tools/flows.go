@@ -202,12 +202,15 @@ func toConnRefs(refs map[string]powerautomate.ConnectionReference) map[string]co
 	return out
 }
 
-// triggerSummary maps trigger names to type[/kind], e.g. manual: Request/Button.
+// triggerSummary maps trigger names to type[/kind], e.g. manual: Request/Button, in
+// one pass over the definition.
 func triggerSummary(def json.RawMessage) map[string]string {
-	out := map[string]string{}
-	for name, raw := range definitionTriggers(def) {
-		var t struct{ Type, Kind string }
-		json.Unmarshal(raw, &t)
+	var root struct {
+		Triggers map[string]struct{ Type, Kind string } `json:"triggers"`
+	}
+	json.Unmarshal(def, &root)
+	out := make(map[string]string, len(root.Triggers))
+	for name, t := range root.Triggers {
 		out[name] = t.Type
 		if t.Kind != "" {
 			out[name] += "/" + t.Kind

@@ -310,7 +310,7 @@ func (c *Client) attempt(ctx context.Context, req request) (*response, error) {
 		return nil, err
 	}
 	defer hresp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(hresp.Body, req.readLimit+1))
+	data, err := readLimited(hresp.Body, hresp.ContentLength, req.readLimit+1)
 	recordCall(ctx, hresp.StatusCode, int64(len(data)))
 	if err != nil {
 		return nil, err
@@ -320,6 +320,18 @@ func (c *Client) attempt(ctx context.Context, req request) (*response, error) {
 		resp.body, resp.truncated = data[:req.readLimit], true
 	}
 	return resp, nil
+}
+
+// readLimited reads at most limit bytes; a declared length sizes the buffer once
+// instead of growing it from 512 bytes.
+func readLimited(r io.Reader, declared, limit int64) ([]byte, error) {
+	if declared <= 0 || declared >= limit {
+		return io.ReadAll(io.LimitReader(r, limit))
+	}
+	var b bytes.Buffer
+	b.Grow(int(declared) + bytes.MinRead)
+	_, err := b.ReadFrom(io.LimitReader(r, limit))
+	return b.Bytes(), err
 }
 
 func retryableStatus(status int, idempotent bool) bool {
