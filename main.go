@@ -748,21 +748,12 @@ var errSimUnreachable = errors.New("no simulated tenant answers")
 // this TOKEN_SECRET gives (local is a simulator built from it): one that does not
 // refuses every refresh token stored here. Nothing is redeemed.
 func sameSimulatorKeys(ctx context.Context, simURL string, local *sim.Sim) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
 	keysURL := simURL + server.SimEntraPath + "/organizations/discovery/v2.0/keys"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, keysURL, nil)
+	resp, cancel, err := getWithin5s(ctx, keysURL)
 	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
 		return fmt.Errorf("%w at %s (%v); start `flowstudio sim` there", errSimUnreachable, simURL, err)
 	}
+	defer cancel()
 	defer resp.Body.Close()
 	var jwks struct {
 		Keys []struct {

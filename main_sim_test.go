@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"io"
@@ -24,40 +23,7 @@ import (
 // logged (the FLOWSTUDIO_SIM_URL of the others).
 func startSim(t *testing.T, dataDir string, env ...string) *process {
 	t.Helper()
-	p := &process{dataDir: dataDir, exited: make(chan error, 1)}
-	p.cmd = exec.Command(binary, "sim", "--addr", "127.0.0.1:0", "--data-dir", dataDir)
-	p.cmd.Env = append(os.Environ(), env...)
-	stdout, _ := p.cmd.StdoutPipe()
-	p.cmd.Stderr = p.cmd.Stdout
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.log.WriteString(line + "\n")
-			p.mu.Unlock()
-			var entry struct {
-				SimURL string `json:"sim_url"`
-			}
-			if json.Unmarshal([]byte(line), &entry) == nil && entry.SimURL != "" {
-				urls <- entry.SimURL
-			}
-		}
-		p.exited <- p.cmd.Wait()
-	}()
-	t.Cleanup(func() { _ = p.cmd.Process.Kill() })
-	select {
-	case p.url = <-urls:
-	case err := <-p.exited:
-		t.Fatalf("sim exited: %v\n%s", err, p.logs())
-	case <-time.After(15 * time.Second):
-		t.Fatalf("sim did not start:\n%s", p.logs())
-	}
-	return p
+	return startProcess(t, []string{"sim", "--addr", "127.0.0.1:0", "--data-dir", dataDir}, dataDir, env, "sim_url")
 }
 
 // flowstudioWith runs the binary with extra environment; stdout and stderr apart.

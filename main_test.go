@@ -149,9 +149,18 @@ type process struct {
 
 func startServer(t *testing.T, env ...string) *process {
 	t.Helper()
-	p := &process{dataDir: t.TempDir(), exited: make(chan error, 1)}
-	p.cmd = exec.Command(binary, "serve")
-	p.cmd.Env = append(os.Environ(), append([]string{"FLOWSTUDIO_ADDR=127.0.0.1:0", "FLOWSTUDIO_DATA_DIR=" + p.dataDir}, env...)...)
+	dataDir := t.TempDir()
+	return startProcess(t, []string{"serve"}, dataDir,
+		append([]string{"FLOWSTUDIO_ADDR=127.0.0.1:0", "FLOWSTUDIO_DATA_DIR=" + dataDir}, env...), "mcp_url")
+}
+
+// startProcess runs the binary with args and waits for the JSON log line that
+// carries urlField, whose value becomes p.url.
+func startProcess(t *testing.T, args []string, dataDir string, env []string, urlField string) *process {
+	t.Helper()
+	p := &process{dataDir: dataDir, exited: make(chan error, 1)}
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Env = append(os.Environ(), env...)
 	stdout, _ := p.cmd.StdoutPipe()
 	p.cmd.Stderr = p.cmd.Stdout
 	if err := p.cmd.Start(); err != nil {
@@ -165,11 +174,11 @@ func startServer(t *testing.T, env ...string) *process {
 			p.mu.Lock()
 			p.log.WriteString(line + "\n")
 			p.mu.Unlock()
-			var entry struct {
-				MCPURL string `json:"mcp_url"`
-			}
-			if json.Unmarshal([]byte(line), &entry) == nil && entry.MCPURL != "" {
-				urls <- entry.MCPURL
+			var entry map[string]any
+			if json.Unmarshal([]byte(line), &entry) == nil {
+				if u, _ := entry[urlField].(string); u != "" {
+					urls <- u
+				}
 			}
 		}
 		p.exited <- p.cmd.Wait()
@@ -177,8 +186,10 @@ func startServer(t *testing.T, env ...string) *process {
 	t.Cleanup(func() { _ = p.cmd.Process.Kill() })
 	select {
 	case p.url = <-urls:
+	case err := <-p.exited:
+		t.Fatalf("%s exited: %v\n%s", args[0], err, p.logs())
 	case <-time.After(15 * time.Second):
-		t.Fatalf("server did not start:\n%s", p.logs())
+		t.Fatalf("%s did not start:\n%s", args[0], p.logs())
 	}
 	return p
 }

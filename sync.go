@@ -153,20 +153,11 @@ func syncCommand(args []string, stdout, stderr io.Writer, getenv func(string) st
 
 // serverAnswers checks that a FlowStudio server answers /healthz at base.
 func serverAnswers(ctx context.Context, base string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	resp, cancel, err := getWithin5s(ctx, base+"/healthz")
+	if err != nil {
+		return err
+	}
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return err
-	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("/healthz answered %d", resp.StatusCode)
@@ -176,22 +167,34 @@ func serverAnswers(ctx context.Context, base string) error {
 
 // simulatorAnswers checks that something answers HTTP at base (any status).
 func simulatorAnswers(ctx context.Context, base string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
+	resp, cancel, err := getWithin5s(ctx, base+"/healthz")
 	if err != nil {
 		return err
 	}
+	defer cancel()
+	resp.Body.Close()
+	return nil
+}
+
+// getWithin5s GETs u within 5 s; an error names only its cause (not the URL
+// again). The caller closes the body, then calls cancel.
+func getWithin5s(ctx context.Context, u string) (*http.Response, context.CancelFunc, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
+		cancel()
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return err
+		return nil, nil, err
 	}
-	resp.Body.Close()
-	return nil
+	return resp, cancel, nil
 }
 
 // The cancelled plan's ttl is set by the Stripe webhook (server) and by sync
