@@ -88,7 +88,8 @@ func decodeOne(raw json.RawMessage) (*Message, json.RawMessage, *jsonrpc2.Error)
 		}
 		return nil, nullID, NewError(CodeInvalidRequest, "Invalid Request: a JSON-RPC message must be an object", nil)
 	}
-	var fields map[string]json.RawMessage
+	// Sized for a message's few members: the decoder would make room for 64.
+	fields := make(map[string]json.RawMessage, 8)
 	if err := json.Unmarshal(raw, &fields); err != nil {
 		return nil, nullID, NewError(CodeParseError, "Parse error: body is not valid JSON", nil)
 	}

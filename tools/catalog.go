@@ -251,7 +251,7 @@ func (c *Catalog) run(ctx context.Context, t *Tool, principal *Principal, rawArg
 	if len(rawArgs) == 0 || string(rawArgs) == "null" {
 		rawArgs = json.RawMessage("{}")
 	}
-	var args map[string]any
+	args := make(map[string]any, 8) // the decoder would make room for 64
 	if err := json.Unmarshal(rawArgs, &args); err != nil {
 		return errorResult("invalid arguments: arguments must be a JSON object"), rec
 	}

@@ -82,6 +82,7 @@ func Define[In, Out any](t Tool, handler func(ctx context.Context, env *Env, in 
 		var members map[string]json.RawMessage
 		rawMembers := func() map[string]json.RawMessage {
 			if members == nil {
+				members = make(map[string]json.RawMessage, len(args))
 				_ = json.Unmarshal(raw, &members) // raw parsed into args already: it is an object
 			}
 			return members
