@@ -368,7 +368,13 @@ func (c *Client) ctxError(ctx context.Context, op string) error {
 }
 
 func decode(op string, resp *response, out any) error {
-	if err := json.Unmarshal(resp.body, out); err != nil {
+	// ZeroCopy: strings and raw JSON point into the body, which is never changed
+	// after this and is kept only as long as they are.
+	rest, err := json.Parse(resp.body, out, json.ZeroCopy)
+	if err == nil && len(bytes.TrimSpace(rest)) != 0 {
+		err = errors.New("data after the JSON value")
+	}
+	if err != nil {
 		return fmt.Errorf("powerautomate: %s: decoding response: %w", op, jsonError(err))
 	}
 	return nil
