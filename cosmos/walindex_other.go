@@ -1,8 +1,8 @@
-//go:build !unix
+//go:build !(linux || darwin)
 
 package cosmos
 
-// walIndex is unix-only (it maps SQLite's -shm file); elsewhere every user read goes
+// walIndex is for Linux and macOS only (it maps SQLite's -shm file); elsewhere every user read goes
 // to the store.
 type walIndex struct{}
 
