@@ -351,16 +351,7 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 		deps.Simulator = simulator
 	}
 	srv := server.New(deps)
-	httpServer := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		// SSE responses lift this deadline for themselves (rpc).
-		WriteTimeout:   3 * time.Minute,
-		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: 64 << 10,
-		ErrorLog:       zap.NewStdLog(log.Named("http")),
-	}
+	httpServer := newHTTPServer(srv.Handler(), log)
 
 	// The internal metrics listener (FLOWSTUDIO_METRICS_ADDR; off when unset), never on ln.
 	var metricsLn *server.MetricsListener
@@ -408,6 +399,20 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// newHTTPServer is the listener configuration of serve and sim.
+func newHTTPServer(h http.Handler, log *zap.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// SSE responses lift this deadline for themselves (rpc).
+		WriteTimeout:   3 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       zap.NewStdLog(log.Named("http")),
+	}
 }
 
 // tuneGC sets the collector for a server whose live heap is a few MB: at the default
@@ -713,23 +718,15 @@ func simCommand(args []string, stdout, stderr io.Writer, getenv func(string) str
 		simulator.AddEntraRedirectURI(sim.DevClientID, uri)
 	}
 	tenant := simulator.Handler()
-	httpServer := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if (r.URL.Path == "/healthz" || r.URL.Path == "/") && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-				w.Header().Set("Content-Type", "application/json")
-				w.Header().Set("Cache-Control", "no-store")
-				io.WriteString(w, `{"status":"ok","simulator":true}`+"\n")
-				return
-			}
-			tenant.ServeHTTP(w, r)
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      3 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          zap.NewStdLog(log.Named("http")),
-	}
+	httpServer := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if (r.URL.Path == "/healthz" || r.URL.Path == "/") && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			io.WriteString(w, `{"status":"ok","simulator":true}`+"\n")
+			return
+		}
+		tenant.ServeHTTP(w, r)
+	}), log)
 	simURL := "http://" + ln.Addr().String()
 	secretFrom := "TOKEN_SECRET"
 	if settings.TokenSecret == "" {

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -75,17 +74,7 @@ func TestServeMetricsListener(t *testing.T) {
 		t.Fatalf("GET /mcp on the metrics listener: %d, want 404", status)
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("exit: %v\n%s", err, p.logs())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("the process did not exit on SIGTERM")
-	}
+	p.stop(t)
 	if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
 		resp.Body.Close()
 		t.Fatal("the metrics listener still answers after the server stopped")

@@ -106,7 +106,9 @@ func TestStandaloneSimulatorBehindServeDevKeyAndSync(t *testing.T) {
 		t.Fatalf("list_live_environments: %s\n%s", text, p.logs())
 	}
 	isErr, text, raw = p.callTool(t, team, "list_live_flows", map[string]any{"environmentName": sim.ContosoDefaultEnv, "search": "invoice"})
-	var flows struct{ Flows []struct{ Name, DisplayName string } }
+	var flows struct {
+		Flows []struct{ Name, DisplayName string }
+	}
 	json.Unmarshal(raw, &flows)
 	if isErr || len(flows.Flows) == 0 || flows.Flows[0].Name != sim.FlowInvoiceApproval {
 		t.Fatalf("list_live_flows: %s", text)

@@ -194,6 +194,22 @@ func startProcess(t *testing.T, args []string, dataDir string, env []string, url
 	return p
 }
 
+// stop sends SIGTERM and waits for a clean exit.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, p.logs())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the process did not exit on SIGTERM")
+	}
+}
+
 func (p *process) logs() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()

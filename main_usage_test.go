@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,17 +28,7 @@ func TestDrainWritesUsage(t *testing.T) {
 	if status, body, err := p.call(key, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_skills","arguments":{}}}`); err != nil || status != 200 {
 		t.Fatalf("list_skills: %d %v %.200s", status, err, body)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("exit: %v\n%s", err, p.logs())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("the process did not exit")
-	}
+	p.stop(t)
 	store, err := cosmos.OpenEmbedded(p.dataDir)
 	if err != nil {
 		t.Fatal(err)
