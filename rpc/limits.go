@@ -23,6 +23,9 @@ const (
 	CodeBatchResponseTooLarge = -32010
 	// CodeBatchCancelled: the request ended (the client went away) before this entry ran.
 	CodeBatchCancelled = -32011
+	// CodeTooManyRequests goes with HTTP 429: the caller has too many requests in
+	// flight; it may send this one again once one of them finishes.
+	CodeTooManyRequests = -32012
 )
 
 func errBatchTooLong(max int) *jsonrpc2.Error {

@@ -70,7 +70,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		if !ok {
 			s.log.Info("mcp request refused", zap.String("request_id", rpc.RequestID(r.Context())), zap.String("reason", "too many in flight"))
 			w.Header().Set("Retry-After", "1")
-			writeRPCError(w, http.StatusTooManyRequests, rpc.NewError(rpc.CodeInternalError,
+			writeRPCError(w, http.StatusTooManyRequests, rpc.NewError(rpc.CodeTooManyRequests,
 				fmt.Sprintf("Too many requests in flight for this user (at most %d at once); wait for earlier calls to finish", s.slots.limit), nil))
 			return
 		}

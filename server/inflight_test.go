@@ -120,7 +120,8 @@ func TestInFlightPerUserOverHTTP(t *testing.T) {
 	<-started
 	second := call()
 	if second.Code != http.StatusTooManyRequests || second.Header().Get("Retry-After") != "1" ||
-		!strings.Contains(second.Body.String(), "Too many requests in flight for this user (at most 1 at once)") {
+		!strings.Contains(second.Body.String(), "Too many requests in flight for this user (at most 1 at once)") ||
+		!strings.Contains(second.Body.String(), `"code":-32012`) {
 		t.Fatalf("second request: %d %v %s", second.Code, second.Header(), second.Body)
 	}
 	close(block)
