@@ -371,12 +371,8 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 		zap.String("addr", ln.Addr().String()), zap.String("mcp_url", settings.PublicURL+"/mcp"))
 
 	go srv.ReleaseMemoryWhenIdle(ctx, 5*time.Second)
-	errc := make(chan error, 1)
-	go func() { errc <- httpServer.Serve(ln) }()
-	select {
-	case err := <-errc:
+	if err := serveUntilDone(ctx, httpServer, ln); err != nil {
 		return err
-	case <-ctx.Done():
 	}
 	// Stop accepting, let in-flight calls finish within the drain timeout.
 	srv.Drain()
@@ -399,6 +395,18 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// serveUntilDone serves on ln until ctx ends (nil: time to drain) or serving fails.
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
 }
 
 // newHTTPServer is the listener configuration of serve and sim.
@@ -736,12 +744,8 @@ func simCommand(args []string, stdout, stderr io.Writer, getenv func(string) str
 		zap.String("sim_url", simURL), zap.String("use_with", "FLOWSTUDIO_SIM_URL="+simURL), zap.String("keys_from", secretFrom),
 		zap.Duration("flow_latency", latency), zap.Strings("redirect_uris", redirects))
 
-	errc := make(chan error, 1)
-	go func() { errc <- httpServer.Serve(ln) }()
-	select {
-	case err := <-errc:
+	if err := serveUntilDone(ctx, httpServer, ln); err != nil {
 		return err
-	case <-ctx.Done():
 	}
 	log.Info("draining", zap.Duration("timeout", settings.DrainTimeout))
 	drainCtx, cancel := context.WithTimeout(context.Background(), settings.DrainTimeout)

@@ -3,12 +3,8 @@ package server
 import (
 	"context"
 	"runtime/debug"
-	"sync/atomic"
 	"time"
 )
-
-// requests counts requests served, for ReleaseMemoryWhenIdle.
-var requests atomic.Uint64
 
 // ReleaseMemoryWhenIdle returns the heap a burst of load left behind to the
 // operating system once no request has arrived for quiet, and once more after
@@ -20,13 +16,13 @@ func (s *Server) ReleaseMemoryWhenIdle(ctx context.Context, quiet time.Duration)
 	t := time.NewTicker(quiet / 2)
 	defer t.Stop()
 	stages := []time.Duration{quiet, 4 * quiet}
-	last, idleSince, done := requests.Load(), time.Now(), len(stages)
+	last, idleSince, done := s.requests.Load(), time.Now(), len(stages)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			n := requests.Load()
+			n := s.requests.Load()
 			if n != last {
 				last, idleSince, done = n, now, 0
 				continue

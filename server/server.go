@@ -52,10 +52,12 @@ type Server struct {
 	public   *url.URL // nil when FLOWSTUDIO_PUBLIC_URL is unset
 	web      *web     // people-facing pages; nil when not mounted
 	slots    *userSlots
+	requests atomic.Uint64 // requests served, for ReleaseMemoryWhenIdle
 }
 
 // DefaultMaxInFlightPerUser is how many MCP requests of one user run at once on a
-// replica when the settings name no other number.
+// replica unless FLOWSTUDIO_MAX_INFLIGHT_PER_USER says otherwise (and for Settings
+// built without LoadSettings).
 const DefaultMaxInFlightPerUser = 16
 
 // New builds the server and its routes.
@@ -153,7 +155,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		requests.Add(1)
+		s.requests.Add(1)
 		b := make([]byte, 8)
 		_, _ = rand.Read(b)
 		id := hex.EncodeToString(b)

@@ -143,7 +143,7 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 	if s.MaxBodyBytes, err = strconv.ParseInt(get("FLOWSTUDIO_MAX_BODY_BYTES", "1048576"), 10, 64); err != nil || s.MaxBodyBytes < 1024 {
 		return s, errors.New("FLOWSTUDIO_MAX_BODY_BYTES must be an integer of at least 1024")
 	}
-	if s.MaxInFlightPerUser, err = strconv.Atoi(get("FLOWSTUDIO_MAX_INFLIGHT_PER_USER", "16")); err != nil ||
+	if s.MaxInFlightPerUser, err = strconv.Atoi(get("FLOWSTUDIO_MAX_INFLIGHT_PER_USER", strconv.Itoa(DefaultMaxInFlightPerUser))); err != nil ||
 		s.MaxInFlightPerUser < 1 || s.MaxInFlightPerUser > 1024 {
 		return s, errors.New("FLOWSTUDIO_MAX_INFLIGHT_PER_USER must be an integer from 1 to 1024")
 	}
