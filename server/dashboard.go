@@ -94,6 +94,7 @@ func (s *Server) mountWeb() {
 	s.mux.Handle("POST /dashboard/revoke", page(s.revoke))
 	s.mux.Handle("GET /logout", page(s.logoutPage))
 	s.mux.Handle("POST /logout", page(s.logout))
+	s.mux.Handle("GET /security", page(s.securityPage)) // securitytxt.go
 	s.mux.HandleFunc("GET /static/{name}", s.static)
 }
 
@@ -142,6 +143,7 @@ type pageData struct {
 	CSRF    string
 	Notice  string
 	Dash    *dashboardView
+	Contact *contactView // the security page
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {

@@ -92,6 +92,7 @@ func New(d Deps) *Server {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("POST /webhooks/stripe", s.stripeWebhook) // stripe.go
+	s.mux.HandleFunc("GET /.well-known/security.txt", s.securityTxt) // securitytxt.go
 	if d.Simulator != nil {
 		s.mux.Handle("/sim/", d.Simulator) // it strips its own /sim prefix
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -47,7 +48,19 @@ type Settings struct {
 	KeyVaultSecretName string
 
 	StripeWebhookSecret string
-	LogLevel            string
+	// StripeSecretKey (STRIPE_SECRET_KEY) turns billing on: Checkout, the Customer
+	// Portal and cancelling on account deletion (billing.go). Unset, the dashboard
+	// hides its billing buttons and says billing is off.
+	StripeSecretKey string
+	// StripeAPIBase (STRIPE_API_BASE) replaces https://api.stripe.com (tests: stripe-mock).
+	StripeAPIBase string
+	// StripePricePro and StripePriceTeam (STRIPE_PRICE_PRO, STRIPE_PRICE_TEAM) are the
+	// price ids the Upgrade buttons buy; a subscription holding one has that plan.
+	StripePricePro, StripePriceTeam string
+	// SecurityContact (SECURITY_CONTACT) is the Contact of /.well-known/security.txt:
+	// a mailto: or https: URI (a bare address becomes mailto:); unset, that file is 404.
+	SecurityContact string
+	LogLevel        string
 
 	// Quotas per tier, "PER_DAY/PER_MINUTE" (QUOTA_FREE, QUOTA_PRO, QUOTA_TEAM).
 	QuotaFree, QuotaPro, QuotaTeam string
@@ -124,6 +137,11 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 		KeyVaultURL:         get("KEYVAULT_URL", ""),
 		KeyVaultSecretName:  get("KEYVAULT_SECRET_NAME", "refresh-token-key"),
 		StripeWebhookSecret: getenv("STRIPE_WEBHOOK_SECRET"),
+		StripeSecretKey:     getenv("STRIPE_SECRET_KEY"),
+		StripeAPIBase:       strings.TrimRight(get("STRIPE_API_BASE", ""), "/"),
+		StripePricePro:      get("STRIPE_PRICE_PRO", ""),
+		StripePriceTeam:     get("STRIPE_PRICE_TEAM", ""),
+		SecurityContact:     get("SECURITY_CONTACT", ""),
 		LogLevel:            get("LOG_LEVEL", "info"),
 		QuotaFree:           get("QUOTA_FREE", "200/20"),
 		QuotaPro:            get("QUOTA_PRO", "5000/120"),
@@ -157,6 +175,12 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 		return s, err
 	}
 	if err := s.checkSimURL(); err != nil {
+		return s, err
+	}
+	if err := s.checkStripe(); err != nil {
+		return s, err
+	}
+	if s.SecurityContact, err = normalizeSecurityContact(s.SecurityContact); err != nil {
 		return s, err
 	}
 	for _, q := range []struct {
@@ -224,4 +248,55 @@ func (s Settings) checkProduction() error {
 		return fmt.Errorf("FLOWSTUDIO_ENV=production refuses to start on embedded defaults; set %s", strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+// checkStripe refuses billing settings that cannot work together: a secret key
+// needs both price ids (a button that cannot buy is worse than none), price ids
+// look like Stripe's, and STRIPE_API_BASE is an absolute http(s) URL.
+func (s Settings) checkStripe() error {
+	if s.StripeAPIBase != "" {
+		if u, err := url.Parse(s.StripeAPIBase); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" {
+			return errors.New("STRIPE_API_BASE must be an absolute http(s) URL such as http://127.0.0.1:12111")
+		}
+	}
+	for _, p := range []struct{ name, value string }{{"STRIPE_PRICE_PRO", s.StripePricePro}, {"STRIPE_PRICE_TEAM", s.StripePriceTeam}} {
+		if p.value != "" && !stripePriceID.MatchString(p.value) {
+			return fmt.Errorf("%s must be a Stripe price id (price_...)", p.name)
+		}
+	}
+	if s.StripeSecretKey != "" && (s.StripePricePro == "" || s.StripePriceTeam == "") {
+		return errors.New("STRIPE_SECRET_KEY needs STRIPE_PRICE_PRO and STRIPE_PRICE_TEAM (the prices the Upgrade buttons buy)")
+	}
+	if s.StripePricePro != "" && s.StripePricePro == s.StripePriceTeam {
+		return errors.New("STRIPE_PRICE_PRO and STRIPE_PRICE_TEAM must differ")
+	}
+	return nil
+}
+
+var stripePriceID = regexp.MustCompile(`^price_[A-Za-z0-9_]{1,200}$`)
+
+// normalizeSecurityContact turns SECURITY_CONTACT into the URI security.txt needs
+// (RFC 9116 2.5.3: mailto:, https: or tel:), accepting a bare email address.
+func normalizeSecurityContact(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	if !strings.Contains(v, ":") && strings.Count(v, "@") == 1 {
+		v = "mailto:" + v
+	}
+	u, err := url.Parse(v)
+	ok := err == nil && !strings.ContainsAny(v, " \t\r\n<>\"")
+	switch {
+	case ok && u.Scheme == "mailto":
+		local, domain, found := strings.Cut(u.Opaque, "@")
+		ok = found && local != "" && strings.Contains(domain, ".") && u.RawQuery == ""
+	case ok && u.Scheme == "https":
+		ok = u.Host != ""
+	default:
+		ok = false
+	}
+	if !ok {
+		return "", errors.New("SECURITY_CONTACT must be an email address, a mailto: URI or an https:// URL")
+	}
+	return v, nil
 }
