@@ -10,6 +10,7 @@ import (
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/rpc"
 	"github.com/flowstudio/mcp/rpc/logsafe"
+	"github.com/flowstudio/mcp/server/keyring"
 	"github.com/flowstudio/mcp/tools"
 	"github.com/sourcegraph/jsonrpc2"
 	"go.uber.org/zap"
@@ -41,8 +42,13 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		claims, err := s.deps.Keys.Verify(key)
+		if errors.Is(err, keyring.ErrExpiredKey) {
+			s.unauthorized(w, r, "Unauthorized: this API key expired (keys last 30 days); open "+s.dashboardURL()+
+				" to re-issue it, then update your agents", "expired key")
+			return
+		}
 		if err != nil {
-			s.unauthorized(w, r, "Unauthorized: invalid or expired x-api-key", "invalid key")
+			s.unauthorized(w, r, "Unauthorized: invalid x-api-key", "invalid key")
 			return
 		}
 		user, err := s.deps.Users.GetUser(r.Context(), claims.Subject)

@@ -197,9 +197,14 @@ type dashboardView struct {
 	Key, ReadKey           string
 	KeyExpires             string
 	KeyExpired             bool
+	KeyDaysLeft            int  // whole days until the key expires, rounded up
+	KeyExpiresSoon         bool // within keyWarnDays: the page warns
 	MCPURL                 string
 	Claude, VSCode, Cursor string
 }
+
+// keyWarnDays is how long before expiry the dashboard warns about the key.
+const keyWarnDays = 7
 
 var notices = map[string]string{
 	"reissued":               "A new key was issued. The previous key no longer works: update your agents with the key below.",
@@ -250,6 +255,8 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		expires := issued.Add(keyring.KeyLifetime)
 		v.KeyExpires = expires.UTC().Format("2 January 2006")
 		v.KeyExpired = !time.Now().Before(expires)
+		v.KeyDaysLeft = int((time.Until(expires) + 24*time.Hour - time.Second) / (24 * time.Hour))
+		v.KeyExpiresSoon = !v.KeyExpired && v.KeyDaysLeft <= keyWarnDays
 		v.Claude, v.VSCode, v.Cursor = clientSetups(v.MCPURL, v.Key)
 	}
 	s.render(w, r, http.StatusOK, "dashboard", pageData{Title: "Your dashboard", Session: sess, Dash: v, Notice: notices[r.URL.Query().Get("done")]})

@@ -113,7 +113,7 @@ func TestAPIKeyIsRequiredOnEveryRequest(t *testing.T) {
 		{"no key on DELETE", "DELETE", "/mcp", nil, 401, "missing x-api-key"},
 		{"bearer instead", "POST", "/mcp", map[string]string{"Authorization": "Bearer " + good}, 401, "x-api-key header"},
 		{"query string instead", "POST", "/mcp?x-api-key=" + good, nil, 401, "x-api-key header"},
-		{"garbage key", "POST", "/mcp", map[string]string{"X-Api-Key": "garbage"}, 401, "invalid or expired"},
+		{"garbage key", "POST", "/mcp", map[string]string{"X-Api-Key": "garbage"}, 401, "invalid x-api-key"},
 		{"unknown user", "POST", "/mcp", map[string]string{"X-Api-Key": h.key(t, "t.nobody", 1, "full")}, 401, "no longer exists"},
 		{"revoked consent", "POST", "/mcp", map[string]string{"X-Api-Key": h.key(t, "t.gone", 1, "full")}, 401, "revoked"},
 		{"stale generation", "POST", "/mcp", map[string]string{"X-Api-Key": h.key(t, "t.alice", 1, "full")}, 401, "replaced"},

@@ -106,8 +106,13 @@ func (k *Keyring) Issue(userID string, generation int64, issuedAt time.Time, sco
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(k.apiKey)
 }
 
-// ErrInvalidKey is every reason a key is refused; the caller never learns which.
+// ErrInvalidKey is every reason a key is refused but one; the caller never learns which.
 var ErrInvalidKey = errors.New("invalid API key")
+
+// ErrExpiredKey is a key this keyring signed, valid in every other way, whose exp
+// has passed. Only a key with our signature gets it, so saying "expired" tells a
+// forger nothing (and nothing about whether its user exists: no user is read).
+var ErrExpiredKey = errors.New("API key expired")
 
 // Verify checks signature (HS256 only), iss, aud, exp (required), nbf and iat, and
 // returns the claims.
@@ -132,11 +137,30 @@ func (k *Keyring) Verify(token string) (*Claims, error) {
 		jwt.WithTimeFunc(k.now),
 		jwt.WithLeeway(30*time.Second),
 	)
-	if err != nil || claims.Subject == "" || (claims.Scope != "full" && claims.Scope != "read") {
+	if claims.Subject == "" || (claims.Scope != "full" && claims.Scope != "read") {
+		return nil, ErrInvalidKey
+	}
+	if err != nil {
+		if onlyExpired(err, &claims) {
+			return nil, ErrExpiredKey
+		}
 		return nil, ErrInvalidKey
 	}
 	k.verified.put(token, &claims)
 	return &claims, nil
+}
+
+// onlyExpired reports whether exp is the one thing wrong with a key: the signature
+// was checked first (the parser validates claims only after it), and iss, aud and
+// iat are ours.
+func onlyExpired(err error, c *Claims) bool {
+	if !errors.Is(err, jwt.ErrTokenExpired) || errors.Is(err, jwt.ErrTokenSignatureInvalid) ||
+		errors.Is(err, jwt.ErrTokenMalformed) || errors.Is(err, jwt.ErrTokenUnverifiable) ||
+		errors.Is(err, jwt.ErrTokenInvalidIssuer) || errors.Is(err, jwt.ErrTokenInvalidAudience) ||
+		errors.Is(err, jwt.ErrTokenUsedBeforeIssued) || errors.Is(err, jwt.ErrTokenNotValidYet) {
+		return false
+	}
+	return c.Issuer == Issuer && len(c.Audience) == 1 && c.Audience[0] == Audience && c.ExpiresAt != nil
 }
 
 // verifiedCache holds keys that passed Verify. It is bounded: when full it starts

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -148,5 +149,40 @@ func TestRememberedKeyStillExpires(t *testing.T) {
 	now = now.Add(KeyLifetime + time.Minute)
 	if _, err := k.Verify(key); err == nil {
 		t.Fatal("a remembered key was accepted after it expired")
+	}
+}
+
+// TestOnlyOurExpiredKeysSayExpired: ErrExpiredKey only for a key with our signature
+// and our iss/aud whose exp passed; a forged or otherwise broken one that is also
+// expired gets the same ErrInvalidKey as any other forgery.
+func TestOnlyOurExpiredKeysSayExpired(t *testing.T) {
+	k := mustKeyring(t)
+	now := time.Now()
+	past := func() jwt.MapClaims {
+		return jwt.MapClaims{"iss": Issuer, "aud": Audience, "sub": "tid.oid", "iat": now.Add(-40 * 24 * time.Hour).Unix(),
+			"exp": now.Add(-10 * 24 * time.Hour).Unix(), "gen": 1, "scope": "full"}
+	}
+	with := func(k string, v any) jwt.MapClaims { c := past(); c[k] = v; return c }
+	ours := sign(t, jwt.SigningMethodHS256, k.apiKey, past())
+	if _, err := k.Verify(ours); !errors.Is(err, ErrExpiredKey) {
+		t.Fatalf("our expired key: %v, want ErrExpiredKey", err)
+	}
+	issued, _ := k.Issue("tid.oid", 3, now.Add(-KeyLifetime-time.Hour), "read")
+	if _, err := k.Verify(issued); !errors.Is(err, ErrExpiredKey) {
+		t.Fatalf("an issued key past its lifetime: %v, want ErrExpiredKey", err)
+	}
+	for name, token := range map[string]string{
+		"forged signature":       sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("f", 32)), past()),
+		"signed with the secret": sign(t, jwt.SigningMethodHS256, []byte(secret), past()),
+		"wrong issuer":           sign(t, jwt.SigningMethodHS256, k.apiKey, with("iss", "evil")),
+		"wrong audience":         sign(t, jwt.SigningMethodHS256, k.apiKey, with("aud", "other")),
+		"no subject":             sign(t, jwt.SigningMethodHS256, k.apiKey, with("sub", "")),
+		"unknown scope":          sign(t, jwt.SigningMethodHS256, k.apiKey, with("scope", "admin")),
+		"iat in the future":      sign(t, jwt.SigningMethodHS256, k.apiKey, with("iat", now.Add(time.Hour).Unix())),
+		"tampered":               ours[:len(ours)-3] + "abc",
+	} {
+		if _, err := k.Verify(token); !errors.Is(err, ErrInvalidKey) {
+			t.Errorf("%s: %v, want ErrInvalidKey", name, err)
+		}
 	}
 }
