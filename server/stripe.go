@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,8 +27,9 @@ import (
 //     sent while the secret is missing are not lost once it is set).
 //   - The body is capped at MaxStripeBodyBytes (413 beyond). The
 //     Stripe-Signature header is verified with stripe-go's
-//     webhook.ConstructEventWithOptions (HMAC-SHA256, five-minute tolerance;
-//     the event's API version is not checked, as only a few stable fields are
+//     webhook.ConstructEventWithOptions (HMAC-SHA256, five-minute tolerance,
+//     which signedInFuture applies to the future too; the event's API version
+//     is not checked, as only a few stable fields are
 //     read). A bad signature is 400 and changes nothing.
 //   - Idempotent by event id: the id is recorded (kept cosmos.StripeEventTTL)
 //     before the event is applied; a replay is acknowledged with 200 and does
@@ -89,6 +91,24 @@ const (
 	outcomeIgnoredUnreadble = "ignored: subscription not readable"
 )
 
+// errFutureSignature: the signature's timestamp is further ahead than the tolerance.
+var errFutureSignature = errors.New("signature dated in the future")
+
+// signedInFuture reports whether the Stripe-Signature header's timestamp lies more
+// than webhook.DefaultTolerance ahead of now. stripe-go checks only the past, so a
+// signature made with a clock (or on purpose) far ahead would stay replayable until
+// that time plus the tolerance. A header without one readable timestamp fails the
+// library's own check first.
+func signedInFuture(header string, now time.Time) bool {
+	for part := range strings.SplitSeq(header, ",") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "t="); ok {
+			t, err := strconv.ParseInt(v, 10, 64)
+			return err != nil || time.Unix(t, 0).Sub(now) > webhook.DefaultTolerance
+		}
+	}
+	return false
+}
+
 var (
 	errStaleEvent        = errors.New("stale event")
 	errOtherSubscription = errors.New("other subscription")
@@ -113,8 +133,12 @@ func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "could not read body"})
 		return
 	}
-	event, err := webhook.ConstructEventWithOptions(body, r.Header.Get("Stripe-Signature"), secret,
+	header := r.Header.Get("Stripe-Signature")
+	event, err := webhook.ConstructEventWithOptions(body, header, secret,
 		webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
+	if err == nil && signedInFuture(header, time.Now()) {
+		err = errFutureSignature
+	}
 	if err != nil {
 		s.log.Info("stripe webhook refused", ref, zap.String("reason", "invalid signature"))
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid signature"})

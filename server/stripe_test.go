@@ -267,6 +267,8 @@ func TestStripeRefusals(t *testing.T) {
 		"wrong secret":         sign(payload, "whsec_wrong", now),
 		"garbage":              "t=1,v1=zz",
 		"outside tolerance":    sign(payload, testStripeSecret, now.Add(-10*time.Minute)),
+		"dated in the future":  sign(payload, testStripeSecret, now.Add(10*time.Minute)),
+		"dated a year ahead":   sign(payload, testStripeSecret, now.AddDate(1, 0, 0)),
 		"tampered body":        sign(append([]byte(" "), payload...), testStripeSecret, now),
 		"v0 scheme only":       strings.Replace(sign(payload, testStripeSecret, now), "v1=", "v0=", 1),
 		"signature of another": sign([]byte(`{}`), testStripeSecret, now),
@@ -281,8 +283,9 @@ func TestStripeRefusals(t *testing.T) {
 	if h.user(t, "tenant.alice").Tier != cosmos.TierFree {
 		t.Fatal("a badly signed event changed the tier")
 	}
-	// Nothing was recorded either: the genuine delivery of that event applies.
-	code, body := h.post(t, payload, sign(payload, testStripeSecret, now))
+	// Nothing was recorded either: the genuine delivery of that event applies, from a
+	// sender whose clock is a minute ahead (within the tolerance).
+	code, body := h.post(t, payload, sign(payload, testStripeSecret, now.Add(time.Minute)))
 	wantOutcome(t, code, body, 200, outcomeApplied)
 
 	t.Run("unknown event type", func(t *testing.T) {
