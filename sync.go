@@ -18,6 +18,7 @@ import (
 
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/server"
+	"github.com/flowstudio/mcp/server/outbound"
 	"github.com/flowstudio/mcp/tools"
 	"github.com/flowstudio/mcp/tools/powerautomate"
 	"github.com/flowstudio/mcp/tools/powerautomate/sim"
@@ -176,6 +177,10 @@ func simulatorAnswers(ctx context.Context, base string) error {
 	return nil
 }
 
+// outboundClient is the CLI's client for its checks of a server or simulator: TLS 1.2
+// at least, like every outbound client.
+var outboundClient = outbound.Client(0, false)
+
 // getWithin5s GETs u within 5 s; an error names only its cause (not the URL
 // again). The caller closes the body, then calls cancel.
 func getWithin5s(ctx context.Context, u string) (*http.Response, context.CancelFunc, error) {
@@ -185,7 +190,7 @@ func getWithin5s(ctx context.Context, u string) (*http.Response, context.CancelF
 		cancel()
 		return nil, nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := outboundClient.Do(req)
 	if err != nil {
 		cancel()
 		var ue *url.Error

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flowstudio/mcp/server/outbound"
+
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/rpc"
@@ -76,11 +78,8 @@ func newEntraClient(cfg EntraConfig) *entraClient {
 	}
 	client := cfg.HTTPClient
 	if client == nil {
-		client = &http.Client{
-			Timeout: 15 * time.Second,
-			// Codes and tokens never follow a redirect anywhere.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		// Codes and tokens never follow a redirect anywhere; TLS 1.2 at least.
+		client = outbound.Client(15*time.Second, true)
 	}
 	return &entraClient{cfg: cfg, client: client}
 }

@@ -223,7 +223,8 @@ func (s Settings) checkSimURL() error {
 }
 
 // checkProduction refuses what must never run in production: embedded defaults, a
-// generated TOKEN_SECRET, a public URL that is not HTTPS.
+// generated TOKEN_SECRET, a public URL that is not HTTPS, an upstream, authority,
+// Key Vault or Cosmos DB URL that is not HTTPS, the public development credentials.
 func (s Settings) checkProduction() error {
 	if !s.Production() {
 		return nil
@@ -246,6 +247,28 @@ func (s Settings) checkProduction() error {
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("FLOWSTUDIO_ENV=production refuses to start on embedded defaults; set %s", strings.Join(missing, ", "))
+	}
+	// Every upstream carries users' bearer tokens, the authority codes, refresh tokens
+	// and the client secret, Key Vault the sealing keys, Cosmos DB the sealed tokens:
+	// none of them in clear. An unset upstream URL is the public cloud's, which is https.
+	var refused []string
+	for _, v := range []struct{ name, value string }{
+		{"FLOW_API_URL", s.FlowAPIURL}, {"POWERAPPS_API_URL", s.PowerAppsAPIURL}, {"BAP_API_URL", s.BAPAPIURL},
+		{"ENTRA_AUTHORITY", s.EntraAuthority}, {"KEYVAULT_URL", s.KeyVaultURL}, {"COSMOS_ENDPOINT", s.CosmosEndpoint},
+	} {
+		if v.value != "" && !isHTTPSURL(v.value) {
+			refused = append(refused, v.name+" must be an https URL")
+		}
+	}
+	// The development app's credentials are public (they are in this source code).
+	if s.EntraClientID == EmbeddedEntraClientID {
+		refused = append(refused, "ENTRA_CLIENT_ID is the public development app's: register your own app")
+	}
+	if s.EntraClientSecret == EmbeddedEntraClientSecret {
+		refused = append(refused, "ENTRA_CLIENT_SECRET is the public development secret: use your app registration's")
+	}
+	if len(refused) > 0 {
+		return fmt.Errorf("FLOWSTUDIO_ENV=production refuses to start: %s", strings.Join(refused, "; "))
 	}
 	return nil
 }
@@ -299,4 +322,10 @@ func normalizeSecurityContact(v string) (string, error) {
 		return "", errors.New("SECURITY_CONTACT must be an email address, a mailto: URI or an https:// URL")
 	}
 	return v, nil
+}
+
+// isHTTPSURL reports whether v is an absolute https URL with a host.
+func isHTTPSURL(v string) bool {
+	u, err := url.Parse(v)
+	return err == nil && strings.EqualFold(u.Scheme, "https") && u.Host != ""
 }

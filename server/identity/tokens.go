@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flowstudio/mcp/server/outbound"
+
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
@@ -107,8 +109,7 @@ func NewTokenSource(cfg Config, users Users, sealer Sealer) (*TokenSource, error
 		cfg.Tenant = "organizations"
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 15 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		cfg.HTTPClient = outbound.Client(15*time.Second, true)
 	}
 	if cfg.Skew <= 0 {
 		cfg.Skew = 2 * time.Minute

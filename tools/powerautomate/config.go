@@ -1,9 +1,10 @@
 package powerautomate
 
 import (
-	"crypto/tls"
 	"net/http"
 	"time"
+
+	"github.com/flowstudio/mcp/server/outbound"
 )
 
 // Token audiences (the `aud` a delegated Entra ID access token must carry)
@@ -189,10 +190,9 @@ func (c Config) withDefaults() Config {
 // after 15 s unused (so a replica back at rest holds no connections and their
 // goroutines), and never speaks TLS below 1.2.
 var upstreamTransport = func() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
+	t := outbound.NewTransport()
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 64
 	t.IdleConnTimeout = 15 * time.Second
-	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	return t
 }()
