@@ -145,16 +145,102 @@ func newLogger(level string, out io.Writer) (*zap.Logger, error) {
 }
 
 // tokenSecret returns TOKEN_SECRET, or on embedded defaults the one generated into the
-// data directory on first use (created exclusively, so a CLI and a server starting
-// together agree on one secret).
+// data directory on first use, for a command that works beside a server (dev-key,
+// sync, user, sim): it refuses a secret other than the one the data directory's server
+// uses (see checkSecretFingerprint).
 func tokenSecret(s server.Settings) (string, error) {
-	if s.TokenSecret != "" {
-		return s.TokenSecret, nil
+	secret, _, err := resolveTokenSecret(s, false)
+	return secret, err
+}
+
+// secretFingerprintFile, in the data directory, holds a fingerprint of the TOKEN_SECRET
+// the directory's server runs with, so that a command run beside it without that
+// secret (which would print keys the server refuses) notices and says so.
+const secretFingerprintFile = "token-secret.fingerprint"
+
+// secretFingerprint identifies a TOKEN_SECRET without revealing it: 64 bits of a
+// SHA-256 under a label of its own, enough to tell two secrets apart.
+func secretFingerprint(secret string) string {
+	sum := sha256.Sum256([]byte("flowstudio token-secret fingerprint v1\x00" + secret))
+	return "v1:" + hex.EncodeToString(sum[:8])
+}
+
+// resolveTokenSecret is tokenSecret for serve (serving: its secret is the data
+// directory's from now on; replaced reports that another one was recorded before) and
+// for the other commands (which must match what is recorded).
+func resolveTokenSecret(s server.Settings, serving bool) (secret string, replaced bool, err error) {
+	if s.TokenSecret == "" && (s.Production() || !s.Embedded()) {
+		return "", false, errors.New("TOKEN_SECRET is required outside embedded mode")
 	}
 	if s.Production() || !s.Embedded() {
-		return "", errors.New("TOKEN_SECRET is required outside embedded mode")
+		return s.TokenSecret, false, nil // no data directory: nothing to compare with
 	}
-	path := filepath.Join(s.DataDir, "token-secret")
+	fpPath := filepath.Join(s.DataDir, secretFingerprintFile)
+	recorded := ""
+	if b, err := os.ReadFile(fpPath); err == nil {
+		recorded = strings.TrimSpace(string(b))
+	}
+	if secret = s.TokenSecret; secret == "" {
+		if _, err := os.Stat(filepath.Join(s.DataDir, "token-secret")); recorded != "" && errors.Is(err, os.ErrNotExist) && !serving {
+			// Generating one now would print keys that the server refuses.
+			return "", false, errServerHasOwnSecret(s.DataDir)
+		}
+		if secret, err = generatedTokenSecret(s.DataDir); err != nil {
+			return "", false, err
+		}
+	}
+	fp := secretFingerprint(secret)
+	switch {
+	case recorded == fp:
+	case serving:
+		return secret, recorded != "", writeFingerprint(fpPath, fp, true)
+	case recorded == "":
+		return secret, false, writeFingerprint(fpPath, fp, false)
+	case s.TokenSecret == "":
+		return "", false, errServerHasOwnSecret(s.DataDir)
+	default:
+		return "", false, fmt.Errorf("TOKEN_SECRET is not the one the server using the data directory %s runs with "+
+			"(its fingerprint is in %s): keys made with it would be refused there. Run this command with the "+
+			"server's TOKEN_SECRET, or with none if the server has none", s.DataDir, secretFingerprintFile)
+	}
+	return secret, false, nil
+}
+
+func errServerHasOwnSecret(dataDir string) error {
+	return fmt.Errorf("the server using the data directory %s runs with a TOKEN_SECRET of its own (set in its "+
+		"environment), and this command has none: a key made here would be refused there. Run it with the same "+
+		"TOKEN_SECRET as the server", dataDir)
+}
+
+// writeFingerprint records fp; only serve overwrites one. A data directory that does
+// not exist (sim with TOKEN_SECRET alone) keeps none.
+func writeFingerprint(path, fp string, overwrite bool) error {
+	if _, err := os.Stat(filepath.Dir(path)); err != nil {
+		return nil
+	}
+	if !overwrite {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, os.ErrExist) {
+			return nil // another process recorded one meanwhile; the next run compares
+		}
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = f.WriteString(fp + "\n")
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(fp+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// generatedTokenSecret returns the data directory's generated TOKEN_SECRET, creating
+// it on first use (exclusively, so a CLI and a server starting together agree on one).
+func generatedTokenSecret(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "token-secret")
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= keyring.MinSecretLength {
 		return strings.TrimSpace(string(b)), nil
 	}
@@ -188,6 +274,17 @@ func loadKeyring(s server.Settings) (string, *keyring.Keyring, error) {
 	}
 	keys, err := keyring.New(secret)
 	return secret, keys, err
+}
+
+// serverKeyring is loadKeyring for serve: its TOKEN_SECRET becomes the one the data
+// directory's fingerprint names (replaced: another was recorded before).
+func serverKeyring(s server.Settings) (string, *keyring.Keyring, bool, error) {
+	secret, replaced, err := resolveTokenSecret(s, true)
+	if err != nil {
+		return "", nil, false, err
+	}
+	keys, err := keyring.New(secret)
+	return secret, keys, replaced, err
 }
 
 // openStore opens Cosmos DB when COSMOS_ENDPOINT is set (managed identity in Azure;
@@ -256,9 +353,13 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 			return err
 		}
 	}
-	secret, keys, err := loadKeyring(settings)
+	secret, keys, secretReplaced, err := serverKeyring(settings)
 	if err != nil {
 		return err
+	}
+	if secretReplaced {
+		log.Warn("TOKEN_SECRET is not the one this data directory was last served with: keys, sessions and email hashes made before no longer match",
+			zap.String("data_dir", settings.DataDir))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
