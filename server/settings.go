@@ -249,12 +249,13 @@ func (s Settings) checkProduction() error {
 		return fmt.Errorf("FLOWSTUDIO_ENV=production refuses to start on embedded defaults; set %s", strings.Join(missing, ", "))
 	}
 	// Every upstream carries users' bearer tokens, the authority codes, refresh tokens
-	// and the client secret, Key Vault the sealing keys, Cosmos DB the sealed tokens:
-	// none of them in clear. An unset upstream URL is the public cloud's, which is https.
+	// and the client secret, Key Vault the sealing keys, Cosmos DB the sealed tokens,
+	// Stripe's API the secret key: none of them in clear. An unset upstream URL is the public cloud's, which is https.
 	var refused []string
 	for _, v := range []struct{ name, value string }{
 		{"FLOW_API_URL", s.FlowAPIURL}, {"POWERAPPS_API_URL", s.PowerAppsAPIURL}, {"BAP_API_URL", s.BAPAPIURL},
 		{"ENTRA_AUTHORITY", s.EntraAuthority}, {"KEYVAULT_URL", s.KeyVaultURL}, {"COSMOS_ENDPOINT", s.CosmosEndpoint},
+		{"STRIPE_API_BASE", s.StripeAPIBase}, // carries STRIPE_SECRET_KEY
 	} {
 		if v.value != "" && !isHTTPSURL(v.value) {
 			refused = append(refused, v.name+" must be an https URL")

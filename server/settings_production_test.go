@@ -40,6 +40,7 @@ func TestProductionRefusesCleartextAndPublicCredentials(t *testing.T) {
 		"ENTRA_AUTHORITY":     "http://login.microsoftonline.com",
 		"KEYVAULT_URL":        "http://kv-x.vault.azure.net/",
 		"COSMOS_ENDPOINT":     "http://acct.documents.azure.com:443/",
+		"STRIPE_API_BASE":     "http://api.stripe.com",
 		"ENTRA_CLIENT_ID":     EmbeddedEntraClientID,
 		"ENTRA_CLIENT_SECRET": EmbeddedEntraClientSecret,
 	} {
