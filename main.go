@@ -555,7 +555,7 @@ func devKey(args []string, stdout, stderr io.Writer, getenv func(string) string)
 	if !strings.Contains(email, "@") {
 		return errors.New("--email is required")
 	}
-	t, ok := tools.ParseTier(tier)
+	t, ok := cosmos.ParseTier(tier)
 	if !ok {
 		return errors.New("--tier must be free, pro or team")
 	}
@@ -597,7 +597,7 @@ func devKey(args []string, stdout, stderr io.Writer, getenv func(string) string)
 			return err
 		}
 	}
-	user, err := ensureDevUser(ctx, store, keys, sealer, local, email, cosmos.Tier(t), grants)
+	user, err := ensureDevUser(ctx, store, keys, sealer, local, email, t, grants)
 	if err != nil {
 		return err
 	}
@@ -739,7 +739,9 @@ func (a *asyncSimulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // user to reconnect.
 type missingTokens struct{}
 
-func (missingTokens) Token(context.Context, string) (string, error) { return "", tools.ErrReconnect }
+func (missingTokens) Token(context.Context, string) (string, error) {
+	return "", powerautomate.ErrReconnect
+}
 
 const simUsage = `usage: flowstudio sim [--addr HOST:PORT] [--redirect-uri URL] [--data-dir D]
 

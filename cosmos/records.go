@@ -16,6 +16,28 @@ const (
 	TierTeam Tier = "team"
 )
 
+// ParseTier accepts free, pro or team.
+func ParseTier(s string) (Tier, bool) {
+	switch t := Tier(s); t {
+	case TierFree, TierPro, TierTeam:
+		return t, true
+	}
+	return "", false
+}
+
+func (t Tier) rank() int {
+	switch t {
+	case TierPro:
+		return 1
+	case TierTeam:
+		return 2
+	}
+	return 0
+}
+
+// AtLeast reports whether t includes min.
+func (t Tier) AtLeast(min Tier) bool { return t.rank() >= min.rank() }
+
 // Consent is the state of a user's delegated permission.
 type Consent string
 

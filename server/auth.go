@@ -12,6 +12,7 @@ import (
 	"github.com/flowstudio/mcp/rpc/logsafe"
 	"github.com/flowstudio/mcp/server/keyring"
 	"github.com/flowstudio/mcp/tools"
+	"github.com/flowstudio/mcp/tools/powerautomate"
 	"github.com/sourcegraph/jsonrpc2"
 	"go.uber.org/zap"
 )
@@ -68,9 +69,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.unauthorized(w, r, "Unauthorized: this key was replaced; copy the current key from "+s.dashboardURL(), "stale generation")
 			return
 		}
-		tier, ok := tools.ParseTier(string(user.Tier))
+		tier, ok := cosmos.ParseTier(string(user.Tier)) // an unknown stored tier counts as free
 		if !ok {
-			tier = tools.TierFree
+			tier = cosmos.TierFree
 		}
 		release, ok := s.slots.acquire(r.Context(), user.ID)
 		if !ok {
@@ -81,8 +82,8 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		defer release()
-		p := &tools.Principal{UserID: user.ID, TenantID: user.TenantID, ObjectID: user.ObjectID,
-			EmailHash: user.EmailHash, Tier: tier, Scope: claims.Scope, KeyGeneration: user.KeyGeneration}
+		p := &tools.Principal{Caller: powerautomate.Caller{UserID: user.ID, TenantID: user.TenantID, ObjectID: user.ObjectID,
+			EmailHash: user.EmailHash, KeyGeneration: user.KeyGeneration}, Tier: tier, Scope: claims.Scope}
 		next.ServeHTTP(w, r.WithContext(tools.WithPrincipal(r.Context(), p)))
 	})
 }

@@ -237,7 +237,7 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	if v.Name == "" {
 		v.Name = "Signed-in user"
 	}
-	tier, _ := tools.ParseTier(string(u.Tier))
+	tier, _ := cosmos.ParseTier(string(u.Tier))
 	if usage, err := metering.UsageToday(ctx, readOnlyUsage{s.deps.Accounts}, s.quotas(), u.ID, tier, time.Now()); err == nil {
 		v.UsedToday, v.DayLimit, v.UsageKnown = usage.UsedDay, usage.LimitDay, true
 	} else {

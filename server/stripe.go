@@ -14,7 +14,6 @@ import (
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/rpc"
 	"github.com/flowstudio/mcp/rpc/logsafe"
-	"github.com/flowstudio/mcp/tools"
 	"github.com/stripe/stripe-go/v82"
 	"github.com/stripe/stripe-go/v82/webhook"
 	"go.uber.org/zap"
@@ -202,7 +201,7 @@ func (s *Server) applyStripeEvent(ctx context.Context, event *stripe.Event) (str
 	}
 
 	ended := event.Type == "customer.subscription.deleted"
-	tier := tools.TierFree
+	tier := cosmos.TierFree
 	switch sub.Status {
 	case stripe.SubscriptionStatusActive, stripe.SubscriptionStatusTrialing, stripe.SubscriptionStatusPastDue:
 		if !ended {
@@ -228,7 +227,7 @@ func (s *Server) applyStripeEvent(ctx context.Context, event *stripe.Event) (str
 		if ended && cur.SubscriptionID != "" && cur.SubscriptionID != sub.ID {
 			return errOtherSubscription
 		}
-		u.Tier = cosmos.Tier(tier)
+		u.Tier = tier
 		u.Subscription = cosmos.Subscription{Status: string(sub.Status), CustomerID: customerID,
 			SubscriptionID: sub.ID, UpdatedAt: event.Created}
 		return nil
@@ -246,7 +245,7 @@ func (s *Server) applyStripeEvent(ctx context.Context, event *stripe.Event) (str
 
 	// The cache: every step is idempotent, so a retry after a failure here
 	// finishes the job.
-	if tier == tools.TierTeam {
+	if tier == cosmos.TierTeam {
 		_, err = s.deps.Billing.SetUserCacheTTL(ctx, userID, -1, func(cur int) bool { return cur == CanceledCacheTTL })
 	} else {
 		_, err = s.deps.Billing.SetUserCacheTTL(ctx, userID, CanceledCacheTTL,
@@ -259,8 +258,8 @@ func (s *Server) applyStripeEvent(ctx context.Context, event *stripe.Event) (str
 }
 
 // subscriptionTier is the highest tier among the subscription's prices.
-func subscriptionTier(sub *stripe.Subscription) (tools.Tier, bool) {
-	var best tools.Tier
+func subscriptionTier(sub *stripe.Subscription) (cosmos.Tier, bool) {
+	var best cosmos.Tier
 	found := false
 	if sub.Items == nil {
 		return "", false
@@ -277,12 +276,12 @@ func subscriptionTier(sub *stripe.Subscription) (tools.Tier, bool) {
 	return best, found
 }
 
-func priceTier(p *stripe.Price) (tools.Tier, bool) {
-	if t, ok := tools.ParseTier(strings.ToLower(strings.TrimSpace(p.Metadata["tier"]))); ok {
+func priceTier(p *stripe.Price) (cosmos.Tier, bool) {
+	if t, ok := cosmos.ParseTier(strings.ToLower(strings.TrimSpace(p.Metadata["tier"]))); ok {
 		return t, true
 	}
 	key := strings.ToLower(p.LookupKey)
-	for _, t := range []tools.Tier{tools.TierFree, tools.TierPro, tools.TierTeam} {
+	for _, t := range []cosmos.Tier{cosmos.TierFree, cosmos.TierPro, cosmos.TierTeam} {
 		if key == string(t) || strings.HasPrefix(key, string(t)+"_") || strings.HasPrefix(key, string(t)+"-") {
 			return t, true
 		}

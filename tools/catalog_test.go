@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flowstudio/mcp/cosmos"
 	"github.com/google/go-cmp/cmp"
 	"github.com/sourcegraph/jsonrpc2"
 )
@@ -152,7 +153,7 @@ func TestToolsListPagesWithCursorsAndRefusesBadOnes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := WithPrincipal(context.Background(), &Principal{Tier: TierTeam, Scope: ScopeFull})
+	ctx := WithPrincipal(context.Background(), &Principal{Tier: cosmos.TierTeam, Scope: ScopeFull})
 	var names []string
 	params := json.RawMessage(`{}`)
 	for pages := 0; ; pages++ {

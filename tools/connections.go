@@ -19,13 +19,6 @@ const (
 	operationIDSchema    = `{"type":"string","minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9_][A-Za-z0-9_-]*$","description":"operationId from describe_live_connector."}`
 )
 
-// ErrConsentRequired is returned (wrapped) by the token source when the user has not
-// granted an audience beyond the default sign-in: the connector runtime
-// (https://apihub.azure.com) or the Power Platform API (https://api.powerplatform.com).
-// The tools turn it into an isError that says where to grant it; nothing here ever
-// asks for a wider consent on its own.
-var ErrConsentRequired = errors.New("an extra consent is required for this audience")
-
 type connectionRow struct {
 	Name        string `json:"name"`
 	Connector   string `json:"connector"`
@@ -335,7 +328,7 @@ func consentError(dashboardURL, audience, prefix string) *ToolError {
 // runtimeError maps a failure of a connector runtime call. prefix is prepended to
 // the message (it carries what was already found, e.g. the connection's status).
 func runtimeError(err error, dashboardURL, prefix string) error {
-	if errors.Is(err, ErrConsentRequired) || errors.Is(err, ErrReconnect) {
+	if errors.Is(err, powerautomate.ErrConsentRequired) || errors.Is(err, powerautomate.ErrReconnect) {
 		return consentError(dashboardURL, powerautomate.AudienceAPIHub, prefix)
 	}
 	var e *powerautomate.APIError

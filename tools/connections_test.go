@@ -628,7 +628,7 @@ func TestTestLiveConnection(t *testing.T) {
 // grant it; with the designer route available, the lookups need no extra consent.
 func TestExtraConsentIsNeverWidenedSilently(t *testing.T) {
 	t.Parallel()
-	for name, refusal := range map[string]error{"consent required": ErrConsentRequired, "reconnect": ErrReconnect} {
+	for name, refusal := range map[string]error{"consent required": powerautomate.ErrConsentRequired, "reconnect": powerautomate.ErrReconnect} {
 		t.Run(name, func(t *testing.T) {
 			h := newLiveHarness(t, liveOptions{})
 			rewire(t, h, 10*time.Second, func(ts powerautomate.TokenSource) powerautomate.TokenSource {
@@ -931,7 +931,7 @@ func TestRuntimeErrorMapping(t *testing.T) {
 		err  error
 		want []string
 	}{
-		{fmt.Errorf("x: %w", ErrConsentRequired), []string{"extra consent", "https://apihub.azure.com", connDashboard}},
+		{fmt.Errorf("x: %w", powerautomate.ErrConsentRequired), []string{"extra consent", "https://apihub.azure.com", connDashboard}},
 		{&powerautomate.APIError{Status: 400, Message: "Error from token exchange: " + upstreamSecret}, []string{"sign-in is broken", "status 400"}},
 		{&powerautomate.APIError{Status: 442, Message: upstreamSecret}, []string{"DLP", "status 442"}},
 		{&powerautomate.APIError{Status: 404}, []string{"not found", "parameter"}},

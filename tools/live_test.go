@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/jsonschema-go/jsonschema"
 
+	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/rpc"
 	"github.com/flowstudio/mcp/tools/powerautomate"
 	"github.com/flowstudio/mcp/tools/powerautomate/sim"
@@ -82,7 +83,7 @@ func (h *liveHarness) sibling(t testing.TB, opts liveOptions) *liveHarness {
 		opts.MaxRetryWait = 5 * time.Second
 	}
 	if opts.Principal == nil {
-		opts.Principal = &Principal{UserID: "u.live", TenantID: sim.ContosoTenantID, Tier: TierPro, Scope: ScopeFull}
+		opts.Principal = &Principal{Caller: powerautomate.Caller{UserID: "u.live", TenantID: sim.ContosoTenantID}, Tier: cosmos.TierPro, Scope: ScopeFull}
 	}
 	if opts.Tools == nil {
 		opts.Tools = All()

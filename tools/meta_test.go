@@ -13,6 +13,7 @@ import (
 
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/rpc"
+	"github.com/flowstudio/mcp/tools/powerautomate"
 	"github.com/sourcegraph/jsonrpc2"
 )
 
@@ -97,9 +98,9 @@ func mustCatalog(t *testing.T, env *Env, meter Meter, extra ...*Tool) *Catalog {
 }
 
 var (
-	fullPro  = &Principal{UserID: "t.u", EmailHash: "ab12", Tier: TierPro, Scope: ScopeFull}
-	readPro  = &Principal{UserID: "t.u", EmailHash: "ab12", Tier: TierPro, Scope: ScopeRead}
-	fullTeam = &Principal{UserID: "t.u", EmailHash: "ab12", Tier: TierTeam, Scope: ScopeFull}
+	fullPro  = &Principal{Caller: powerautomate.Caller{UserID: "t.u", EmailHash: "ab12"}, Tier: cosmos.TierPro, Scope: ScopeFull}
+	readPro  = &Principal{Caller: powerautomate.Caller{UserID: "t.u", EmailHash: "ab12"}, Tier: cosmos.TierPro, Scope: ScopeRead}
+	fullTeam = &Principal{Caller: powerautomate.Caller{UserID: "t.u", EmailHash: "ab12"}, Tier: cosmos.TierTeam, Scope: ScopeFull}
 )
 
 func searchNames(t *testing.T, o callOutcome) []string {
@@ -203,7 +204,7 @@ func TestListSkills(t *testing.T) {
 				t.Errorf("skill %s names %s, which the catalog lacks", s.Name, st.Tool)
 				continue
 			}
-			if wantNeeds := !TierPro.AtLeast(tool.MinTier()); wantNeeds != (st.Needs != "") {
+			if wantNeeds := !cosmos.TierPro.AtLeast(tool.MinTier()); wantNeeds != (st.Needs != "") {
 				t.Errorf("skill %s step %s: needs %q", s.Name, st.Tool, st.Needs)
 			}
 		}
@@ -333,7 +334,7 @@ func TestReportBug(t *testing.T) {
 func TestReportBugDailyCap(t *testing.T) {
 	reports := &fakeReports{}
 	c := mustCatalog(t, &Env{Reports: reports}, nil)
-	freeFull := &Principal{UserID: "t.free", EmailHash: "cd34", Tier: TierFree, Scope: ScopeFull}
+	freeFull := &Principal{Caller: powerautomate.Caller{UserID: "t.free", EmailHash: "cd34"}, Tier: cosmos.TierFree, Scope: ScopeFull}
 	file := func(p *Principal) callOutcome {
 		return callTool(t, c, p, "report_bug", map[string]any{"title": "t", "description": "d"})
 	}
@@ -352,7 +353,7 @@ func TestReportBugDailyCap(t *testing.T) {
 		t.Fatalf("%d reports stored, want %d", len(reports.reports), MaxBugReportsPerDay)
 	}
 	// Counted by user id: a user with the same email hash is another user.
-	sameHash := &Principal{UserID: "t.other", EmailHash: "cd34", Tier: TierFree, Scope: ScopeFull}
+	sameHash := &Principal{Caller: powerautomate.Caller{UserID: "t.other", EmailHash: "cd34"}, Tier: cosmos.TierFree, Scope: ScopeFull}
 	for _, p := range []*Principal{fullPro, sameHash} {
 		if o := file(p); o.IsError {
 			t.Fatalf("%s was refused by another user's cap: %s", p.UserID, o.Text)
@@ -389,7 +390,7 @@ func TestReportBugDailyCapOnStore(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		cs = append(cs, mustCatalog(t, &Env{Reports: s}, nil))
 	}
-	freeFull := &Principal{UserID: "t.free", EmailHash: "cd34", Tier: TierFree, Scope: ScopeFull}
+	freeFull := &Principal{Caller: powerautomate.Caller{UserID: "t.free", EmailHash: "cd34"}, Tier: cosmos.TierFree, Scope: ScopeFull}
 	before := time.Now().UTC()
 	for i := range MaxBugReportsPerDay {
 		if o := callTool(t, cs[i%2], freeFull, "report_bug", map[string]any{"title": "t", "description": "d"}); o.IsError {

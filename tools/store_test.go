@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/tools/powerautomate"
 	"github.com/flowstudio/mcp/tools/teamcache"
 )
 
@@ -48,13 +49,13 @@ func newStoreHarness(t *testing.T) *storeHarness {
 }
 
 // as is a harness calling the tools as a user on a plan.
-func (h *storeHarness) as(t *testing.T, userID string, tier Tier) *liveHarness {
+func (h *storeHarness) as(t *testing.T, userID string, tier cosmos.Tier) *liveHarness {
 	t.Helper()
 	cat, err := NewCatalog(h.env, nil, 0, All())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &liveHarness{Catalog: cat, Principal: &Principal{UserID: userID, Tier: tier, Scope: ScopeFull}}
+	return &liveHarness{Catalog: cat, Principal: &Principal{Caller: powerautomate.Caller{UserID: userID}, Tier: tier, Scope: ScopeFull}}
 }
 
 func (h *storeHarness) put(t *testing.T, userID, kind, key string, body any) {
@@ -159,7 +160,7 @@ func TestStoreToolsHappyPaths(t *testing.T) {
 	t.Parallel()
 	h := newStoreHarness(t)
 	h.seed(t, stUserA, 0)
-	a := h.as(t, stUserA, TierTeam)
+	a := h.as(t, stUserA, cosmos.TierTeam)
 
 	var envs storeEnvsOut
 	r := a.mustCall(t, "list_store_environments", map[string]any{}, &envs)
@@ -256,7 +257,7 @@ func TestStoreToolsFilters(t *testing.T) {
 	t.Parallel()
 	h := newStoreHarness(t)
 	h.seed(t, stUserA, 30)
-	a := h.as(t, stUserA, TierTeam)
+	a := h.as(t, stUserA, cosmos.TierTeam)
 	ids := func(args map[string]any) []string {
 		t.Helper()
 		args["pageSize"] = 200
@@ -319,7 +320,7 @@ func TestStoreToolsPaging(t *testing.T) {
 	h := newStoreHarness(t)
 	const extra = 450 // more than two store pages (storeScanSize)
 	h.seed(t, stUserA, extra)
-	a := h.as(t, stUserA, TierTeam)
+	a := h.as(t, stUserA, cosmos.TierTeam)
 
 	walk := func(args map[string]any) []string {
 		t.Helper()
@@ -386,26 +387,26 @@ func TestStoreToolsNeedTheTeamPlan(t *testing.T) {
 	t.Parallel()
 	h := newStoreHarness(t)
 	h.seed(t, stUserA, 0)
-	for _, tier := range []Tier{TierFree, TierPro} {
+	for _, tier := range []cosmos.Tier{cosmos.TierFree, cosmos.TierPro} {
 		a := h.as(t, stUserA, tier)
 		for _, tool := range storeToolNames {
 			wantToolError(t, a.call(t, tool, storeArgs(tool)), []string{tool + " needs the team plan", "this key's plan is " + string(tier), "dashboard"})
 		}
 	}
 	// The same calls work on the team plan, and without a cache the answer says so.
-	a := h.as(t, stUserA, TierTeam)
+	a := h.as(t, stUserA, cosmos.TierTeam)
 	for _, tool := range storeToolNames {
 		a.mustCall(t, tool, storeArgs(tool), nil)
 	}
 	noCache := &storeHarness{env: &Env{DashboardURL: "https://flowstudio.test/dashboard"}}
-	wantToolError(t, noCache.as(t, stUserA, TierTeam).call(t, "list_store_flows", map[string]any{}), []string{"no Team cache", "list_live_"})
+	wantToolError(t, noCache.as(t, stUserA, cosmos.TierTeam).call(t, "list_store_flows", map[string]any{}), []string{"no Team cache", "list_live_"})
 }
 
 func TestUpdateStoreFlow(t *testing.T) {
 	t.Parallel()
 	h := newStoreHarness(t)
 	h.seed(t, stUserA, 0)
-	a := h.as(t, stUserA, TierTeam)
+	a := h.as(t, stUserA, cosmos.TierTeam)
 	id := flowKey(stEnv1, stFlowC)
 	update := func(args map[string]any) updateStoreFlowOut {
 		t.Helper()
@@ -514,7 +515,7 @@ func TestStoreTenantIsolation(t *testing.T) {
 	t.Parallel()
 	h := newStoreHarness(t)
 	h.seed(t, stUserA, 60)
-	a, b := h.as(t, stUserA, TierTeam), h.as(t, stUserB, TierTeam)
+	a, b := h.as(t, stUserA, cosmos.TierTeam), h.as(t, stUserB, cosmos.TierTeam)
 	var aPage storeFlowsOut
 	a.mustCall(t, "list_store_flows", map[string]any{"pageSize": 10}, &aPage)
 	if aPage.NextCursor == "" {
@@ -558,7 +559,7 @@ func TestStoreCacheNotes(t *testing.T) {
 	t.Parallel()
 	h := newStoreHarness(t)
 	h.seed(t, stUserA, 0)
-	a := h.as(t, stUserA, TierTeam)
+	a := h.as(t, stUserA, cosmos.TierTeam)
 	for _, c := range []struct {
 		state teamcache.SyncState
 		want  []string

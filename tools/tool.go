@@ -6,9 +6,11 @@ package tools
 import (
 	"context"
 	"fmt"
-	json "github.com/segmentio/encoding/json"
 	"strings"
 	"sync"
+
+	"github.com/flowstudio/mcp/cosmos"
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/google/jsonschema-go/jsonschema"
 )
@@ -101,11 +103,11 @@ func Define[In, Out any](t Tool, handler func(ctx context.Context, env *Env, in 
 }
 
 // MinTier is the lowest plan that may call the tool.
-func (t *Tool) MinTier() Tier {
+func (t *Tool) MinTier() cosmos.Tier {
 	if t.Group == Store {
-		return TierTeam
+		return cosmos.TierTeam
 	}
-	return TierFree
+	return cosmos.TierFree
 }
 
 // Annotations are the MCP tool annotations, derived from Kind and Group.

@@ -15,10 +15,6 @@ func withUpstreamStatus(ctx context.Context) (context.Context, func() int) {
 	return ctx, stats.Status
 }
 
-// ErrReconnect is returned by the token source when the user must sign in again
-// (no refresh token, invalid_grant, revoked consent).
-var ErrReconnect = errors.New("the user must reconnect")
-
 // upstreamToolError maps the upstream client's errors to what an agent can act on.
 // Upstream message text is never echoed: it can carry names from the tenant and is not
 // ours to vouch for. nil means "not an upstream condition".
@@ -29,7 +25,7 @@ func upstreamToolError(err error, dashboardURL string) *ToolError {
 	case errors.As(err, &invalid):
 		return &ToolError{Message: "invalid " + invalid.Field + " identifier: " + invalid.Reason,
 			Next: "pass the exact name returned by a list_live_* tool"}
-	case errors.Is(err, ErrReconnect):
+	case errors.Is(err, powerautomate.ErrReconnect):
 		return &ToolError{Message: "Power Automate access needs to be reconnected",
 			Next: "reconnect at " + dashboardURL + " and retry"}
 	case errors.Is(err, powerautomate.ErrTimeout), errors.Is(err, context.DeadlineExceeded):

@@ -22,7 +22,7 @@ import (
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/rpc/logsafe"
 	"github.com/flowstudio/mcp/server/sealing"
-	"github.com/flowstudio/mcp/tools"
+	"github.com/flowstudio/mcp/tools/powerautomate"
 )
 
 // Log field names.
@@ -57,17 +57,17 @@ type Config struct {
 	Now    func() time.Time
 }
 
-// TokenSource is the delegated powerautomate.TokenSource: for the principal
-// in ctx and an audience it redeems the user's sealed refresh token at the
+// TokenSource is the delegated powerautomate.TokenSource: for the
+// powerautomate.Caller in ctx and an audience it redeems the user's sealed refresh token at the
 // Entra ID token endpoint and caches the access token until shortly before
 // it expires. Concurrent calls for one user and audience redeem once, and
 // one user's redemptions run one at a time (each may rotate the refresh
 // token the next one needs). A rotated refresh token is sealed and saved
 // under an ETag check. invalid_grant marks the user needs_consent; that and
-// a missing token answer tools.ErrReconnect. An audience outside the default
+// a missing token answer powerautomate.ErrReconnect. An audience outside the default
 // sign-in is redeemed only for a user holding the grant that covers it
 // (GrantFor); without it, or when Entra answers that its consent is missing
-// (AADSTS65001), the answer wraps tools.ErrConsentRequired and the sign-in
+// (AADSTS65001), the answer wraps powerautomate.ErrConsentRequired and the sign-in
 // itself stays valid. Tokens are never logged.
 type TokenSource struct {
 	cfg    Config
@@ -152,9 +152,9 @@ func ScopesFor(audience string) []string {
 
 // Token returns an access token for the caller in ctx and audience.
 func (t *TokenSource) Token(ctx context.Context, audience string) (string, error) {
-	p := tools.PrincipalFrom(ctx)
+	p := powerautomate.CallerFrom(ctx)
 	if p == nil || p.UserID == "" {
-		return "", tools.ErrReconnect
+		return "", powerautomate.ErrReconnect
 	}
 	key := cacheKey{p.UserID, audience, p.KeyGeneration}
 	if tok, ok := t.cached(key); ok {
@@ -231,18 +231,18 @@ func (t *TokenSource) lockUser(id string) func() {
 	}
 }
 
-func reconnect(why string) error { return fmt.Errorf("%w: %s", tools.ErrReconnect, why) }
+func reconnect(why string) error { return fmt.Errorf("%w: %s", powerautomate.ErrReconnect, why) }
 
 // consentRequired: the audience needs a grant the user does not hold (or, with
 // grant "", one no grant covers).
 func consentRequired(audience, grant, why string) error {
 	if grant == "" {
-		return fmt.Errorf("%w: no grant covers token audience %s", tools.ErrConsentRequired, audience)
+		return fmt.Errorf("%w: no grant covers token audience %s", powerautomate.ErrConsentRequired, audience)
 	}
-	return fmt.Errorf("%w: token audience %s needs the %q grant (%s)", tools.ErrConsentRequired, audience, grant, why)
+	return fmt.Errorf("%w: token audience %s needs the %q grant (%s)", powerautomate.ErrConsentRequired, audience, grant, why)
 }
 
-func (t *TokenSource) redeem(ctx context.Context, p *tools.Principal, key cacheKey) (string, error) {
+func (t *TokenSource) redeem(ctx context.Context, p *powerautomate.Caller, key cacheKey) (string, error) {
 	unlock := t.lockUser(p.UserID)
 	defer unlock()
 	if tok, ok := t.cached(key); ok { // filled while we waited for the lock

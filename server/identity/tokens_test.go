@@ -23,7 +23,6 @@ import (
 	"github.com/flowstudio/mcp/server/identity"
 	"github.com/flowstudio/mcp/server/sealing"
 	"github.com/flowstudio/mcp/server/sealing/sealingtest"
-	"github.com/flowstudio/mcp/tools"
 	"github.com/flowstudio/mcp/tools/powerautomate"
 	"github.com/flowstudio/mcp/tools/powerautomate/sim"
 )
@@ -71,14 +70,14 @@ const connectorScope = "https://apihub.azure.com/user_impersonation"
 
 // consent creates a consented user holding a sealed refresh token, as
 // sign-in (or dev-key) would, and returns the principal of its key.
-func (h *harness) consent(t *testing.T, email string) *tools.Principal {
+func (h *harness) consent(t *testing.T, email string) *powerautomate.Caller {
 	t.Helper()
 	return h.consentWith(t, email, identity.ConsentScopes, nil)
 }
 
 // consentWith is consent with the refresh token's consented scopes (what Entra
 // knows) and the grants of the user record (what FlowStudio knows) chosen apart.
-func (h *harness) consentWith(t *testing.T, email string, scopes, grants []string) *tools.Principal {
+func (h *harness) consentWith(t *testing.T, email string, scopes, grants []string) *powerautomate.Caller {
 	t.Helper()
 	tid, oid := h.sim.UserFor(email)
 	id := cosmos.UserID(tid, oid)
@@ -93,7 +92,7 @@ func (h *harness) consentWith(t *testing.T, email string, scopes, grants []strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &tools.Principal{UserID: u.ID, TenantID: tid, ObjectID: oid, Tier: tools.TierFree, Scope: tools.ScopeFull, KeyGeneration: u.KeyGeneration}
+	return &powerautomate.Caller{UserID: u.ID, TenantID: tid, ObjectID: oid, KeyGeneration: u.KeyGeneration}
 }
 
 func (h *harness) tokenCalls() int {
@@ -138,7 +137,7 @@ func TestTokenCachedUntilShortlyBeforeExpiry(t *testing.T) {
 	h := newHarness(t)
 	h.sim.SetEntraTokenLifetimes(5*time.Minute, time.Hour)
 	p := h.consent(t, "alice@contoso.com")
-	ctx := tools.WithPrincipal(t.Context(), p)
+	ctx := powerautomate.WithCaller(t.Context(), p)
 	first, err := h.ts.Token(ctx, powerautomate.AudienceFlow)
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +165,7 @@ func TestTokenCachedUntilShortlyBeforeExpiry(t *testing.T) {
 	// A new key generation (re-issue, revoke + sign-in) never reuses the cache.
 	p2 := *p
 	p2.KeyGeneration++
-	h.ts.Token(tools.WithPrincipal(t.Context(), &p2), powerautomate.AudienceFlow)
+	h.ts.Token(powerautomate.WithCaller(t.Context(), &p2), powerautomate.AudienceFlow)
 	if n := h.tokenCalls(); n != 3 {
 		t.Fatalf("%d calls, want a redemption for the new generation", n)
 	}
@@ -175,7 +174,7 @@ func TestTokenCachedUntilShortlyBeforeExpiry(t *testing.T) {
 func TestConcurrentCallsRedeemOnce(t *testing.T) {
 	h := newHarness(t)
 	p := h.consentWith(t, "alice@contoso.com", append(slices.Clone(identity.ConsentScopes), connectorScope), []string{identity.GrantConnectors})
-	ctx := tools.WithPrincipal(t.Context(), p)
+	ctx := powerautomate.WithCaller(t.Context(), p)
 	var wg sync.WaitGroup
 	tokens := make([]string, 50)
 	for i := range tokens {
@@ -201,7 +200,7 @@ func TestConcurrentCallsRedeemOnce(t *testing.T) {
 	auds := []string{powerautomate.AudienceFlow, powerautomate.AudiencePowerApps, powerautomate.AudienceAPIHub}
 	p2 := *p
 	p2.KeyGeneration = 7
-	ctx2 := tools.WithPrincipal(t.Context(), &p2)
+	ctx2 := powerautomate.WithCaller(t.Context(), &p2)
 	for i := range 40 {
 		wg.Go(func() {
 			if _, err := h.ts.Token(ctx2, auds[i%len(auds)]); err != nil {
@@ -221,7 +220,7 @@ func TestConcurrentCallsRedeemOnce(t *testing.T) {
 func TestPerAudienceTokensAndRotatedRefreshTokenSaved(t *testing.T) {
 	h := newHarness(t)
 	p := h.consentWith(t, "gary@fabrikam.com", append(slices.Clone(identity.ConsentScopes), connectorScope), []string{identity.GrantConnectors})
-	ctx := tools.WithPrincipal(t.Context(), p)
+	ctx := powerautomate.WithCaller(t.Context(), p)
 	before := h.storedRefreshToken(t, p.UserID)
 	for _, tc := range []struct{ aud, scp string }{
 		{powerautomate.AudienceFlow, "Flows.Read.All Flows.Manage.All Activity.Read.All"},
@@ -255,11 +254,11 @@ func TestPerAudienceTokensAndRotatedRefreshTokenSaved(t *testing.T) {
 func TestInvalidGrantMarksNeedsConsent(t *testing.T) {
 	h := newHarness(t)
 	p := h.consent(t, "bob@contoso.com")
-	ctx := tools.WithPrincipal(t.Context(), p)
+	ctx := powerautomate.WithCaller(t.Context(), p)
 	rt := h.storedRefreshToken(t, p.UserID)
 	h.sim.RevokeRefreshTokens(p.TenantID, p.ObjectID) // an admin revoked the sessions
 	_, err := h.ts.Token(ctx, powerautomate.AudienceFlow)
-	if !errors.Is(err, tools.ErrReconnect) {
+	if !errors.Is(err, powerautomate.ErrReconnect) {
 		t.Fatalf("err %v, want ErrReconnect", err)
 	}
 	u, _ := h.store.GetUser(t.Context(), p.UserID)
@@ -280,7 +279,7 @@ func TestInvalidGrantMarksNeedsConsent(t *testing.T) {
 	}
 	// From now on: reconnect, without asking Entra again.
 	calls := h.tokenCalls()
-	if _, err := h.ts.Token(ctx, powerautomate.AudiencePowerApps); !errors.Is(err, tools.ErrReconnect) {
+	if _, err := h.ts.Token(ctx, powerautomate.AudiencePowerApps); !errors.Is(err, powerautomate.ErrReconnect) {
 		t.Fatal(err)
 	}
 	if h.tokenCalls() != calls {
@@ -291,7 +290,7 @@ func TestInvalidGrantMarksNeedsConsent(t *testing.T) {
 func TestRevokedOrMissingTokenAsksToReconnect(t *testing.T) {
 	h := newHarness(t)
 	p := h.consent(t, "alice@contoso.com")
-	if _, err := h.ts.Token(tools.WithPrincipal(t.Context(), p), powerautomate.AudienceFlow); err != nil {
+	if _, err := h.ts.Token(powerautomate.WithCaller(t.Context(), p), powerautomate.AudienceFlow); err != nil {
 		t.Fatal(err)
 	}
 	u, err := identity.Revoke(t.Context(), h.store, p.UserID)
@@ -303,20 +302,20 @@ func TestRevokedOrMissingTokenAsksToReconnect(t *testing.T) {
 	}
 	p2 := *p
 	p2.KeyGeneration = u.KeyGeneration
-	if _, err := h.ts.Token(tools.WithPrincipal(t.Context(), &p2), powerautomate.AudienceFlow); !errors.Is(err, tools.ErrReconnect) {
+	if _, err := h.ts.Token(powerautomate.WithCaller(t.Context(), &p2), powerautomate.AudienceFlow); !errors.Is(err, powerautomate.ErrReconnect) {
 		t.Fatalf("revoked: %v", err)
 	}
-	if _, err := h.ts.Token(t.Context(), powerautomate.AudienceFlow); !errors.Is(err, tools.ErrReconnect) {
+	if _, err := h.ts.Token(t.Context(), powerautomate.AudienceFlow); !errors.Is(err, powerautomate.ErrReconnect) {
 		t.Fatalf("no principal: %v", err)
 	}
-	ghost := &tools.Principal{UserID: "t.nobody", TenantID: "t", ObjectID: "nobody"}
-	if _, err := h.ts.Token(tools.WithPrincipal(t.Context(), ghost), powerautomate.AudienceFlow); !errors.Is(err, tools.ErrReconnect) {
+	ghost := &powerautomate.Caller{UserID: "t.nobody", TenantID: "t", ObjectID: "nobody"}
+	if _, err := h.ts.Token(powerautomate.WithCaller(t.Context(), ghost), powerautomate.AudienceFlow); !errors.Is(err, powerautomate.ErrReconnect) {
 		t.Fatalf("unknown user: %v", err)
 	}
 	// A consented user whose token is gone (an interrupted write) also reconnects.
 	q := h.consent(t, "carol@contoso.com")
 	h.store.UpdateUser(t.Context(), q.UserID, func(u *cosmos.User) error { u.SealedRefreshToken, u.SealKeyVersion = nil, ""; return nil })
-	if _, err := h.ts.Token(tools.WithPrincipal(t.Context(), q), powerautomate.AudienceFlow); !errors.Is(err, tools.ErrReconnect) {
+	if _, err := h.ts.Token(powerautomate.WithCaller(t.Context(), q), powerautomate.AudienceFlow); !errors.Is(err, powerautomate.ErrReconnect) {
 		t.Fatalf("missing token: %v", err)
 	}
 }
@@ -339,14 +338,14 @@ func TestTransientTokenEndpointFailureIsRetried(t *testing.T) {
 	h := newHarness(t)
 	p := h.consent(t, "alice@contoso.com")
 	h.sim.InjectFault(sim.FaultMatch{PathContains: "/oauth2/v2.0/token", Count: 1}, sim.Fault{Status: 503})
-	if _, err := h.ts.Token(tools.WithPrincipal(t.Context(), p), powerautomate.AudienceFlow); err != nil {
+	if _, err := h.ts.Token(powerautomate.WithCaller(t.Context(), p), powerautomate.AudienceFlow); err != nil {
 		t.Fatal(err)
 	}
 	h.sim.InjectFault(sim.FaultMatch{PathContains: "/oauth2/v2.0/token"}, sim.Fault{Status: 503})
 	defer h.sim.ClearFaults()
-	_, err := h.ts.Token(tools.WithPrincipal(t.Context(), p), powerautomate.AudiencePowerApps)
+	_, err := h.ts.Token(powerautomate.WithCaller(t.Context(), p), powerautomate.AudiencePowerApps)
 	var ee *identity.EntraError
-	if !errors.As(err, &ee) || ee.Status != 503 || errors.Is(err, tools.ErrReconnect) {
+	if !errors.As(err, &ee) || ee.Status != 503 || errors.Is(err, powerautomate.ErrReconnect) {
 		t.Fatalf("err %v", err)
 	}
 	if u, _ := h.store.GetUser(t.Context(), p.UserID); u.Consent != cosmos.ConsentGranted {
@@ -358,9 +357,9 @@ func TestWrongClientSecretIsNotTheUsersFault(t *testing.T) {
 	h := newHarness(t)
 	p := h.consent(t, "alice@contoso.com")
 	ts, _ := identity.NewTokenSource(identity.Config{Authority: h.srv.URL + sim.EntraPath, ClientID: sim.DevClientID, ClientSecret: "wrong"}, h.store, h.sealer)
-	_, err := ts.Token(tools.WithPrincipal(t.Context(), p), powerautomate.AudienceFlow)
+	_, err := ts.Token(powerautomate.WithCaller(t.Context(), p), powerautomate.AudienceFlow)
 	var ee *identity.EntraError
-	if !errors.As(err, &ee) || ee.Code != "invalid_client" || errors.Is(err, tools.ErrReconnect) {
+	if !errors.As(err, &ee) || ee.Code != "invalid_client" || errors.Is(err, powerautomate.ErrReconnect) {
 		t.Fatalf("err %v", err)
 	}
 	if u, _ := h.store.GetUser(t.Context(), p.UserID); u.Consent != cosmos.ConsentGranted {
@@ -372,11 +371,13 @@ func TestCallerGivingUpDoesNotFailOthers(t *testing.T) {
 	h := newHarness(t)
 	p := h.consent(t, "alice@contoso.com")
 	h.sim.InjectFault(sim.FaultMatch{PathContains: "/oauth2/v2.0/token", Count: 1}, sim.Fault{Delay: 300 * time.Millisecond})
-	short, cancel := context.WithTimeout(tools.WithPrincipal(t.Context(), p), 50*time.Millisecond)
+	short, cancel := context.WithTimeout(powerautomate.WithCaller(t.Context(), p), 50*time.Millisecond)
 	defer cancel()
 	var wg sync.WaitGroup
 	var patientErr error
-	wg.Go(func() { _, patientErr = h.ts.Token(tools.WithPrincipal(t.Context(), p), powerautomate.AudienceFlow) })
+	wg.Go(func() {
+		_, patientErr = h.ts.Token(powerautomate.WithCaller(t.Context(), p), powerautomate.AudienceFlow)
+	})
 	if _, err := h.ts.Token(short, powerautomate.AudienceFlow); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("impatient caller: %v", err)
 	}
@@ -404,7 +405,7 @@ func TestScopesFor(t *testing.T) {
 
 func TestResealAfterRotation(t *testing.T) {
 	h := newHarness(t)
-	ps := []*tools.Principal{h.consent(t, "a1@contoso.com"), h.consent(t, "a2@contoso.com"), h.consent(t, "a3@fabrikam.com")}
+	ps := []*powerautomate.Caller{h.consent(t, "a1@contoso.com"), h.consent(t, "a2@contoso.com"), h.consent(t, "a3@fabrikam.com")}
 	identity.Revoke(t.Context(), h.store, ps[2].UserID) // no token left to re-seal
 	before := h.storedRefreshToken(t, ps[0].UserID)
 	v2, err := h.sealer.Rotate(t.Context())
@@ -428,7 +429,7 @@ func TestResealAfterRotation(t *testing.T) {
 		t.Fatalf("second run: %+v", res)
 	}
 	// And the re-sealed tokens still redeem.
-	if _, err := h.ts.Token(tools.WithPrincipal(t.Context(), ps[0]), powerautomate.AudienceFlow); err != nil {
+	if _, err := h.ts.Token(powerautomate.WithCaller(t.Context(), ps[0]), powerautomate.AudienceFlow); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -480,7 +481,7 @@ func TestFederatedCredentialInsteadOfSecret(t *testing.T) {
 	}
 	// The stand-in knows secrets only: it refuses the assertion as Entra refuses a
 	// wrong credential, and the user keeps their consent.
-	_, err = ts.Token(tools.WithPrincipal(t.Context(), p), powerautomate.AudienceFlow)
+	_, err = ts.Token(powerautomate.WithCaller(t.Context(), p), powerautomate.AudienceFlow)
 	var ee *identity.EntraError
 	if !errors.As(err, &ee) || ee.Code != "invalid_client" {
 		t.Fatalf("err %v", err)
@@ -515,10 +516,10 @@ func TestConnectorAudienceNeedsTheGrant(t *testing.T) {
 	// Entra would even allow it (the scope is consented there): FlowStudio's record
 	// decides, so nothing is redeemed the user did not grant here.
 	p := h.consentWith(t, "alice@contoso.com", append(slices.Clone(identity.ConsentScopes), connectorScope), nil)
-	ctx := tools.WithPrincipal(t.Context(), p)
+	ctx := powerautomate.WithCaller(t.Context(), p)
 	for _, aud := range []string{powerautomate.AudienceAPIHub, "https://apihub.azure.com/", powerautomate.AudiencePowerPlatform} {
 		_, err := h.ts.Token(ctx, aud)
-		if !errors.Is(err, tools.ErrConsentRequired) || errors.Is(err, tools.ErrReconnect) {
+		if !errors.Is(err, powerautomate.ErrConsentRequired) || errors.Is(err, powerautomate.ErrReconnect) {
 			t.Fatalf("%s without the grant: %v, want ErrConsentRequired", aud, err)
 		}
 	}
@@ -542,7 +543,7 @@ func TestConnectorAudienceNeedsTheGrant(t *testing.T) {
 	if aud, scp := audienceOf(t, tok); aud != powerautomate.AudienceAPIHub || scp != "user_impersonation" {
 		t.Fatalf("token aud %s scp %q", aud, scp)
 	}
-	if _, err := h.ts.Token(ctx, powerautomate.AudiencePowerPlatform); !errors.Is(err, tools.ErrConsentRequired) {
+	if _, err := h.ts.Token(ctx, powerautomate.AudiencePowerPlatform); !errors.Is(err, powerautomate.ErrConsentRequired) {
 		t.Fatalf("an audience no grant covers: %v", err)
 	}
 	if u, _ := h.store.GetUser(t.Context(), p.UserID); u.Consent != cosmos.ConsentGranted || !identity.HasGrant(u, identity.GrantConnectors) {
@@ -558,9 +559,9 @@ func TestConnectorAudienceNeedsTheGrant(t *testing.T) {
 func TestConsentMissingAtEntraDropsOnlyTheGrant(t *testing.T) {
 	h := newHarness(t)
 	p := h.consentWith(t, "bob@contoso.com", identity.ConsentScopes, []string{identity.GrantConnectors})
-	ctx := tools.WithPrincipal(t.Context(), p)
+	ctx := powerautomate.WithCaller(t.Context(), p)
 	_, err := h.ts.Token(ctx, powerautomate.AudienceAPIHub)
-	if !errors.Is(err, tools.ErrConsentRequired) || errors.Is(err, tools.ErrReconnect) {
+	if !errors.Is(err, powerautomate.ErrConsentRequired) || errors.Is(err, powerautomate.ErrReconnect) {
 		t.Fatalf("err %v, want ErrConsentRequired", err)
 	}
 	u, _ := h.store.GetUser(t.Context(), p.UserID)
@@ -582,7 +583,7 @@ func TestConsentMissingAtEntraDropsOnlyTheGrant(t *testing.T) {
 	}
 	// Next time: refused before Entra is asked.
 	calls := h.tokenCalls()
-	if _, err := h.ts.Token(ctx, powerautomate.AudienceAPIHub); !errors.Is(err, tools.ErrConsentRequired) || h.tokenCalls() != calls {
+	if _, err := h.ts.Token(ctx, powerautomate.AudienceAPIHub); !errors.Is(err, powerautomate.ErrConsentRequired) || h.tokenCalls() != calls {
 		t.Fatalf("second call: %v, %d token calls", err, h.tokenCalls()-calls)
 	}
 }

@@ -380,9 +380,9 @@ func (m *Meter) Close(ctx context.Context) error {
 	return m.Flush(ctx)
 }
 
-func (m *Meter) refusal(tier tools.Tier, limit string, resets time.Time) *tools.ToolError {
+func (m *Meter) refusal(tier cosmos.Tier, limit string, resets time.Time) *tools.ToolError {
 	next := fmt.Sprintf("wait until %s, or upgrade your plan for higher limits at %s", resets.Format(time.RFC3339), m.o.DashboardURL)
-	if tier == tools.TierTeam {
+	if tier == cosmos.TierTeam {
 		next = fmt.Sprintf("wait until %s; for higher limits on the team plan, contact us (report_bug works past quota) or see %s",
 			resets.Format(time.RFC3339), m.o.DashboardURL)
 	}
@@ -393,7 +393,7 @@ func (m *Meter) refusal(tier tools.Tier, limit string, resets time.Time) *tools.
 	}
 }
 
-func (m *Meter) metaRefusal(tier tools.Tier, perMinute int64, resets time.Time) *tools.ToolError {
+func (m *Meter) metaRefusal(tier cosmos.Tier, perMinute int64, resets time.Time) *tools.ToolError {
 	return &tools.ToolError{
 		Message: fmt.Sprintf("rate limit: the %s plan allows %d calls of tool_search, list_skills and report_bug per minute; it resets at %s (UTC)",
 			tier, perMinute, resets.Format("2006-01-02 15:04:05")),

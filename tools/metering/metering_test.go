@@ -165,9 +165,8 @@ func mustOpenEmbedded(t *testing.T, dir string) *cosmos.Store {
 	return s
 }
 
-func principal(user string, tier tools.Tier) *tools.Principal {
-	return &tools.Principal{UserID: "tenant." + user, TenantID: "tenant", ObjectID: user,
-		EmailHash: "0123456789abcdef" + fmt.Sprintf("%x", user), Tier: tier, Scope: tools.ScopeFull}
+func principal(user string, tier cosmos.Tier) *tools.Principal {
+	return &tools.Principal{Caller: powerautomate.Caller{UserID: "tenant." + user, TenantID: "tenant", ObjectID: user, EmailHash: "0123456789abcdef" + fmt.Sprintf("%x", user)}, Tier: tier, Scope: tools.ScopeFull}
 }
 
 // TestMeteringLineFields asserts the exact key set of metering lines, with and
@@ -182,7 +181,7 @@ func TestMeteringLineFields(t *testing.T) {
 	}
 	store := mustOpenEmbedded(t, t.TempDir())
 	h := newHarness(t, store, metering.DefaultQuotas, &tools.Env{PA: pa, DashboardURL: "https://fs.example/dashboard"})
-	p := principal("alice", tools.TierPro)
+	p := principal("alice", cosmos.TierPro)
 
 	if r := h.call(t, p, "list_live_environments", map[string]any{}); r.IsError {
 		t.Fatalf("list_live_environments: %s", r.Text)
@@ -240,7 +239,7 @@ func TestQuotaRefusal(t *testing.T) {
 	h := newHarness(t, store, quotas, nil)
 
 	t.Run("per minute", func(t *testing.T) {
-		p := principal("minute", tools.TierFree)
+		p := principal("minute", cosmos.TierFree)
 		for i := range 2 {
 			if r := h.call(t, p, "count_me", map[string]any{}); r.IsError {
 				t.Fatalf("call %d: %s", i, r.Text)
@@ -262,7 +261,7 @@ func TestQuotaRefusal(t *testing.T) {
 		}
 	})
 	t.Run("per day on the team plan", func(t *testing.T) {
-		p := principal("day", tools.TierTeam)
+		p := principal("day", cosmos.TierTeam)
 		for range 4 {
 			h.call(t, p, "count_me", map[string]any{})
 		}
@@ -284,7 +283,7 @@ func TestQuotaRefusal(t *testing.T) {
 		}
 	})
 	t.Run("meta tools work past quota and are not counted", func(t *testing.T) {
-		p := principal("meta", tools.TierFree)
+		p := principal("meta", cosmos.TierFree)
 		for range 2 {
 			h.call(t, p, "count_me", map[string]any{})
 		}
@@ -319,7 +318,7 @@ func (failingStore) IncrementUsage(context.Context, string, cosmos.Period, time.
 
 func TestStoreFailureFailsClosed(t *testing.T) {
 	h := newHarness(t, failingStore{}, metering.DefaultQuotas, nil)
-	p := principal("x", tools.TierPro)
+	p := principal("x", cosmos.TierPro)
 	// Counting is off the call's path: the first call runs, its count waits.
 	if r := h.call(t, p, "count_me", map[string]any{}); r.IsError {
 		t.Fatalf("first call: %s", r.Text)
@@ -361,7 +360,7 @@ func TestNoStoreRoundTripOnTheCallPath(t *testing.T) {
 	store := &countingStore{Store: mustOpenEmbedded(t, t.TempDir())}
 	quotas := metering.Quotas{Free: metering.Quota{PerDay: 5, PerMinute: 5}}
 	h := newHarness(t, store, quotas, nil)
-	p := principal("rt", tools.TierFree)
+	p := principal("rt", cosmos.TierFree)
 	admitted := 0
 	for range 7 { // five admitted, two refused
 		if r := h.call(t, p, "count_me", map[string]any{}); !r.IsError {
@@ -425,7 +424,7 @@ func TestOvershootBound(t *testing.T) {
 					for _, s := range stores {
 						replicas = append(replicas, newHarness(t, s, quotas, nil))
 					}
-					p := principal("bound"+rand.Text()[:6], tools.TierPro)
+					p := principal("bound"+rand.Text()[:6], cosmos.TierPro)
 					limit := min(tc.q.PerDay, tc.q.PerMinute)
 					admitted, worstRound := int64(0), int64(0)
 					for round := 0; round < 100; round++ {
@@ -485,7 +484,7 @@ func TestOvershootBoundConcurrent(t *testing.T) {
 	for range 3 {
 		replicas = append(replicas, newHarnessFlushing(t, mustOpenEmbedded(t, dir), quotas, nil, 20*time.Millisecond))
 	}
-	p := principal("conc"+rand.Text()[:6], tools.TierPro)
+	p := principal("conc"+rand.Text()[:6], cosmos.TierPro)
 	var admitted atomic.Int64
 	var wg sync.WaitGroup
 	for i := range 32 {
@@ -522,7 +521,7 @@ func TestWindowRollover(t *testing.T) {
 	store := mustOpenEmbedded(t, t.TempDir())
 	q := metering.Quota{PerDay: 100, PerMinute: 2}
 	h := newHarness(t, store, metering.Quotas{Free: q, Pro: q, Team: q}, nil)
-	p := principal("roll", tools.TierFree)
+	p := principal("roll", cosmos.TierFree)
 	for range 3 {
 		h.call(t, p, "count_me", map[string]any{})
 	}
@@ -545,7 +544,7 @@ func TestMetaRate(t *testing.T) {
 	q := metering.Quota{PerDay: 1, PerMinute: 3}
 	store := &countingStore{Store: mustOpenEmbedded(t, t.TempDir())}
 	h := newHarness(t, store, metering.Quotas{Free: q, Pro: q, Team: q}, nil)
-	p := principal("meta", tools.TierFree)
+	p := principal("meta", cosmos.TierFree)
 	for i := range 3 {
 		if r := h.call(t, p, "list_skills", map[string]any{}); r.IsError {
 			t.Fatalf("meta call %d: %s", i, r.Text)
@@ -557,7 +556,7 @@ func TestMetaRate(t *testing.T) {
 			t.Errorf("refusal %q lacks %q", r.Text, want)
 		}
 	}
-	if r := h.call(t, principal("other", tools.TierFree), "list_skills", map[string]any{}); r.IsError {
+	if r := h.call(t, principal("other", cosmos.TierFree), "list_skills", map[string]any{}); r.IsError {
 		t.Fatalf("another user is limited too: %s", r.Text)
 	}
 	h.advance(time.Minute)
@@ -630,7 +629,7 @@ func BenchmarkAdmit(b *testing.B) {
 	defer store.Close()
 	m := metering.New(metering.Options{Store: store, Quotas: metering.Quotas{Free: metering.Quota{PerDay: 1 << 40, PerMinute: 1 << 40}}})
 	defer m.Close(context.Background())
-	p := principal("bench", tools.TierFree)
+	p := principal("bench", cosmos.TierFree)
 	tool := countMe()
 	ctx := context.Background()
 	b.ReportAllocs()

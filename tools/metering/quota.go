@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/flowstudio/mcp/cosmos"
-	"github.com/flowstudio/mcp/tools"
 )
 
 // Quota is a plan's allowance of counted tool calls.
@@ -30,11 +29,11 @@ var DefaultQuotas = Quotas{
 }
 
 // For returns the quota of a plan; an unknown plan gets Free's.
-func (q Quotas) For(t tools.Tier) Quota {
+func (q Quotas) For(t cosmos.Tier) Quota {
 	switch t {
-	case tools.TierPro:
+	case cosmos.TierPro:
 		return q.Pro
-	case tools.TierTeam:
+	case cosmos.TierTeam:
 		return q.Team
 	}
 	return q.Free
@@ -77,7 +76,7 @@ type Usage struct {
 // UsageToday reads the user's counters (two point reads) for the dashboard.
 // Used counts never exceed the limits shown: refused calls are not counted,
 // but a count may pass its limit for the instant of one refusal.
-func UsageToday(ctx context.Context, store Store, quotas Quotas, userID string, tier tools.Tier, now time.Time) (Usage, error) {
+func UsageToday(ctx context.Context, store Store, quotas Quotas, userID string, tier cosmos.Tier, now time.Time) (Usage, error) {
 	q := quotas.For(tier)
 	day, err := store.Usage(ctx, userID, cosmos.PerDay, now)
 	if err != nil {

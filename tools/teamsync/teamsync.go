@@ -32,7 +32,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/flowstudio/mcp/cosmos"
-	"github.com/flowstudio/mcp/tools"
 	"github.com/flowstudio/mcp/tools/powerautomate"
 	"github.com/flowstudio/mcp/tools/teamcache"
 )
@@ -282,7 +281,7 @@ func ErrorKind(err error) string {
 	switch {
 	case err == nil:
 		return ""
-	case errors.Is(err, tools.ErrReconnect):
+	case errors.Is(err, powerautomate.ErrReconnect):
 		return "reconnect"
 	case errors.As(err, &api):
 		return fmt.Sprintf("upstream_%d", api.Status)
@@ -311,9 +310,9 @@ func ErrorKind(err error) string {
 // syncUser reads as the user, then writes. The reads have the user's budget; the
 // writes their own bound, so that a budget spent upstream still saves what was read.
 func (s *Syncer) syncUser(ctx context.Context, u *cosmos.User, started time.Time) (*teamcache.SyncState, error) {
-	p := &tools.Principal{UserID: u.ID, TenantID: u.TenantID, ObjectID: u.ObjectID, EmailHash: u.EmailHash,
-		KeyGeneration: u.KeyGeneration, Tier: tools.TierTeam, Scope: tools.ScopeRead}
-	readCtx, cancel := context.WithTimeout(tools.WithPrincipal(ctx, p), s.o.UserBudget)
+	as := &powerautomate.Caller{UserID: u.ID, TenantID: u.TenantID, ObjectID: u.ObjectID, EmailHash: u.EmailHash,
+		KeyGeneration: u.KeyGeneration}
+	readCtx, cancel := context.WithTimeout(powerautomate.WithCaller(ctx, as), s.o.UserBudget)
 	snap, readErr := s.read(readCtx, started)
 	cancel()
 

@@ -25,7 +25,6 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/flowstudio/mcp/cosmos"
-	"github.com/flowstudio/mcp/tools"
 	"github.com/flowstudio/mcp/tools/powerautomate"
 	"github.com/flowstudio/mcp/tools/powerautomate/sim"
 	"github.com/flowstudio/mcp/tools/teamcache"
@@ -50,15 +49,15 @@ type principalTokens struct {
 	// fail makes the token source refuse a user with this error.
 	fail map[string]error
 	// seen are the principals tokens were asked for.
-	seen []tools.Principal
+	seen []powerautomate.Caller
 	// hook runs on every call (before the token is minted).
-	hook func(p *tools.Principal)
+	hook func(p *powerautomate.Caller)
 }
 
 func (pt *principalTokens) Token(ctx context.Context, audience string) (string, error) {
-	p := tools.PrincipalFrom(ctx)
+	p := powerautomate.CallerFrom(ctx)
 	if p == nil {
-		return "", tools.ErrReconnect
+		return "", powerautomate.ErrReconnect
 	}
 	pt.mu.Lock()
 	pt.seen = append(pt.seen, *p)
@@ -235,9 +234,9 @@ func testSyncFills(t *testing.T, h *harness) {
 			t.Errorf("%s (%s, %s) got %d cache items", u.ID, u.Tier, u.Consent, len(items))
 		}
 	}
-	// Tokens were asked only for team users with consent, as themselves, read-only.
+	// Tokens were asked only for team users with consent, as themselves.
 	for _, p := range h.tokens.seen {
-		if p.UserID != alice.ID && p.UserID != carol.ID || p.Tier != tools.TierTeam || p.Scope != tools.ScopeRead || p.KeyGeneration != 1 {
+		if p.UserID != alice.ID && p.UserID != carol.ID || p.TenantID+"."+p.ObjectID != p.UserID || p.KeyGeneration != 1 {
 			t.Fatalf("token asked for %+v", p)
 		}
 	}
@@ -429,7 +428,7 @@ func TestSyncStoresNoPayloads(t *testing.T) {
 	h := newHarness(t)
 	alice := h.user(t, "alice@contoso.com", cosmos.TierTeam, cosmos.ConsentGranted)
 	const defCanary, runCanary = "CANARY-definition-8f3a9c", "CANARY-payload-51e7d2"
-	ctx := tools.WithPrincipal(t.Context(), &tools.Principal{UserID: alice.ID, TenantID: alice.TenantID, ObjectID: alice.ObjectID})
+	ctx := powerautomate.WithCaller(t.Context(), &powerautomate.Caller{UserID: alice.ID, TenantID: alice.TenantID, ObjectID: alice.ObjectID})
 	def := json.RawMessage(`{"$schema":"https://schema.management.azure.com/providers/Microsoft.Logic/schemas/2016-06-01/workflowdefinition.json#",
 "contentVersion":"1.0.0.0","parameters":{},"triggers":{"manual":{"type":"Request","kind":"Http","inputs":{"schema":{"type":"object"}}}},
 "actions":{"Compose_secret":{"type":"Compose","runAfter":{},"inputs":{"note":"` + defCanary + `","echo":"@triggerBody()"}}},"outputs":{}}`)
@@ -487,7 +486,7 @@ func TestOneFailingUserDoesNotStopTheOthers(t *testing.T) {
 	h := newHarness(t)
 	alice := h.user(t, "alice@contoso.com", cosmos.TierTeam, cosmos.ConsentGranted)
 	erin := h.user(t, "erin@contoso.com", cosmos.TierTeam, cosmos.ConsentGranted)
-	h.tokens.fail[erin.ID] = tools.ErrReconnect
+	h.tokens.fail[erin.ID] = powerautomate.ErrReconnect
 	rep, err := h.syncer(t, Options{}).Run(t.Context(), "")
 	if err != nil || rep != (Report{Synced: 1, Failed: 1}) {
 		t.Fatalf("%+v %v", rep, err)
@@ -588,7 +587,7 @@ func TestUserLeavingTheTeamPlanDuringSync(t *testing.T) {
 	h := newHarness(t)
 	alice := h.user(t, "alice@contoso.com", cosmos.TierTeam, cosmos.ConsentGranted)
 	var once sync.Once
-	h.tokens.hook = func(*tools.Principal) {
+	h.tokens.hook = func(*powerautomate.Caller) {
 		once.Do(func() {
 			if _, err := h.store.UpdateUser(context.Background(), alice.ID, func(u *cosmos.User) error { u.Tier = cosmos.TierPro; return nil }); err != nil {
 				t.Error(err)
@@ -651,7 +650,7 @@ func TestComputeStats(t *testing.T) {
 func TestErrorKindNamesNoMessage(t *testing.T) {
 	t.Parallel()
 	for err, want := range map[error]string{
-		tools.ErrReconnect: "reconnect",
+		powerautomate.ErrReconnect: "reconnect",
 		&powerautomate.APIError{Status: 403, Code: "EnvironmentAccessDenied", Message: "secret"}: "upstream_403",
 		context.DeadlineExceeded: "timeout",
 		cosmos.ErrThrottled:      "store_throttled",
