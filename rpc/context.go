@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"encoding/json"
+	"sync/atomic"
 )
 
 type ctxKey int
@@ -36,6 +37,9 @@ type Call struct {
 	progressToken json.RawMessage
 	stream        *sseStream // nil when answering as plain JSON
 	lastProgress  float64
+	// cancelled is set when the client sent notifications/cancelled for this call:
+	// its context is cancelled and no response is sent.
+	cancelled atomic.Bool
 }
 
 // CallFrom returns the call being served; nil outside a method.
@@ -44,12 +48,20 @@ func CallFrom(ctx context.Context) *Call {
 	return c
 }
 
+// Reporting says whether Progress would send anything for this call: the client
+// gave a progress token and the answer is a stream. Handlers check it once, so that
+// a call without a token does no progress bookkeeping at all.
+func Reporting(ctx context.Context) bool {
+	c := CallFrom(ctx)
+	return c != nil && c.stream != nil && c.progressToken != nil
+}
+
 // Progress sends notifications/progress on the request's SSE stream when the client
 // gave a progress token. progress must increase; stale values are dropped, as the spec
 // requires progress to grow with every notification.
 func Progress(ctx context.Context, progress, total float64, message string) {
 	c := CallFrom(ctx)
-	if c == nil || c.stream == nil || c.progressToken == nil || progress <= c.lastProgress {
+	if c == nil || c.stream == nil || c.progressToken == nil || progress <= c.lastProgress || c.cancelled.Load() {
 		return
 	}
 	c.lastProgress = progress

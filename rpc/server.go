@@ -63,6 +63,7 @@ type Server struct {
 	capabilities map[string]any
 	sessions     sessionCodec
 	log          *zap.Logger
+	inflight     inflight // streamed calls, for notifications/cancelled
 }
 
 // NewServer returns a server answering initialize, ping, logging/setLevel and
@@ -166,6 +167,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) *httpError {
 		return &httpError{status: http.StatusBadRequest, err: rpcErr, id: id}
 	}
 	if msg.IsResponse || msg.Notif {
+		if msg.Notif && msg.Method == "notifications/cancelled" {
+			s.cancelled(r, msg)
+		}
 		w.WriteHeader(http.StatusAccepted)
 		return nil
 	}
@@ -304,15 +308,20 @@ func (s *Server) serveOne(w http.ResponseWriter, r *http.Request, version string
 	}
 	ctx, cancel := s.callContext(r, version, msg, stream)
 	defer cancel()
-	if c := CallFrom(ctx); c != nil {
-		c.progressToken = token
-	}
+	call := CallFrom(ctx)
+	call.progressToken = token
 
 	if msg.Method == "initialize" {
 		s.initialize(ctx, w, msg, stream)
 		return
 	}
+	if stream != nil {
+		defer s.track(s.cancelKey(r, msg.RawID), call, cancel)()
+	}
 	out := s.dispatch(ctx, msg)
+	if call.cancelled.Load() {
+		return // cancelled by the client: the stream ends without a response
+	}
 	if isStateless(version) {
 		out = markComplete(out)
 	}

@@ -97,7 +97,8 @@ func listLiveFlows() *Tool {
 		}
 		search := strings.ToLower(strings.TrimSpace(in.Search))
 		out := flowsOut{Flows: []flowRow{}}
-		for range searchPages {
+		progress := newPageProgress(ctx, "matching flows")
+		for n := 1; n <= searchPages; n++ {
 			page, err := env.PA.ListFlows(ctx, in.EnvironmentName, powerautomate.ListFlowsOptions{
 				Admin: in.Mode == "admin", Top: in.PageSize, NextLink: next,
 			})
@@ -115,6 +116,7 @@ func listLiveFlows() *Tool {
 			if search == "" || next == "" || len(out.Flows) >= in.PageSize {
 				break
 			}
+			progress.page(n, searchPages, len(out.Flows))
 		}
 		out.NextCursor = linkCursor(next)
 		return out, nil

@@ -102,7 +102,8 @@ func getLiveFlowRuns() *Tool {
 		}
 		filtered := in.Status != "" || !since.IsZero() || !until.IsZero()
 		out := runsOut{Runs: []runRow{}}
-		for range searchPages {
+		progress := newPageProgress(ctx, "runs")
+		for n := 1; n <= searchPages; n++ {
 			page, err := env.PA.ListRuns(ctx, in.ref(), powerautomate.ListRunsOptions{
 				Status: in.Status, StartFrom: since, StartTo: until, Top: in.PageSize, NextLink: next,
 			})
@@ -118,6 +119,7 @@ func getLiveFlowRuns() *Tool {
 			if !filtered || next == "" || len(out.Runs) >= in.PageSize {
 				break
 			}
+			progress.page(n, searchPages, len(out.Runs))
 		}
 		out.NextCursor = linkCursor(next)
 		return out, nil
@@ -753,6 +755,7 @@ func cancelLiveFlowRun() *Tool {
 type resubmitIn struct {
 	runArgs
 	TriggerName string `json:"triggerName"`
+	WaitSeconds int    `json:"waitSeconds"`
 }
 
 type newRunOut struct {
@@ -760,12 +763,23 @@ type newRunOut struct {
 	ResubmittedFrom string        `json:"resubmittedFrom,omitempty"`
 	TriggerName     string        `json:"triggerName"`
 	Response        *contentPiece `json:"response,omitempty"`
-	Next            string        `json:"next"`
+	// With waitSeconds: the run as last read.
+	Status        string `json:"status,omitempty"`
+	Finished      *bool  `json:"finished,omitempty"`
+	End           string `json:"end,omitempty"`
+	DurationMs    int64  `json:"durationMs,omitempty"`
+	ErrorCode     string `json:"errorCode,omitempty"`
+	WaitedSeconds *int   `json:"waitedSeconds,omitempty"`
+	Next          string `json:"next"`
 }
 
 const newRunOutputSchema = `{"type":"object","required":["triggerName","next"],"properties":{
 "runName":{"type":"string","description":"The new run, when the service reported it."},"resubmittedFrom":{"type":"string"},
-"triggerName":{"type":"string"},"response":` + contentPieceSchema + `,"next":{"type":"string"}}}`
+"triggerName":{"type":"string"},"response":` + contentPieceSchema + `,
+"status":{"type":"string","description":"With waitSeconds: the run's status when the wait ended."},
+"finished":{"type":"boolean","description":"With waitSeconds: whether the run finished within the wait."},
+"end":{"type":"string"},"durationMs":{"type":"integer"},"errorCode":{"type":"string"},
+"waitedSeconds":{"type":"integer","description":"With waitSeconds: how long the call waited."},"next":{"type":"string"}}}`
 
 func resubmitLiveFlowRun() *Tool {
 	return Define(Tool{
@@ -774,14 +788,16 @@ func resubmitLiveFlowRun() *Tool {
 		Description: "Runs a flow again with the trigger data of a past run (typically a failed one, after fixing the " +
 			"flow with update_live_flow) and returns the new run's name. The run uses the flow's current definition. " +
 			"The trigger name is taken from the run when left out. Next: get_live_flow_runs (the new run is first) " +
-			"or get_live_flow_run_error with the new runName.",
+			"or get_live_flow_run_error with the new runName. With waitSeconds it waits for the new run to finish (at most " +
+			"100 s) and returns its status.",
 		Kind:  Write,
 		Group: Live,
 		Input: json.RawMessage(`{"type":"object","required":["environmentName","flowName","runName"],"additionalProperties":false,"properties":{
 "environmentName":` + environmentNameSchema + `,
 "flowName":` + flowNameSchema + `,
 "runName":` + strings.Replace(runNameSchema, `"description":"`, `"description":"The run to resubmit. `, 1) + `,
-"triggerName":` + triggerNameSchema + `}}`),
+"triggerName":` + triggerNameSchema + `,
+"waitSeconds":` + waitSchema + `}}`),
 		Output: json.RawMessage(newRunOutputSchema),
 	}, func(ctx context.Context, env *Env, in resubmitIn) (newRunOut, error) {
 		ref := in.ref()
@@ -799,8 +815,26 @@ func resubmitLiveFlowRun() *Tool {
 		if err != nil {
 			return newRunOut{}, err
 		}
-		return newRunOut{RunName: name, ResubmittedFrom: in.RunName, TriggerName: trigger, Next: pollHint(name)}, nil
+		out := newRunOut{RunName: name, ResubmittedFrom: in.RunName, TriggerName: trigger, Next: pollHint(name)}
+		return out, waitFor(ctx, env, ref, &out, in.WaitSeconds)
 	})
+}
+
+// waitFor waits for a new run when asked to (seconds > 0) and fills its outcome in.
+func waitFor(ctx context.Context, env *Env, ref powerautomate.FlowRef, out *newRunOut, seconds int) error {
+	if seconds <= 0 {
+		return nil
+	}
+	if out.RunName == "" {
+		out.Next = "cannot wait: " + pollHint("")
+		return nil
+	}
+	w, err := awaitRun(ctx, env, ref, out.RunName, seconds)
+	if err != nil {
+		return err
+	}
+	out.withWait(w, seconds)
+	return nil
 }
 
 // pollHint tells the agent how to follow a new run.

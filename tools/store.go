@@ -168,7 +168,8 @@ func scan[T any](ctx context.Context, c *storeCall, kind, cursor string, pageSiz
 		}
 	}
 	rows := []T{}
-	for range storeScanPages {
+	progress := newPageProgress(ctx, "matching rows")
+	for page := 1; page <= storeScanPages; page++ {
 		items, next, err := c.cache.ListCacheItems(ctx, c.userID, cosmos.CacheFilter{Kind: kind},
 			cosmos.PageRequest{Size: storeScanSize, Token: pos.Token})
 		if errors.Is(err, cosmos.ErrInvalid) && pos.Token != "" {
@@ -200,6 +201,7 @@ func scan[T any](ctx context.Context, c *storeCall, kind, cursor string, pageSiz
 			return rows, "", nil
 		}
 		pos = storeCursor{Kind: kind, Token: next}
+		progress.page(page, storeScanPages, len(rows))
 	}
 	// Scanned as far as one call may: the caller goes on with nextCursor.
 	return rows, pos.encode(), nil

@@ -12,6 +12,7 @@ type triggerIn struct {
 	flowArgs
 	TriggerName string          `json:"triggerName"`
 	Body        json.RawMessage `json:"body"`
+	WaitSeconds int             `json:"waitSeconds"`
 }
 
 // maxResponseBytes caps the synchronous answer of a flow with a Response action.
@@ -25,15 +26,17 @@ func triggerLiveFlow() *Tool {
 			"trigger's JSON input (see the trigger's schema with get_live_flow path triggers). The trigger is found " +
 			"from the definition when triggerName is left out; the flow must be on. Returns the new run's name and, when " +
 			"the flow answers synchronously (Response action), its response. Flows with other triggers (schedules, " +
-			"connector events) cannot be started this way: resubmit_live_flow_run reruns a past run instead. Next: " +
-			"poll get_live_flow_runs until the run finishes, then get_live_flow_run_error if it failed.",
+			"connector events) cannot be started this way: resubmit_live_flow_run reruns a past run instead. With waitSeconds " +
+			"it waits for the run to finish (at most 100 s) and returns its status; otherwise poll get_live_flow_runs until " +
+			"the run finishes, then get_live_flow_run_error if it failed.",
 		Kind:  Write,
 		Group: Live,
 		Input: json.RawMessage(`{"type":"object","required":["environmentName","flowName"],"additionalProperties":false,"properties":{
 "environmentName":` + environmentNameSchema + `,
 "flowName":` + flowNameSchema + `,
 "triggerName":` + triggerNameSchema + `,
-"body":{"type":"object","description":"JSON input for the trigger, e.g. {\"invoiceId\":\"INV-1\"}; {} when left out."}}}`),
+"body":{"type":"object","description":"JSON input for the trigger, e.g. {\"invoiceId\":\"INV-1\"}; {} when left out."},
+"waitSeconds":` + waitSchema + `}}`),
 		Output: json.RawMessage(newRunOutputSchema),
 	}, func(ctx context.Context, env *Env, in triggerIn) (newRunOut, error) {
 		ref := in.ref()
@@ -57,7 +60,7 @@ func triggerLiveFlow() *Tool {
 		if body := strings.TrimSpace(string(res.Body)); body != "" {
 			out.Response = responsePiece([]byte(body), res.Truncated)
 		}
-		return out, nil
+		return out, waitFor(ctx, env, ref, &out, in.WaitSeconds)
 	})
 }
 

@@ -25,6 +25,9 @@ func upstreamToolError(err error, dashboardURL string) *ToolError {
 	case errors.As(err, &invalid):
 		return &ToolError{Message: "invalid " + invalid.Field + " identifier: " + invalid.Reason,
 			Next: "pass the exact name returned by a list_live_* tool"}
+	case errors.Is(err, context.Canceled):
+		// The client cancelled the call (notifications/cancelled); the answer is not sent.
+		return &ToolError{Message: "the call was cancelled"}
 	case errors.Is(err, powerautomate.ErrReconnect):
 		return &ToolError{Message: "Power Automate access needs to be reconnected",
 			Next: "reconnect at " + dashboardURL + " and retry"}

@@ -46,4 +46,8 @@ echo "conformance: $pass passed, $fail failed"
 sdk=0
 "$NODE" --test "$HERE"/*.test.mjs || sdk=1
 if grep -q '"level":"error"' "$WORK/server.log"; then echo "server logged errors:"; grep '"level":"error"' "$WORK/server.log"; exit 1; fi
+# The SDK's AbortSignal test: the server must have received and acted on notifications/cancelled.
+if [ "$sdk" -eq 0 ] && ! grep -q 'mcp call cancelled by the client' "$WORK/server.log"; then
+  echo "the SDK client aborted a call but the server never cancelled it"; sdk=1
+fi
 [ "$fail" -eq 0 ] && [ "$sdk" -eq 0 ]

@@ -70,3 +70,57 @@ test('a wrong key is refused with 401', async () => {
     return true;
   });
 });
+
+async function defaultEnvironment(client) {
+  const envs = await client.callTool({ name: 'list_live_environments', arguments: {} });
+  return envs.structuredContent.environments.find((e) => e.isDefault) ?? envs.structuredContent.environments[0];
+}
+
+test('a call that pages upstream reports progress to onprogress', async () => {
+  const client = await connect();
+  try {
+    const env = await defaultEnvironment(client);
+    const seen = [];
+    // Small pages and a search few flows match: the call reads page after page.
+    const r = await client.callTool(
+      { name: 'list_live_flows', arguments: { environmentName: env.name, search: 'reminder', pageSize: 3 } },
+      undefined,
+      { onprogress: (p) => seen.push(p) },
+    );
+    assert.equal(r.isError, false, JSON.stringify(r.content));
+    assert.ok(seen.length >= 1, 'progress notifications arrived');
+    for (let i = 0; i < seen.length; i++) {
+      assert.ok(seen[i].total > 0 && seen[i].progress <= seen[i].total, JSON.stringify(seen[i]));
+      assert.match(seen[i].message, /pages/);
+      if (i > 0) assert.ok(seen[i].progress > seen[i - 1].progress, 'progress increases');
+    }
+  } finally {
+    await client.close();
+  }
+});
+
+test('AbortSignal cancels a call that waits for a run', async () => {
+  const client = await connect();
+  try {
+    const env = await defaultEnvironment(client);
+    const flows = await client.callTool({ name: 'list_live_flows', arguments: { environmentName: env.name, search: 'Leave request' } });
+    const leave = flows.structuredContent.flows[0];
+    assert.ok(leave, 'the simulated tenant has the approval flow');
+    const ac = new AbortController();
+    let progress = 0;
+    // The flow waits on an approval for hours: the call would wait its whole 100 s.
+    const call = client.callTool(
+      { name: 'trigger_live_flow', arguments: { environmentName: env.name, flowName: leave.name, waitSeconds: 100 } },
+      undefined,
+      { signal: ac.signal, onprogress: (p) => { progress++; assert.match(p.message, /Running/); ac.abort('enough'); } },
+    );
+    await assert.rejects(call, (err) => String(err).includes('enough') || err.name === 'AbortError');
+    assert.ok(progress >= 1, 'the wait reported progress before it was cancelled');
+    // The server stopped polling (run.sh checks its log for the cancellation); the
+    // client is still usable.
+    const again = await client.callTool({ name: 'list_live_environments', arguments: {} });
+    assert.equal(again.isError, false);
+  } finally {
+    await client.close();
+  }
+});
