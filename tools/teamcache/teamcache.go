@@ -30,7 +30,18 @@ const (
 	KindMaker       = "maker"       // key: <object id>
 	KindGovernance  = "governance"  // key: <env>.<flow>; written by update_store_flow only
 	KindSyncState   = "syncState"   // key: SyncStateKey
+	// Alerts (package alerts): a monitored flow's incident state, the alerts raised
+	// (kept AlertTTL), and the user's alert settings. Sync never deletes them.
+	KindAlertState    = "alertState"    // key: <env>.<flow>
+	KindAlert         = "alert"         // key: <raised at, UTC, sortable>.<env>.<flow>
+	KindAlertSettings = "alertSettings" // key: AlertSettingsKey
 )
+
+// AlertSettingsKey is the key of the one alertSettings item of a user.
+const AlertSettingsKey = "settings"
+
+// AlertTTL is how long an alert record is kept, in seconds.
+const AlertTTL = 30 * 24 * 3600
 
 // SyncStateKey is the key of the one syncState item of a user.
 const SyncStateKey = "state"
@@ -223,8 +234,9 @@ type Governance struct {
 	UpdatedAt       string       `json:"updatedAt,omitempty"`
 }
 
-// NotifyRule says who should hear about what. FlowStudio stores the rules for the
-// agents and systems that act on them; it sends no notifications itself.
+// NotifyRule says who should hear about what, for a flow with monitor on: package
+// alerts evaluates the rules after each sync and on the frequent check of monitored
+// flows, and emails the address once per incident.
 type NotifyRule struct {
 	When      string  `json:"when"` // anyFailure, failureRateAbove, noRunsFor
 	Threshold float64 `json:"threshold,omitempty"`
@@ -305,4 +317,66 @@ func Time(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// AlertState is what alerting knows of a monitored flow between evaluations (kind
+// alertState): the newest finished run it has seen and the incidents still open.
+type AlertState struct {
+	EnvironmentName string `json:"environmentName"`
+	FlowName        string `json:"flowName"`
+	// SeenStart and SeenRun are the newest finished run evaluated so far.
+	SeenStart string `json:"seenStart,omitempty"`
+	SeenRun   string `json:"seenRun,omitempty"`
+	// Open incidents by rule (IncidentKey), none when the flow is healthy.
+	Open      map[string]*Incident `json:"open,omitempty"`
+	CheckedAt string               `json:"checkedAt,omitempty"`
+}
+
+// Incident is one open incident of a rule: it raised one alert and raises no
+// other until the flow recovers.
+type Incident struct {
+	Since     string `json:"since"`
+	AlertKey  string `json:"alertKey"`
+	Failures  int    `json:"failures,omitempty"`
+	FirstRun  string `json:"firstRun,omitempty"`
+	ErrorCode string `json:"errorCode,omitempty"`
+}
+
+// IncidentKey names a rule's incident: its condition and threshold.
+func IncidentKey(r NotifyRule) string {
+	if r.Threshold == 0 {
+		return r.When
+	}
+	return r.When + ":" + strconv.FormatFloat(r.Threshold, 'g', -1, 64)
+}
+
+// Alert is one alert raised (kind alert): what the email and webhook said, never
+// run content.
+type Alert struct {
+	EnvironmentName        string `json:"environmentName"`
+	EnvironmentDisplayName string `json:"environmentDisplayName,omitempty"`
+	FlowName               string `json:"flowName"`
+	FlowDisplayName        string `json:"flowDisplayName"`
+	Rule                   string `json:"rule"` // the incident key
+	// What happened, in words; At when it happened (the first failed run's start,
+	// or the last run's); RaisedAt when the alert was raised.
+	What      string   `json:"what"`
+	At        string   `json:"at"`
+	RaisedAt  string   `json:"raisedAt"`
+	ErrorCode string   `json:"errorCode,omitempty"`
+	RunName   string   `json:"runName,omitempty"`
+	Link      string   `json:"link"`
+	Emails    []string `json:"emails,omitempty"`
+	// Delivery outcomes: sent, failed, not configured.
+	Email   string `json:"email"`
+	Webhook string `json:"webhook"`
+	// RecoveredAt is set when the incident closed.
+	RecoveredAt string `json:"recoveredAt,omitempty"`
+}
+
+// AlertSettings are a user's alert delivery settings (kind alertSettings).
+type AlertSettings struct {
+	// WebhookURL receives every alert as a signed JSON POST ("" for none).
+	WebhookURL string `json:"webhookUrl,omitempty"`
+	UpdatedAt  string `json:"updatedAt,omitempty"`
 }

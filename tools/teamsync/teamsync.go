@@ -78,6 +78,9 @@ type Options struct {
 	// environment (10), RunPages per flow (8), each of PageSize rows (250).
 	FlowPages, ConnectionPages, RunPages, PageSize int
 	Now                                            func() time.Time
+	// AfterUser runs after a user's cache was written (alerting evaluates the
+	// user's monitored flows there); nil for nothing.
+	AfterUser func(ctx context.Context, userID string)
 }
 
 // Syncer syncs users' caches. It is safe for concurrent use.
@@ -259,6 +262,9 @@ func (s *Syncer) SyncUser(ctx context.Context, id string) string {
 	s.log.Info("user synced", zap.String(logUser, ref), zap.String(logOutcome, OutcomeSynced),
 		zap.Int(logEnvs, res.Environments), zap.Int(logFlows, res.Flows), zap.Int(logConnections, res.Connections),
 		zap.Int(logMakers, res.Makers), zap.Int(logPartialEnvs, len(res.PartialEnvironments)), zap.Int(logNoStats, res.FlowsWithoutStats), took)
+	if s.o.AfterUser != nil {
+		s.o.AfterUser(context.WithoutCancel(ctx), u.ID)
+	}
 	return OutcomeSynced
 }
 
