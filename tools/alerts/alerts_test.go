@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/flowstudio/mcp/cosmos"
-	"github.com/flowstudio/mcp/tools"
 	"github.com/flowstudio/mcp/tools/alerts/notify"
 	"github.com/flowstudio/mcp/tools/powerautomate"
 	"github.com/flowstudio/mcp/tools/powerautomate/sim"
@@ -28,9 +27,9 @@ import (
 type principalTokens struct{ sim *sim.Sim }
 
 func (pt principalTokens) Token(ctx context.Context, audience string) (string, error) {
-	p := tools.PrincipalFrom(ctx)
+	p := powerautomate.CallerFrom(ctx)
 	if p == nil {
-		return "", tools.ErrReconnect
+		return "", powerautomate.ErrReconnect
 	}
 	return pt.sim.MintAccessToken(p.TenantID, p.ObjectID, audience, []string{"Flows.Read.All", "Flows.Manage.All", "User"}, time.Hour), nil
 }
@@ -171,7 +170,7 @@ func TestMonitoredFlowAlertsOncePerIncident(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	asUser := tools.WithPrincipal(ctx, &tools.Principal{UserID: u.ID, TenantID: tid, ObjectID: oid, Tier: tools.TierTeam, Scope: tools.ScopeFull})
+	asUser := powerautomate.WithCaller(ctx, &powerautomate.Caller{UserID: u.ID, TenantID: tid, ObjectID: oid})
 	ref := powerautomate.FlowRef{Environment: env, Flow: flow}
 	const canary = "CANARY-PAYLOAD-5b1e"
 	trigger := func() string {

@@ -8,7 +8,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/flowstudio/mcp/cosmos"
-	"github.com/flowstudio/mcp/tools"
 	"github.com/flowstudio/mcp/tools/powerautomate"
 	"github.com/flowstudio/mcp/tools/teamcache"
 )
@@ -98,9 +97,9 @@ func (r *Runner) Check(ctx context.Context, users Users, pa RunLister, only stri
 			continue
 		}
 		rep.Users++
-		p := &tools.Principal{UserID: u.ID, TenantID: u.TenantID, ObjectID: u.ObjectID, EmailHash: u.EmailHash,
-			KeyGeneration: u.KeyGeneration, Tier: tools.TierTeam, Scope: tools.ScopeRead}
-		ur, err := r.EvaluateUser(tools.WithPrincipal(ctx, p), u.ID, observe)
+		as := &powerautomate.Caller{UserID: u.ID, TenantID: u.TenantID, ObjectID: u.ObjectID, EmailHash: u.EmailHash,
+			KeyGeneration: u.KeyGeneration}
+		ur, err := r.EvaluateUser(powerautomate.WithCaller(ctx, as), u.ID, observe)
 		rep.Monitored += ur.Monitored
 		rep.Raised += ur.Raised
 		rep.Recovered += ur.Recovered
