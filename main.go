@@ -445,7 +445,7 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	if err != nil {
 		return err
 	}
-	deps := server.Deps{Settings: settings, Logger: log, Keys: keys, Users: store, Accounts: store, Billing: store,
+	deps := server.Deps{Settings: settings, Logger: log, Keys: keys, Users: store, Accounts: store, Billing: store, OAuth: store,
 		Sealer: sealer, Catalog: catalog, Ready: store.Ping, Version: version,
 		Entra: server.EntraConfig{Authority: entra.Authority, Tenant: entra.Tenant, ClientID: entra.ClientID, ClientSecret: entra.ClientSecret}}
 	if simulator != nil {

@@ -62,9 +62,10 @@ type User struct {
 	Consent            Consent      `json:"consent"`
 	ConsentedResources []string     `json:"consentedResources,omitempty"` // named grants beyond the default sign-in, e.g. "connectors"; none (or an older record without it): the default only
 	Subscription       Subscription `json:"subscription,omitzero"`
-	CreatedAt          int64        `json:"createdAt"` // unix seconds, set by the Store
-	UpdatedAt          int64        `json:"updatedAt"` // unix seconds, set by the Store on every write
-	ETag               string       `json:"-"`         // filled on read; ReplaceUser sends it back
+	OAuthGrants        []OAuthGrant `json:"oauthGrants,omitempty"` // apps connected through /mcp/oauth (oauth.go)
+	CreatedAt          int64        `json:"createdAt"`             // unix seconds, set by the Store
+	UpdatedAt          int64        `json:"updatedAt"`             // unix seconds, set by the Store on every write
+	ETag               string       `json:"-"`                     // filled on read; ReplaceUser sends it back
 }
 
 // Subscription mirrors the user's Stripe subscription.
@@ -95,6 +96,14 @@ func (u *User) validate() error {
 		return fmt.Errorf("unknown consent %q", u.Consent)
 	case !isLowerHex(u.EmailHash):
 		return errors.New("emailHash is not lower-case hex")
+	}
+	if len(u.OAuthGrants) > MaxOAuthGrants {
+		return fmt.Errorf("%d OAuth grants, more than %d", len(u.OAuthGrants), MaxOAuthGrants)
+	}
+	for _, g := range u.OAuthGrants {
+		if g.ID == "" || g.ClientID == "" {
+			return errors.New("an OAuth grant without id or client id")
+		}
 	}
 	for _, g := range u.ConsentedResources {
 		if !isIdentifier(g) {

@@ -76,6 +76,7 @@ func (u *User) clone() *User {
 	c := *u
 	c.SealedRefreshToken = slices.Clone(u.SealedRefreshToken)
 	c.ConsentedResources = slices.Clone(u.ConsentedResources)
+	c.OAuthGrants = slices.Clone(u.OAuthGrants)
 	return &c
 }
 

@@ -37,7 +37,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		if key == "" {
 			msg := "Unauthorized: missing x-api-key header"
 			if hasMisplacedKey(r) {
-				msg = "Unauthorized: send the API key in the x-api-key header (not Authorization: Bearer, not the query string)"
+				msg = "Unauthorized: send the API key in the x-api-key header (not Authorization: Bearer, not the query string); OAuth clients connect to /mcp/oauth instead"
 			}
 			s.unauthorized(w, r, msg, "missing key")
 			return
@@ -69,23 +69,29 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.unauthorized(w, r, "Unauthorized: this key was replaced; copy the current key from "+s.dashboardURL(), "stale generation")
 			return
 		}
-		tier, ok := cosmos.ParseTier(string(user.Tier)) // an unknown stored tier counts as free
-		if !ok {
-			tier = cosmos.TierFree
-		}
-		release, ok := s.slots.acquire(r.Context(), user.ID)
-		if !ok {
-			s.log.Info("mcp request refused", zap.String("request_id", rpc.RequestID(r.Context())), zap.String("reason", "too many in flight"))
-			w.Header().Set("Retry-After", "1")
-			writeRPCError(w, http.StatusTooManyRequests, rpc.NewError(rpc.CodeTooManyRequests,
-				fmt.Sprintf("Too many requests in flight for this user (at most %d at once); wait for earlier calls to finish", s.slots.limit), nil))
-			return
-		}
-		defer release()
-		p := &tools.Principal{Caller: powerautomate.Caller{UserID: user.ID, TenantID: user.TenantID, ObjectID: user.ObjectID,
-			EmailHash: user.EmailHash, KeyGeneration: user.KeyGeneration}, Tier: tier, Scope: claims.Scope}
-		next.ServeHTTP(w, r.WithContext(tools.WithPrincipal(r.Context(), p)))
+		s.serveAs(w, r, next, user, claims.Scope)
 	})
+}
+
+// serveAs serves an authenticated request as user with a key scope: the per-user
+// in-flight cap, then the principal in the context. /mcp and /mcp/oauth share it.
+func (s *Server) serveAs(w http.ResponseWriter, r *http.Request, next http.Handler, user *cosmos.User, scope string) {
+	tier, ok := cosmos.ParseTier(string(user.Tier)) // an unknown stored tier counts as free
+	if !ok {
+		tier = cosmos.TierFree
+	}
+	release, ok := s.slots.acquire(r.Context(), user.ID)
+	if !ok {
+		s.log.Info("mcp request refused", zap.String("request_id", rpc.RequestID(r.Context())), zap.String("reason", "too many in flight"))
+		w.Header().Set("Retry-After", "1")
+		writeRPCError(w, http.StatusTooManyRequests, rpc.NewError(rpc.CodeTooManyRequests,
+			fmt.Sprintf("Too many requests in flight for this user (at most %d at once); wait for earlier calls to finish", s.slots.limit), nil))
+		return
+	}
+	defer release()
+	p := &tools.Principal{Caller: powerautomate.Caller{UserID: user.ID, TenantID: user.TenantID, ObjectID: user.ObjectID,
+		EmailHash: user.EmailHash, KeyGeneration: user.KeyGeneration}, Tier: tier, Scope: scope}
+	next.ServeHTTP(w, r.WithContext(tools.WithPrincipal(r.Context(), p)))
 }
 
 // hasMisplacedKey spots a key sent the wrong way, to say how to send it right.

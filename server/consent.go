@@ -255,7 +255,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 // upstream answer reaches the page.
 var entraErrorCode = regexp.MustCompile(`^[a-z_]{1,40}$`)
 
-// callback finishes the sign-in. On success it always goes to /dashboard: no target
+// callback finishes the sign-in. On success it goes to /dashboard, or to the OAuth
+// consent page when an authorization request waits in its signed cookie: no target
 // comes from the request.
 func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
@@ -353,7 +354,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("signed in", zap.String(logsafe.KeyRequestID, reqID), zap.String("email_hash", user.EmailHash),
 		zap.String("tier", string(user.Tier)), zap.Int64("key_generation", user.KeyGeneration))
-	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+	http.Redirect(w, r, s.afterSignIn(r), http.StatusSeeOther)
 }
 
 // startSession sets the dashboard session cookie of a verified sign-in.

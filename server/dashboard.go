@@ -20,6 +20,7 @@ import (
 	"github.com/flowstudio/mcp/rpc/logsafe"
 	"github.com/flowstudio/mcp/server/identity"
 	"github.com/flowstudio/mcp/server/keyring"
+	"github.com/flowstudio/mcp/server/oauth"
 	"github.com/flowstudio/mcp/tools"
 	"github.com/flowstudio/mcp/tools/metering"
 	"go.uber.org/zap"
@@ -143,7 +144,8 @@ type pageData struct {
 	CSRF    string
 	Notice  string
 	Dash    *dashboardView
-	Contact *contactView // the security page
+	Contact *contactView   // the security page
+	Auth    *authorizeView // the OAuth consent page
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {
@@ -200,6 +202,8 @@ type dashboardView struct {
 	KeyDaysLeft            int  // whole days until the key expires, rounded up
 	KeyExpiresSoon         bool // within keyWarnDays: the page warns
 	MCPURL                 string
+	MCPOAuthURL            string
+	Apps                   []appView // connected OAuth apps
 	Claude, VSCode, Cursor string
 }
 
@@ -207,11 +211,13 @@ type dashboardView struct {
 const keyWarnDays = 7
 
 var notices = map[string]string{
-	"reissued":               "A new key was issued. The previous key no longer works: update your agents with the key below.",
-	"revoked":                "Permission revoked. FlowStudio deleted the Microsoft refresh token it held for you, and your keys no longer work.",
+	"reissued":               "A new key was issued. The previous key no longer works: update your agents with the key below. Connected apps must sign in again.",
+	"revoked":                "Permission revoked. FlowStudio deleted the Microsoft refresh token it held for you, your keys no longer work and every connected app was disconnected.",
 	identity.GrantConnectors: "Connector access granted: test_live_connection's live check and dynamic dropdowns through the connector runtime now work for your agents.",
 	"grant-missing":          "Microsoft did not grant connector access, so it stays off. Your organisation may require an administrator to approve it.",
 	"grant-declined":         "Connector access was not granted; nothing else changed.",
+	"app-revoked":            "The app was disconnected: its access stops at once; it must sign in again to come back.",
+	"app-gone":               "That app was already disconnected.",
 }
 
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
@@ -232,7 +238,7 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := &dashboardView{Name: sess.Name, TenantID: u.TenantID, Tier: tierTitle(u.Tier), Consent: string(u.Consent),
-		MCPURL: s.siteURL(r) + "/mcp", Connectors: identity.HasGrant(u, identity.GrantConnectors),
+		MCPURL: s.siteURL(r) + "/mcp", MCPOAuthURL: s.siteURL(r) + oauth.ResourcePath, Apps: connectedApps(u), Connectors: identity.HasGrant(u, identity.GrantConnectors),
 		GrantConnectorsURL: "/login?grant=" + identity.GrantConnectors}
 	if v.Name == "" {
 		v.Name = "Signed-in user"

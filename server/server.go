@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/flowstudio/mcp/rpc"
 	"github.com/flowstudio/mcp/rpc/logsafe"
 	"github.com/flowstudio/mcp/server/keyring"
+	"github.com/flowstudio/mcp/server/oauth"
 	"github.com/flowstudio/mcp/tools"
 	"go.uber.org/zap"
 )
@@ -40,6 +42,12 @@ type Deps struct {
 	Entra    EntraConfig
 	// Billing applies Stripe subscription events (stripe.go); nil answers 503.
 	Billing BillingStore
+	// OAuth stores the authorization server's clients, codes and refresh tokens
+	// (oauth.go); nil leaves /mcp/oauth and the authorization server out.
+	OAuth OAuthStore
+	// MetadataRoots, when set, are the TLS roots for fetching Client ID Metadata
+	// Documents instead of the system's (tests).
+	MetadataRoots *x509.CertPool
 }
 
 // Server routes HTTP requests.
@@ -53,6 +61,7 @@ type Server struct {
 	web      *web     // people-facing pages; nil when not mounted
 	slots    *userSlots
 	requests atomic.Uint64 // requests served, for ReleaseMemoryWhenIdle
+	oauth    *oauth.Server // nil when /mcp/oauth is not mounted
 }
 
 // DefaultMaxInFlightPerUser is how many MCP requests of one user run at once on a
@@ -96,14 +105,17 @@ func New(d Deps) *Server {
 	if d.Simulator != nil {
 		s.mux.Handle("/sim/", d.Simulator) // it strips its own /sim prefix
 	}
-	// No OAuth here: API keys only. Clients that probe these must find nothing, or
-	// they start an OAuth flow that cannot succeed.
+	// /mcp takes API keys only: clients that probe the origin-level discovery URLs
+	// must find nothing, or they start an OAuth flow for /mcp. OAuth lives at
+	// /mcp/oauth with an issuer at /oauth, whose path-inserted URLs are more specific
+	// patterns than these (oauth.go).
 	for _, p := range []string{"/.well-known/oauth-protected-resource", "/.well-known/oauth-authorization-server",
 		"/.well-known/openid-configuration", "/authorize", "/token", "/register"} {
 		s.mux.Handle(p, http.NotFoundHandler())
 		s.mux.Handle(p+"/", http.NotFoundHandler())
 	}
 	s.mountWeb()
+	s.mountOAuth()
 	return s
 }
 
@@ -190,11 +202,18 @@ func (s *Server) securityHeaders(next http.Handler) http.Handler {
 }
 
 // checkOrigin refuses cross-origin browser requests and DNS rebinding: an Origin must
-// be allowed, and the Host must be one this server answers to.
+// be allowed (FLOWSTUDIO_ALLOWED_ORIGINS, the public URL, same-origin on loopback), and
+// the Host must be one this server answers to. Allowed origins get CORS answers.
 func (s *Server) checkOrigin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.hostAllowed(r.Host) || !s.originAllowed(r.Header.Get("Origin"), r.Host) {
+		origin := r.Header.Get("Origin")
+		if !s.hostAllowed(r.Host) || !s.originAllowed(origin, r.Host) {
 			writeRPCError(w, http.StatusForbidden, rpc.NewError(rpc.CodeInvalidRequest, "Forbidden: origin not allowed", nil))
+			return
+		}
+		// Browser clients from an allowed origin get CORS; a preflight ends here,
+		// before the key check. Header clients send no Origin and skip this.
+		if origin != "" && corsAllowed(w, r, origin) {
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net/http"
@@ -43,6 +44,8 @@ type webOptions struct {
 	sealer   *sealing.Sealer
 	catalog  *tools.Catalog
 	sim      http.Handler
+	// metadataRoots are the TLS roots for Client ID Metadata Documents.
+	metadataRoots *x509.CertPool
 	// setup, when set, completes the options once the server's URL is known.
 	setup func(baseURL string, h *webHarness, o *webOptions)
 }
@@ -89,7 +92,8 @@ func newWebHarness(t testing.TB, o webOptions) *webHarness {
 	var replicas []http.Handler
 	for range 2 {
 		h.srv = New(Deps{Settings: settings, Logger: log, Keys: h.keys, Users: h.store, Catalog: o.catalog,
-			Ready: h.store.Ping, Simulator: o.sim, Accounts: h.store, Sealer: h.sealer, Entra: o.entra, Version: "test"})
+			Ready: h.store.Ping, Simulator: o.sim, Accounts: h.store, Sealer: h.sealer, Entra: o.entra, Version: "test",
+			OAuth: h.store, MetadataRoots: o.metadataRoots})
 		replicas = append(replicas, h.srv.Handler())
 	}
 	var turn atomic.Uint64

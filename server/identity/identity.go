@@ -41,12 +41,14 @@ type Sealer interface {
 // UpdateUser callback: the sealed refresh token is deleted, the key
 // generation bumped (every key of the user dies at once on every replica),
 // consent marked revoked and every grant beyond the default sign-in cleared
-// (a later sign-in starts from the default again).
+// (a later sign-in starts from the default again), and every OAuth grant ends
+// (the apps connected at /mcp/oauth).
 func RevokeUser(u *cosmos.User) error {
 	u.SealedRefreshToken, u.SealKeyVersion = nil, ""
 	u.KeyGeneration++
 	u.Consent = cosmos.ConsentRevoked
 	u.ConsentedResources = nil
+	u.OAuthGrants = nil
 	return nil
 }
 
@@ -62,7 +64,8 @@ func Revoke(ctx context.Context, users Users, userID string) (*cosmos.User, erro
 var ErrNotConsented = errors.New("identity: the user's permission was revoked or needs renewing")
 
 // ReissueKey makes a new API key generation issued at now: every earlier key
-// of the user stops working at once. The consent stays as it is.
+// of the user stops working at once, and so does every OAuth grant (its tokens are
+// bound to the generation). The consent stays as it is.
 func ReissueKey(ctx context.Context, users Users, userID string, now time.Time) (*cosmos.User, error) {
 	return users.UpdateUser(ctx, userID, func(u *cosmos.User) error {
 		if u.Consent != cosmos.ConsentGranted {
@@ -70,6 +73,7 @@ func ReissueKey(ctx context.Context, users Users, userID string, now time.Time) 
 		}
 		u.KeyGeneration++
 		u.KeyIssuedAt = now.Unix()
+		u.OAuthGrants = nil
 		return nil
 	})
 }

@@ -34,6 +34,7 @@ const (
 	infoEmailHash = "flowstudio email-hash v1"
 	infoSession   = "flowstudio mcp-session v1"
 	infoCookie    = "flowstudio cookie v1"
+	infoOAuth     = "flowstudio oauth-access-token v1"
 )
 
 // Keyring holds the derived keys. The zero value is unusable; use New.
@@ -42,6 +43,7 @@ type Keyring struct {
 	emailHash []byte
 	session   []byte
 	cookie    []byte
+	oauth     []byte
 	now       func() time.Time
 	verified  verifiedCache
 }
@@ -63,6 +65,7 @@ func New(tokenSecret string) (*Keyring, error) {
 		emailHash: derive(infoEmailHash),
 		session:   derive(infoSession),
 		cookie:    derive(infoCookie),
+		oauth:     derive(infoOAuth),
 		now:       time.Now,
 	}, nil
 }
@@ -72,6 +75,10 @@ func (k *Keyring) SessionKey() []byte { return k.session }
 
 // CookieKey signs browser cookies (sign-in state, dashboard session, CSRF).
 func (k *Keyring) CookieKey() []byte { return k.cookie }
+
+// OAuthKey signs the OAuth access tokens of /mcp/oauth; never an API key's key, so
+// neither can stand in for the other.
+func (k *Keyring) OAuthKey() []byte { return k.oauth }
 
 // HashEmail is the only form in which an email is stored or logged: hex
 // HMAC-SHA256 of the lower-cased address.
