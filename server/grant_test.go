@@ -29,11 +29,14 @@ import (
 // sign-in against its Entra ID stand-in, and the real catalog on the real delegated
 // token source, which opens the refresh token the sign-in sealed and redeems it at
 // the stand-in for each API.
-func newSimWebHarness(t *testing.T) (*webHarness, *tokenTap, *sim.Sim) {
+func newSimWebHarness(t *testing.T, extra ...func(*webOptions)) (*webHarness, *tokenTap, *sim.Sim) {
 	t.Helper()
 	simulator := sim.New(sim.Options{PathPrefix: "/sim"})
 	tap := &tokenTap{}
 	h := newWebHarness(t, webOptions{sim: tap.wrap(simulator.Handler()), setup: func(base string, h *webHarness, o *webOptions) {
+		for _, fn := range extra {
+			fn(o)
+		}
 		o.entra = EntraConfig{Authority: base + "/sim" + sim.EntraPath, Tenant: "organizations",
 			ClientID: sim.DevClientID, ClientSecret: sim.DevClientSecret}
 		o.sealer = sealing.New(sealing.NewFileKeys(filepath.Join(h.dataDir, sealing.KeyFile)), sealing.Options{})
