@@ -426,8 +426,11 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 			log.Warn("refresh-token key not readable yet; retried on first use", logsafe.Error(err))
 		}
 	}()
-	entra := settings.Entra()
-	if tokens, err = delegatedTokens(entra, getenv, store, sealer, log); err != nil {
+	entra, err := entraApp(settings, getenv)
+	if err != nil {
+		return err
+	}
+	if tokens, err = delegatedTokens(entra, store, sealer, log); err != nil {
 		return err
 	}
 	pa, err := powerautomate.New(paConfig, tokens)
@@ -447,7 +450,7 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	}
 	deps := server.Deps{Settings: settings, Logger: log, Keys: keys, Users: store, Accounts: store, Billing: store, OAuth: store,
 		Sealer: sealer, Catalog: catalog, Ready: store.Ping, Version: version,
-		Entra: server.EntraConfig{Authority: entra.Authority, Tenant: entra.Tenant, ClientID: entra.ClientID, ClientSecret: entra.ClientSecret}}
+		Entra: entra}
 	if simulator != nil {
 		deps.Simulator = simulator
 	}

@@ -308,12 +308,12 @@ func TestSimURLSetting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.Embedded() || s.SimURL != "http://127.0.0.1:8090" || s.Entra().Authority != "http://127.0.0.1:8090"+server.SimEntraPath ||
+	if !s.Embedded() || s.SimURL != "http://127.0.0.1:8090" || entraAuthority(s) != "http://127.0.0.1:8090"+server.SimEntraPath ||
 		server.SimEntraPath != sim.EntraPath {
-		t.Fatalf("settings %+v, authority %s", s, s.Entra().Authority)
+		t.Fatalf("settings %+v, authority %s", s, entraAuthority(s))
 	}
-	if s, _ := load(nil); s.Entra().Authority != server.EmbeddedEntraPath { // no setting: as before
-		t.Fatalf("authority without FLOWSTUDIO_SIM_URL: %s", s.Entra().Authority)
+	if s, _ := load(nil); entraAuthority(s) != server.EmbeddedEntraPath { // no setting: as before
+		t.Fatalf("authority without FLOWSTUDIO_SIM_URL: %s", entraAuthority(s))
 	}
 	for _, c := range []struct {
 		env  map[string]string
@@ -339,4 +339,14 @@ func TestSimURLSetting(t *testing.T) {
 			t.Errorf("%v: %v %s", args, err, stderr)
 		}
 	}
+}
+
+// entraAuthority is the authority of the embedded app registration (which needs
+// no managed identity).
+func entraAuthority(s server.Settings) string {
+	app, err := s.Entra(nil)
+	if err != nil {
+		return err.Error()
+	}
+	return app.Authority
 }

@@ -129,7 +129,11 @@ func syncCommand(args []string, stdout, stderr io.Writer, getenv func(string) st
 	if err != nil {
 		return err
 	}
-	tokens, err := delegatedTokens(settings.Entra(), getenv, store, sealer, log)
+	app, err := entraApp(settings, getenv)
+	if err != nil {
+		return err
+	}
+	tokens, err := delegatedTokens(app, store, sealer, log)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/server"
 	"github.com/flowstudio/mcp/server/identity"
@@ -48,27 +49,23 @@ func openSealer(s server.Settings, getenv func(string) string) (*sealing.Sealer,
 	return sealing.New(sealing.NewFileKeys(filepath.Join(s.DataDir, sealing.KeyFile)), sealing.Options{}), nil
 }
 
+// entraApp is the app registration in force (Settings.Entra): without
+// ENTRA_CLIENT_SECRET the app proves itself with a federated credential, its
+// managed identity's token (AZURE_CLIENT_ID) as the client assertion, at sign-in
+// and at every refresh-token redemption alike.
+func entraApp(settings server.Settings, getenv func(string) string) (identity.App, error) {
+	return settings.Entra(func() (azcore.TokenCredential, error) { return cosmos.AzureCredential(getenv("AZURE_CLIENT_ID")) })
+}
+
 // delegatedTokens is the token source of the tools: the user's sealed refresh token
 // redeemed at the app's Entra authority. Without an app registration (Azure storage
 // but no ENTRA_CLIENT_ID, outside production) every call asks to reconnect.
-//
-// Without ENTRA_CLIENT_SECRET the app proves itself with a federated credential: its
-// managed identity's token (AZURE_CLIENT_ID) as the client assertion.
-func delegatedTokens(app server.EntraApp, getenv func(string) string, users identity.Users, sealer identity.Sealer, log *zap.Logger) (powerautomate.TokenSource, error) {
+func delegatedTokens(app identity.App, users identity.Users, sealer identity.Sealer, log *zap.Logger) (powerautomate.TokenSource, error) {
 	if app.ClientID == "" {
 		log.Warn("ENTRA_CLIENT_ID is not set: tools cannot reach Power Automate; every call asks the user to reconnect")
 		return missingTokens{}, nil
 	}
-	cfg := identity.Config{Authority: app.Authority, Tenant: app.Tenant, ClientID: app.ClientID,
-		ClientSecret: app.ClientSecret, Logger: log.Named("tokens")}
-	if cfg.ClientSecret == "" {
-		cred, err := cosmos.AzureCredential(getenv("AZURE_CLIENT_ID"))
-		if err != nil {
-			return nil, fmt.Errorf("ENTRA_CLIENT_SECRET is empty and no managed identity for a federated credential: %w", err)
-		}
-		cfg.ClientAssertion = identity.FederatedAssertion(cred, app.Authority)
-	}
-	return identity.NewTokenSource(cfg, users, sealer)
+	return identity.NewTokenSource(identity.Config{App: app, Logger: log.Named("tokens")}, users, sealer)
 }
 
 // operatorEnv is what the operator commands open: settings, keys and the store.

@@ -31,17 +31,6 @@ import (
 // refresh token and opens the dashboard. Everything /callback needs travels in the
 // signed login cookie, so any replica can finish a flow another one started.
 
-// EntraConfig is the Entra ID app registration the sign-in uses. In embedded mode main
-// points Authority at the simulator's Entra stand-in; nothing else differs.
-type EntraConfig struct {
-	Authority    string // e.g. https://login.microsoftonline.com, no trailing slash
-	Tenant       string // organizations, common, or one tenant id
-	ClientID     string
-	ClientSecret string
-	// HTTPClient talks to Entra ID; nil means a client with a 15 s timeout.
-	HTTPClient *http.Client
-}
-
 // Sealer seals a refresh token for storage, bound to its user; version names the key
 // that sealed it (*sealing.Sealer).
 type Sealer interface {
@@ -63,7 +52,7 @@ const keyRenewWithin = 7 * 24 * time.Hour
 // entraClient discovers the provider once (lazily: a cold replica must start fast) and
 // verifies id tokens.
 type entraClient struct {
-	cfg    EntraConfig
+	app    identity.App
 	client *http.Client
 
 	mu       sync.Mutex
@@ -71,31 +60,21 @@ type entraClient struct {
 	verifier *oidc.IDTokenVerifier
 }
 
-func newEntraClient(cfg EntraConfig) *entraClient {
-	cfg.Authority = strings.TrimRight(cfg.Authority, "/")
-	if cfg.Tenant == "" {
-		cfg.Tenant = "organizations"
+// newEntraClient talks to Entra ID as app; client nil means a 15 s timeout, no
+// redirects (codes and tokens never follow one anywhere) and TLS 1.2 at least.
+func newEntraClient(app identity.App, client *http.Client) *entraClient {
+	app.Authority = strings.TrimRight(app.Authority, "/")
+	if app.Tenant == "" {
+		app.Tenant = "organizations"
 	}
-	client := cfg.HTTPClient
 	if client == nil {
-		// Codes and tokens never follow a redirect anywhere; TLS 1.2 at least.
 		client = outbound.Client(15*time.Second, true)
 	}
-	return &entraClient{cfg: cfg, client: client}
-}
-
-// multiTenant reports whether the configured tenant is one of Entra's templates, whose
-// discovery document names no single issuer.
-func (e *entraClient) multiTenant() bool {
-	switch strings.ToLower(e.cfg.Tenant) {
-	case "organizations", "common", "consumers":
-		return true
-	}
-	return false
+	return &entraClient{app: app, client: client}
 }
 
 // issuerFor is the id_token issuer of a tenant: <authority>/<tid>/v2.0.
-func (e *entraClient) issuerFor(tid string) string { return e.cfg.Authority + "/" + tid + "/v2.0" }
+func (e *entraClient) issuerFor(tid string) string { return e.app.Authority + "/" + tid + "/v2.0" }
 
 func (e *entraClient) ctx(ctx context.Context) context.Context {
 	return oidc.ClientContext(ctx, e.client)
@@ -110,8 +89,8 @@ func (e *entraClient) discover(ctx context.Context) (*oidc.Provider, *oidc.IDTok
 	}
 	ctx, cancel := context.WithTimeout(e.ctx(ctx), 10*time.Second)
 	defer cancel()
-	base := e.issuerFor(e.cfg.Tenant)
-	if e.multiTenant() {
+	base := e.issuerFor(e.app.Tenant)
+	if e.app.MultiTenant() {
 		// The document of a template names the issuer "<authority>/{tenantid}/v2.0";
 		// each id_token's issuer is checked against its own tid in verify.
 		ctx = oidc.InsecureIssuerURLContext(ctx, e.issuerFor("{tenantid}"))
@@ -122,7 +101,7 @@ func (e *entraClient) discover(ctx context.Context) (*oidc.Provider, *oidc.IDTok
 	}
 	e.provider = p
 	e.verifier = p.Verifier(&oidc.Config{
-		ClientID:             e.cfg.ClientID,
+		ClientID:             e.app.ClientID,
 		SkipIssuerCheck:      true, // checked in verify, per tenant
 		SupportedSigningAlgs: []string{oidc.RS256},
 	})
@@ -132,8 +111,23 @@ func (e *entraClient) discover(ctx context.Context) (*oidc.Provider, *oidc.IDTok
 func (e *entraClient) oauth2Config(p *oidc.Provider, redirectURL string) *oauth2.Config {
 	ep := p.Endpoint()
 	ep.AuthStyle = oauth2.AuthStyleInParams
-	return &oauth2.Config{ClientID: e.cfg.ClientID, ClientSecret: e.cfg.ClientSecret, Endpoint: ep,
-		RedirectURL: redirectURL, Scopes: identity.ConsentScopes}
+	// No ClientSecret here: exchange sends the app's client authentication, the
+	// same parameters the refresh-token redemption sends.
+	return &oauth2.Config{ClientID: e.app.ClientID, Endpoint: ep, RedirectURL: redirectURL, Scopes: identity.ConsentScopes}
+}
+
+// exchange redeems a sign-in code with the PKCE verifier, authenticating as the app
+// (client secret or federated credential).
+func (e *entraClient) exchange(ctx context.Context, cfg *oauth2.Config, code, verifier string) (*oauth2.Token, error) {
+	auth, err := e.app.ClientAuth(ctx)
+	if err != nil {
+		return nil, err
+	}
+	opts := []oauth2.AuthCodeOption{oauth2.VerifierOption(verifier)}
+	for k, vs := range auth {
+		opts = append(opts, oauth2.SetAuthURLParam(k, vs[0]))
+	}
+	return cfg.Exchange(ctx, code, opts...)
 }
 
 // signedIn is who signed in, from a verified id_token.
@@ -179,7 +173,7 @@ func (e *entraClient) verify(ctx context.Context, raw, nonce string) (*signedIn,
 		return nil, &errIDToken{reason: "tid or oid missing or malformed"}
 	case tok.Issuer != e.issuerFor(c.Tid):
 		return nil, &errIDToken{reason: "issuer does not match the token's tenant"}
-	case !e.multiTenant() && !strings.EqualFold(c.Tid, e.cfg.Tenant):
+	case !e.app.MultiTenant() && !strings.EqualFold(c.Tid, e.app.Tenant):
 		return nil, &errIDToken{reason: "token from another tenant than ENTRA_TENANT"}
 	case nonce == "" || subtle.ConstantTimeCompare([]byte(tok.Nonce), []byte(nonce)) != 1:
 		return nil, &errIDToken{reason: "nonce mismatch"}
@@ -312,7 +306,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	xctx, cancel := context.WithTimeout(s.web.entra.ctx(ctx), 20*time.Second)
 	defer cancel()
-	tok, err := s.web.entra.oauth2Config(p, s.siteURL(r)+"/callback").Exchange(xctx, code, oauth2.VerifierOption(st.Verifier))
+	tok, err := s.web.entra.exchange(xctx, s.web.entra.oauth2Config(p, s.siteURL(r)+"/callback"), code, st.Verifier)
 	if err != nil {
 		reason := "token endpoint unreachable"
 		var re *oauth2.RetrieveError

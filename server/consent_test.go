@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/server/identity"
 	"github.com/flowstudio/mcp/server/keyring"
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -602,7 +603,7 @@ func TestSignInUnavailableIsAPageNotAPanic(t *testing.T) {
 	t.Parallel()
 	dead := httptest.NewServer(http.NotFoundHandler())
 	dead.Close()
-	h := newWebHarness(t, webOptions{entra: EntraConfig{Authority: dead.URL, Tenant: "organizations", ClientID: "x", ClientSecret: "y"}})
+	h := newWebHarness(t, webOptions{entra: identity.App{Authority: dead.URL, Tenant: "organizations", ClientID: "x", ClientSecret: "y"}})
 	p := webFetch(t, h.browser(t), "GET", h.ts.URL+"/login", nil, nil)
 	if p.status != http.StatusServiceUnavailable || !strings.Contains(p.body, "unreachable") {
 		t.Fatalf("%d %s", p.status, p.body)

@@ -52,7 +52,7 @@ type asset struct {
 
 func newWeb(d Deps) *web {
 	w := &web{
-		entra:   newEntraClient(d.Entra),
+		entra:   newEntraClient(d.Entra, d.EntraHTTPClient),
 		cookies: cookieCodec{key: d.Keys.CookieKey(), now: time.Now},
 		pages:   map[string]*template.Template{},
 		assets:  map[string]asset{},

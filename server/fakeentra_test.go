@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowstudio/mcp/server/identity"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -93,8 +94,8 @@ func newFakeEntra(t *testing.T) *fakeEntra {
 
 func (f *fakeEntra) url() string { return f.srv.URL }
 
-func (f *fakeEntra) config() EntraConfig {
-	return EntraConfig{Authority: f.srv.URL, Tenant: "organizations", ClientID: f.clientID, ClientSecret: f.secret}
+func (f *fakeEntra) config() identity.App {
+	return identity.App{Authority: f.srv.URL, Tenant: "organizations", ClientID: f.clientID, ClientSecret: f.secret}
 }
 
 func (f *fakeEntra) issuer(tid string) string { return f.srv.URL + "/" + tid + "/v2.0" }

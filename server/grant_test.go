@@ -31,17 +31,28 @@ import (
 // the stand-in for each API.
 func newSimWebHarness(t *testing.T, extra ...func(*webOptions)) (*webHarness, *tokenTap, *sim.Sim) {
 	t.Helper()
+	return newSimWebHarnessAs(t, func(authority string) identity.App {
+		return identity.App{Authority: authority, Tenant: "organizations", ClientID: sim.DevClientID, ClientSecret: sim.DevClientSecret}
+	}, nil, extra...)
+}
+
+// newSimWebHarnessAs is newSimWebHarness with the app registration app returns for
+// the stand-in's authority; wrap, when set, sees every request to the simulator.
+func newSimWebHarnessAs(t *testing.T, app func(authority string) identity.App, wrap func(http.Handler) http.Handler, extra ...func(*webOptions)) (*webHarness, *tokenTap, *sim.Sim) {
+	t.Helper()
 	simulator := sim.New(sim.Options{PathPrefix: "/sim"})
 	tap := &tokenTap{}
-	h := newWebHarness(t, webOptions{sim: tap.wrap(simulator.Handler()), setup: func(base string, h *webHarness, o *webOptions) {
+	handler := tap.wrap(simulator.Handler())
+	if wrap != nil {
+		handler = wrap(handler)
+	}
+	h := newWebHarness(t, webOptions{sim: handler, setup: func(base string, h *webHarness, o *webOptions) {
 		for _, fn := range extra {
 			fn(o)
 		}
-		o.entra = EntraConfig{Authority: base + "/sim" + sim.EntraPath, Tenant: "organizations",
-			ClientID: sim.DevClientID, ClientSecret: sim.DevClientSecret}
+		o.entra = app(base + "/sim" + sim.EntraPath)
 		o.sealer = sealing.New(sealing.NewFileKeys(filepath.Join(h.dataDir, sealing.KeyFile)), sealing.Options{})
-		tokens, err := identity.NewTokenSource(identity.Config{Authority: o.entra.Authority, Tenant: o.entra.Tenant,
-			ClientID: o.entra.ClientID, ClientSecret: o.entra.ClientSecret,
+		tokens, err := identity.NewTokenSource(identity.Config{App: o.entra,
 			Logger: zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), h.logs, zapcore.DebugLevel))},
 			h.store, o.sealer)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/server/identity"
 )
 
 // The identity of testdata/oidc-mock/server.mjs.
@@ -28,8 +29,8 @@ func TestSignInWithThirdPartyOIDC(t *testing.T) {
 		t.Skip("OIDC_MOCK_URL is not set; start the third-party OIDC server with: eval \"$(bash server/testdata/oidc-mock/start.sh)\"")
 	}
 	tap := &tokenTap{}
-	h := newWebHarness(t, webOptions{entra: EntraConfig{Authority: strings.TrimRight(base, "/"), Tenant: "organizations",
-		ClientID: "flowstudio-interop-client", ClientSecret: "interop-secret", HTTPClient: tap.client()}})
+	h := newWebHarness(t, webOptions{entra: identity.App{Authority: strings.TrimRight(base, "/"), Tenant: "organizations",
+		ClientID: "flowstudio-interop-client", ClientSecret: "interop-secret"}, entraHTTP: tap.client()})
 	c := h.browser(t)
 	// /login → the mock's authorize (approves at once) → /callback → /dashboard.
 	dash := h.signIn(t, c)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/flowstudio/mcp/rpc"
 	"github.com/flowstudio/mcp/rpc/logsafe"
+	"github.com/flowstudio/mcp/server/identity"
 	"github.com/flowstudio/mcp/server/keyring"
 	"github.com/flowstudio/mcp/server/oauth"
 	"github.com/flowstudio/mcp/tools"
@@ -39,7 +40,9 @@ type Deps struct {
 	// (consent.go, dashboard.go); without Accounts and Sealer those routes are absent.
 	Accounts AccountStore
 	Sealer   Sealer
-	Entra    EntraConfig
+	Entra    identity.App
+	// EntraHTTPClient talks to Entra ID for sign-in; nil means 15 s, no redirects.
+	EntraHTTPClient *http.Client
 	// Billing applies Stripe subscription events (stripe.go); nil answers 503.
 	Billing BillingStore
 	// OAuth stores the authorization server's clients, codes and refresh tokens
@@ -100,7 +103,7 @@ func New(d Deps) *Server {
 	s.mux.Handle("/mcp", s.checkOrigin(s.authenticate(s.mcp)))
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.HandleFunc("POST /webhooks/stripe", s.stripeWebhook) // stripe.go
+	s.mux.HandleFunc("POST /webhooks/stripe", s.stripeWebhook)       // stripe.go
 	s.mux.HandleFunc("GET /.well-known/security.txt", s.securityTxt) // securitytxt.go
 	if d.Simulator != nil {
 		s.mux.Handle("/sim/", d.Simulator) // it strips its own /sim prefix

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/flowstudio/mcp/server/identity"
 	"github.com/flowstudio/mcp/tools/metering"
 )
 
@@ -87,27 +89,25 @@ const (
 	EmbeddedEntraClientSecret = "flowstudio-dev-secret-embedded-only"
 )
 
-// EntraApp is the Entra ID app registration sign-in and delegated tokens use.
-type EntraApp struct {
-	Authority    string // no trailing slash
-	Tenant       string // organizations, common or a tenant id
-	ClientID     string
-	ClientSecret string
-}
-
-// Entra returns the app registration in force: ENTRA_* or, in embedded mode,
-// the simulator's stand-in at <public URL>/sim/entra (<FLOWSTUDIO_SIM_URL>/entra
-// when set) with the development client. Call it once PublicURL is known.
-func (s Settings) Entra() EntraApp {
+// Entra returns the app registration in force: ENTRA_* (with a federated
+// credential from managedIdentity when ENTRA_CLIENT_SECRET is empty) or, in
+// embedded mode, the simulator's stand-in at <public URL>/sim/entra
+// (<FLOWSTUDIO_SIM_URL>/entra when set) with the development client. Without
+// ENTRA_CLIENT_ID (outside production) it has no client: sign-in fails and
+// tools ask to reconnect. Call it once PublicURL is known.
+func (s Settings) Entra(managedIdentity func() (azcore.TokenCredential, error)) (identity.App, error) {
 	if s.Embedded() {
 		authority := s.PublicURL + EmbeddedEntraPath
 		if s.SimURL != "" {
 			authority = s.SimURL + SimEntraPath
 		}
-		return EntraApp{Authority: authority, Tenant: "organizations",
-			ClientID: EmbeddedEntraClientID, ClientSecret: EmbeddedEntraClientSecret}
+		return identity.App{Authority: authority, Tenant: "organizations",
+			ClientID: EmbeddedEntraClientID, ClientSecret: EmbeddedEntraClientSecret}, nil
 	}
-	return EntraApp{Authority: s.EntraAuthority, Tenant: s.EntraTenant, ClientID: s.EntraClientID, ClientSecret: s.EntraClientSecret}
+	if s.EntraClientID == "" {
+		return identity.App{Authority: s.EntraAuthority, Tenant: s.EntraTenant}, nil
+	}
+	return identity.NewApp(s.EntraAuthority, s.EntraTenant, s.EntraClientID, s.EntraClientSecret, managedIdentity)
 }
 
 // LoadSettings reads the environment through getenv.

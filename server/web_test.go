@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/server/identity"
 	"github.com/flowstudio/mcp/server/keyring"
 	"github.com/flowstudio/mcp/server/sealing"
 	"github.com/flowstudio/mcp/tools"
@@ -39,11 +40,13 @@ type webHarness struct {
 }
 
 type webOptions struct {
-	entra    EntraConfig
-	settings func(*Settings)
-	sealer   *sealing.Sealer
-	catalog  *tools.Catalog
-	sim      http.Handler
+	entra identity.App
+	// entraHTTP is the sign-in's client to Entra (nil: the default).
+	entraHTTP *http.Client
+	settings  func(*Settings)
+	sealer    *sealing.Sealer
+	catalog   *tools.Catalog
+	sim       http.Handler
 	// metadataRoots are the TLS roots for Client ID Metadata Documents.
 	metadataRoots *x509.CertPool
 	// setup, when set, completes the options once the server's URL is known.
@@ -92,8 +95,8 @@ func newWebHarness(t testing.TB, o webOptions) *webHarness {
 	var replicas []http.Handler
 	for range 2 {
 		h.srv = New(Deps{Settings: settings, Logger: log, Keys: h.keys, Users: h.store, Catalog: o.catalog,
-			Ready: h.store.Ping, Simulator: o.sim, Accounts: h.store, Sealer: h.sealer, Entra: o.entra, Version: "test",
-			OAuth: h.store, MetadataRoots: o.metadataRoots})
+			Ready: h.store.Ping, Simulator: o.sim, Accounts: h.store, Sealer: h.sealer, Entra: o.entra, EntraHTTPClient: o.entraHTTP,
+			Version: "test", OAuth: h.store, MetadataRoots: o.metadataRoots})
 		replicas = append(replicas, h.srv.Handler())
 	}
 	var turn atomic.Uint64

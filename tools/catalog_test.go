@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -59,8 +60,33 @@ func TestCatalogMetadataRules(t *testing.T) {
 }
 
 // TestSchemasMatchGolden compares each tool's listing (schemas and annotations) with
-// testdata/<tool>.json; run with -update to rewrite them after a reviewed change.
+// testdata/schemas/<tool>.json. -update rewrites the files that differ and fails all
+// the same (review the diff, then run again without it), so -update never makes a
+// run pass; a golden file of a tool the catalog no longer has fails too.
 func TestSchemasMatchGolden(t *testing.T) {
+	t.Run("no golden file without its tool", func(t *testing.T) {
+		names := map[string]bool{}
+		for _, tool := range All() {
+			names[tool.Name+".json"] = true
+		}
+		files, err := filepath.Glob(filepath.Join("testdata", "schemas", "*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if names[filepath.Base(f)] {
+				continue
+			}
+			if *update {
+				if err := os.Remove(f); err != nil {
+					t.Fatal(err)
+				}
+				t.Errorf("removed %s: no tool of that name; run again without -update", f)
+				continue
+			}
+			t.Errorf("%s belongs to no tool in the catalog: remove it (or run with -update)", f)
+		}
+	})
 	for _, tool := range All() {
 		t.Run(tool.Name, func(t *testing.T) {
 			got, err := json.MarshalIndent(tool.listing(), "", "  ")
@@ -69,13 +95,16 @@ func TestSchemasMatchGolden(t *testing.T) {
 			}
 			path := filepath.Join("testdata", "schemas", tool.Name+".json")
 			if *update {
+				if old, _ := os.ReadFile(path); bytes.Equal(old, append(got, '\n')) {
+					return
+				}
 				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 					t.Fatal(err)
 				}
 				if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
 					t.Fatal(err)
 				}
-				return
+				t.Fatalf("rewrote %s: review the change, then run again without -update", path)
 			}
 			want, err := os.ReadFile(path)
 			if err != nil {

@@ -223,19 +223,28 @@ func TestListSkills(t *testing.T) {
 
 // TestSkillsNameOnlyKnownTools keeps the bundles in step with the design's tool
 // names: a typo would silently drop a step forever.
+// notYetInCatalog are tools a skill names before the catalog has them, each with
+// the issue that adds it; the test fails once one is in the catalog, so the entry
+// cannot outlive its reason.
+var notYetInCatalog = map[string]string{
+	"list_store_power_apps": "issue 15 adds it",
+}
+
+// TestSkillsNameOnlyKnownTools checks every step of every skill against the catalog
+// itself (All), not a typed copy of its names.
 func TestSkillsNameOnlyKnownTools(t *testing.T) {
 	known := map[string]bool{}
-	for _, n := range strings.Fields(`list_live_environments list_live_flows get_live_flow update_live_flow validate_live_flow
-		set_live_flow_state get_live_flow_runs get_live_flow_run_error get_live_flow_run_action_outputs trigger_live_flow
-		resubmit_live_flow_run cancel_live_flow_run list_live_connections describe_live_connector get_live_dynamic_options
-		get_live_dynamic_properties test_live_connection list_store_environments list_store_flows get_store_flow
-		get_store_flow_summary get_store_flow_runs update_store_flow list_store_connections list_store_makers get_store_maker
-		list_store_power_apps tool_search list_skills report_bug`) {
-		known[n] = true
+	for _, tool := range All() {
+		known[tool.Name] = true
+	}
+	for name, why := range notYetInCatalog {
+		if known[name] {
+			t.Errorf("%s is in the catalog now: drop it from notYetInCatalog (%s)", name, why)
+		}
 	}
 	for _, s := range skills {
 		for _, st := range s.Steps {
-			if !known[st.Tool] {
+			if !known[st.Tool] && notYetInCatalog[st.Tool] == "" {
 				t.Errorf("skill %s: unknown tool %s", s.Name, st.Tool)
 			}
 		}

@@ -10,7 +10,7 @@ import (
 // TestTokenClientTLS12: redemptions carry refresh tokens and the client secret, so the
 // default client never speaks TLS below 1.2.
 func TestTokenClientTLS12(t *testing.T) {
-	ts, err := NewTokenSource(Config{Authority: "https://login.example", ClientID: "c", ClientSecret: "s"}, nil, nil)
+	ts, err := NewTokenSource(Config{App: App{Authority: "https://login.example", ClientID: "c", ClientSecret: "s"}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

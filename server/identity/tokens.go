@@ -35,16 +35,9 @@ const (
 	logGrant     = "grant"
 )
 
-// Config says how to reach the Entra ID token endpoint.
+// Config says how to redeem refresh tokens: as which app, and how.
 type Config struct {
-	Authority    string // e.g. https://login.microsoftonline.com, no trailing slash
-	Tenant       string // organizations or common: each user's own tenant; else this tenant id
-	ClientID     string
-	ClientSecret string
-	// ClientAssertion, used when ClientSecret is empty, returns a signed JWT that
-	// authenticates the app instead (a federated credential: the managed
-	// identity's token for api://AzureADTokenExchange; see FederatedAssertion).
-	ClientAssertion func(ctx context.Context) (string, error)
+	App App
 	// HTTPClient talks to Entra ID; nil means a 15 s timeout and no redirects.
 	HTTPClient *http.Client
 	// Skew: an access token is used until this long before it expires (2 min).
@@ -98,15 +91,12 @@ type userLock struct {
 
 // NewTokenSource returns a TokenSource. It does no I/O.
 func NewTokenSource(cfg Config, users Users, sealer Sealer) (*TokenSource, error) {
-	cfg.Authority = strings.TrimRight(cfg.Authority, "/")
-	switch {
-	case cfg.Authority == "":
-		return nil, errors.New("identity: Entra authority is required")
-	case cfg.ClientID == "" || (cfg.ClientSecret == "" && cfg.ClientAssertion == nil):
-		return nil, errors.New("identity: Entra client id and a client secret or assertion are required")
+	cfg.App.Authority = strings.TrimRight(cfg.App.Authority, "/")
+	if err := cfg.App.Check(); err != nil {
+		return nil, err
 	}
-	if cfg.Tenant == "" {
-		cfg.Tenant = "organizations"
+	if cfg.App.Tenant == "" {
+		cfg.App.Tenant = "organizations"
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = outbound.Client(15*time.Second, true)
@@ -420,33 +410,23 @@ func (e *EntraError) ConsentMissing() bool {
 }
 
 func (t *TokenSource) tokenURL(userTenant string) string {
-	tenant := t.cfg.Tenant
-	switch strings.ToLower(tenant) {
-	case "organizations", "common", "consumers":
+	tenant := t.cfg.App.Tenant
+	if t.cfg.App.MultiTenant() {
 		tenant = userTenant // redeem at the user's own tenant (AADSTS50059 otherwise, for some resources)
 	}
-	return t.cfg.Authority + "/" + url.PathEscape(tenant) + "/oauth2/v2.0/token"
+	return t.cfg.App.Authority + "/" + url.PathEscape(tenant) + "/oauth2/v2.0/token"
 }
 
 // redeemAt redeems a refresh token for an audience, retrying once after a
 // network failure, 429 or 5xx.
 func (t *TokenSource) redeemAt(ctx context.Context, userTenant, refreshToken, audience string) (*redeemed, error) {
-	v := url.Values{
-		"grant_type":    {"refresh_token"},
-		"refresh_token": {refreshToken},
-		"client_id":     {t.cfg.ClientID},
-		"scope":         {strings.Join(append(t.cfg.Scopes(audience), "offline_access"), " ")},
+	v, err := t.cfg.App.ClientAuth(ctx)
+	if err != nil {
+		return nil, err
 	}
-	if t.cfg.ClientSecret != "" {
-		v.Set("client_secret", t.cfg.ClientSecret)
-	} else {
-		assertion, err := t.cfg.ClientAssertion(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("entra client assertion: %w", err)
-		}
-		v.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-		v.Set("client_assertion", assertion)
-	}
+	v.Set("grant_type", "refresh_token")
+	v.Set("refresh_token", refreshToken)
+	v.Set("scope", strings.Join(append(t.cfg.Scopes(audience), "offline_access"), " "))
 	form := v.Encode()
 	var lastErr error
 	for attempt := 0; attempt < 2; attempt++ {

@@ -55,7 +55,7 @@ func newHarness(t *testing.T) *harness {
 	core, logs := observer.New(zap.DebugLevel)
 	h.logs = logs
 	h.ts, err = identity.NewTokenSource(identity.Config{
-		Authority: h.srv.URL + sim.EntraPath, ClientID: sim.DevClientID, ClientSecret: sim.DevClientSecret,
+		App:    identity.App{Authority: h.srv.URL + sim.EntraPath, ClientID: sim.DevClientID, ClientSecret: sim.DevClientSecret},
 		Logger: zap.New(core), Now: func() time.Time { return time.Unix(0, h.now.Load()) },
 	}, store, h.sealer)
 	if err != nil {
@@ -356,7 +356,7 @@ func TestTransientTokenEndpointFailureIsRetried(t *testing.T) {
 func TestWrongClientSecretIsNotTheUsersFault(t *testing.T) {
 	h := newHarness(t)
 	p := h.consent(t, "alice@contoso.com")
-	ts, _ := identity.NewTokenSource(identity.Config{Authority: h.srv.URL + sim.EntraPath, ClientID: sim.DevClientID, ClientSecret: "wrong"}, h.store, h.sealer)
+	ts, _ := identity.NewTokenSource(identity.Config{App: identity.App{Authority: h.srv.URL + sim.EntraPath, ClientID: sim.DevClientID, ClientSecret: "wrong"}}, h.store, h.sealer)
 	_, err := ts.Token(powerautomate.WithCaller(t.Context(), p), powerautomate.AudienceFlow)
 	var ee *identity.EntraError
 	if !errors.As(err, &ee) || ee.Code != "invalid_client" || errors.Is(err, powerautomate.ErrReconnect) {
@@ -474,20 +474,29 @@ func TestFederatedCredentialInsteadOfSecret(t *testing.T) {
 	p := h.consent(t, "alice@contoso.com")
 	var asked []string
 	cred := &recordingCred{scopes: &asked}
-	ts, err := identity.NewTokenSource(identity.Config{Authority: h.srv.URL + sim.EntraPath, ClientID: sim.DevClientID,
-		ClientAssertion: identity.FederatedAssertion(cred, "https://login.microsoftonline.com")}, h.store, h.sealer)
+	ts, err := identity.NewTokenSource(identity.Config{App: identity.App{Authority: h.srv.URL + sim.EntraPath, ClientID: sim.DevClientID,
+		Assertion: identity.FederatedAssertion(cred, "https://login.microsoftonline.com")}}, h.store, h.sealer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The stand-in knows secrets only: it refuses the assertion as Entra refuses a
-	// wrong credential, and the user keeps their consent.
+	// "mi-token" is no token of the managed identity the app trusts: the stand-in
+	// refuses it as Entra refuses a wrong credential, and the user keeps consent.
 	_, err = ts.Token(powerautomate.WithCaller(t.Context(), p), powerautomate.AudienceFlow)
 	var ee *identity.EntraError
-	if !errors.As(err, &ee) || ee.Code != "invalid_client" {
+	if !errors.As(err, &ee) || ee.Code != "invalid_client" || errors.Is(err, powerautomate.ErrReconnect) {
 		t.Fatalf("err %v", err)
 	}
 	if !slices.Equal(asked, []string{"api://AzureADTokenExchange/.default"}) {
 		t.Fatalf("asked for %v", asked)
+	}
+	if u, _ := h.store.GetUser(t.Context(), p.UserID); u.Consent != cosmos.ConsentGranted {
+		t.Fatalf("a refused app credential changed consent to %s", u.Consent)
+	}
+	// The managed identity's own token, which the app's federated credential trusts,
+	// redeems the same refresh token.
+	cred.token = h.sim.ManagedIdentityToken(h.srv.URL+sim.EntraPath, sim.FederatedAudience, time.Hour)
+	if tok, err := ts.Token(powerautomate.WithCaller(t.Context(), p), powerautomate.AudienceFlow); err != nil || tok == "" {
+		t.Fatalf("with the managed identity's assertion: %v", err)
 	}
 	for authority, want := range map[string]string{
 		"https://login.microsoftonline.us":         "api://AzureADTokenExchangeUSGov",
@@ -500,11 +509,18 @@ func TestFederatedCredentialInsteadOfSecret(t *testing.T) {
 	}
 }
 
-type recordingCred struct{ scopes *[]string }
+type recordingCred struct {
+	scopes *[]string
+	token  string // "" means "mi-token"
+}
 
 func (c *recordingCred) GetToken(_ context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	*c.scopes = append(*c.scopes, o.Scopes...)
-	return azcore.AccessToken{Token: "mi-token", ExpiresOn: time.Now().Add(time.Hour)}, nil
+	tok := c.token
+	if tok == "" {
+		tok = "mi-token"
+	}
+	return azcore.AccessToken{Token: tok, ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
 
 // TestConnectorAudienceNeedsTheGrant: the connector runtime's audience lies beyond

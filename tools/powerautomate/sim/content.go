@@ -43,7 +43,7 @@ func (s *Sim) serveContent(w http.ResponseWriter, r *http.Request, info requestI
 		writeRunNotFound(w, f, segs[3])
 		return
 	}
-	body := contentAt(rn, segs[4:])
+	body := contentAt(rn, segs[4:], s.now())
 	if body == nil {
 		writeError(w, http.StatusNotFound, "ContentNotFound", "The requested content does not exist.")
 		return
@@ -54,7 +54,7 @@ func (s *Sim) serveContent(w http.ResponseWriter, r *http.Request, info requestI
 
 // contentAt resolves contents/{kind}, actions/{a}/contents/{kind} or
 // actions/{a}/repetitions/{rep}/contents/{kind} of a run as seen now.
-func contentAt(rn *run, segs []string) json.RawMessage {
+func contentAt(rn *run, segs []string, now time.Time) json.RawMessage {
 	pick := func(kind string, inputs, outputs []byte) []byte {
 		switch kind {
 		case "TriggerInputs", "ActionInputs":
@@ -70,7 +70,7 @@ func contentAt(rn *run, segs []string) json.RawMessage {
 	if len(segs) < 4 || segs[0] != "actions" {
 		return nil
 	}
-	for _, a := range rn.view(time.Now()).actions {
+	for _, a := range rn.view(now).actions {
 		if a.name != segs[1] {
 			continue
 		}

@@ -84,10 +84,15 @@ type EntraClient struct {
 	// LoopbackRedirects also accepts http://127.0.0.1:<any port>/callback and
 	// http://localhost:<any port>/callback (Entra's rule for loopback URIs).
 	LoopbackRedirects bool
+	// Federated are the federated identity credentials the app trusts instead
+	// of (or besides) its secret: a client_assertion (jwt-bearer) whose issuer,
+	// subject and audience match one of them, signed by this stand-in.
+	Federated []FederatedCredential
 }
 
 type entraState struct {
 	rtKey cipher.AEAD // seals refresh tokens; derived from the seed
+	now   func() time.Time
 
 	mu         sync.Mutex
 	clients    map[string]EntraClient
@@ -122,7 +127,7 @@ type refreshClaims struct {
 // refreshPrefix starts every refresh token (real ones start "0.A").
 const refreshPrefix = "0.AS."
 
-func newEntraState(seed []byte) *entraState {
+func newEntraState(seed []byte, now func() time.Time) *entraState {
 	key := make([]byte, 32)
 	if seed != nil {
 		m := hmac.New(sha256.New, seed)
@@ -140,8 +145,10 @@ func newEntraState(seed []byte) *entraState {
 		panic(err)
 	}
 	return &entraState{
-		rtKey:      aead,
-		clients:    map[string]EntraClient{DevClientID: {ID: DevClientID, Secret: DevClientSecret, LoopbackRedirects: true}},
+		rtKey: aead,
+		now:   now,
+		clients: map[string]EntraClient{DevClientID: {ID: DevClientID, Secret: DevClientSecret, LoopbackRedirects: true,
+			Federated: []FederatedCredential{DevFederatedCredential}}},
 		codes:      map[string]*authCode{},
 		used:       map[string]int64{},
 		consents:   map[string][]string{},
@@ -191,7 +198,7 @@ func (s *Sim) IssueRefreshToken(tenantID, objectID, clientID string, scopes []st
 func (s *Sim) RevokeRefreshTokens(tenantID, objectID string) {
 	s.entra.mu.Lock()
 	defer s.entra.mu.Unlock()
-	s.entra.revoked[strings.ToLower(tenantID)+"."+strings.ToLower(objectID)] = time.Now().UnixNano()
+	s.entra.revoked[strings.ToLower(tenantID)+"."+strings.ToLower(objectID)] = s.now().UnixNano()
 }
 
 func consentKey(tid, oid, clientID string) string { return tid + "." + oid + "." + clientID }
@@ -266,7 +273,7 @@ func (e *entraState) issueRefresh(tid, oid, clientID string, scopes []string) st
 	e.mu.Lock()
 	ttl := e.refreshTTL
 	e.mu.Unlock()
-	now := time.Now()
+	now := e.now()
 	c := refreshClaims{ID: rand.Text(), TenantID: tid, ObjectID: oid, ClientID: clientID,
 		Scopes: slices.Clone(scopes), IssuedAt: now.UnixNano(), Expires: now.Add(ttl).Unix()}
 	plain, _ := json.Marshal(c)
@@ -332,6 +339,7 @@ func (s *Sim) serveEntra(w http.ResponseWriter, r *http.Request, info requestInf
 	mux.HandleFunc("GET /{tenant}/oauth2/v2.0/authorize", s.entraAuthorize)
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/authorize", s.entraAuthorize)
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.entraToken)
+	mux.HandleFunc("GET "+ManagedIdentityPath, s.managedIdentityToken)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "AADSTS900561: The endpoint only accepts the documented methods and paths.", http.StatusNotFound)
 	})
@@ -369,7 +377,7 @@ func (s *Sim) entraDiscovery(w http.ResponseWriter, r *http.Request) {
 		"subject_types_supported":               []string{"pairwise"},
 		"scopes_supported":                      []string{"openid", "profile", "email", "offline_access"},
 		"id_token_signing_alg_values_supported": []string{"RS256"},
-		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "client_secret_basic"},
+		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "client_secret_basic", "private_key_jwt"},
 		"code_challenge_methods_supported":      []string{"S256"},
 		"claims_supported": []string{"sub", "iss", "aud", "exp", "iat", "nbf", "nonce", "tid", "oid", "email",
 			"preferred_username", "name", "ver"},
@@ -497,7 +505,7 @@ func (s *Sim) entraAuthorize(w http.ResponseWriter, r *http.Request) {
 			Path: entraCookiePath(r), HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
 		code := rand.Text() + rand.Text()
 		s.entra.mu.Lock()
-		now := time.Now()
+		now := s.now()
 		for k, c := range s.entra.codes { // prune
 			if now.After(c.expires) {
 				delete(s.entra.codes, k)
@@ -762,10 +770,17 @@ func (s *Sim) entraToken(w http.ResponseWriter, r *http.Request) {
 	case !known:
 		entraError(w, http.StatusBadRequest, "unauthorized_client", 700016, "Application with identifier '"+clientID+"' was not found in the directory.")
 		return
+	case secret == "" && (f.Has("client_assertion") || f.Has("client_assertion_type")):
+		if !s.federatedClientOK(w, r, client) {
+			return
+		}
 	case secret == "":
 		entraError(w, http.StatusUnauthorized, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
 		return
-	case subtle.ConstantTimeCompare([]byte(secret), []byte(client.Secret)) != 1:
+	case f.Has("client_assertion"):
+		entraError(w, http.StatusBadRequest, "invalid_request", 7000219, "Only one of 'client_assertion' or 'client_secret' may be presented.")
+		return
+	case client.Secret == "" || subtle.ConstantTimeCompare([]byte(secret), []byte(client.Secret)) != 1:
 		entraError(w, http.StatusUnauthorized, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.")
 		return
 	}
@@ -797,7 +812,7 @@ func (s *Sim) redeemCode(w http.ResponseWriter, r *http.Request, t entraTenant, 
 	case prior:
 		entraError(w, http.StatusBadRequest, "invalid_grant", 54005, "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.")
 		return
-	case time.Now().After(c.expires):
+	case s.now().After(c.expires):
 		entraError(w, http.StatusBadRequest, "invalid_grant", 70008, "The provided authorization code or refresh token has expired due to inactivity.")
 		return
 	case f.Get("redirect_uri") != c.redirectURI:
@@ -911,7 +926,7 @@ func (s *Sim) redeemRefresh(w http.ResponseWriter, r *http.Request, t entraTenan
 	// Rotation and revocation: check and mark under one lock, so two
 	// redemptions of one token cannot both succeed.
 	s.entra.mu.Lock()
-	now := time.Now()
+	now := s.now()
 	var refusal func()
 	switch {
 	case now.Unix() >= rt.Expires:
@@ -1014,7 +1029,7 @@ func (s *Sim) idToken(r *http.Request, tid, oid, clientID, nonce string, scopes 
 		name = strings.ToUpper(local[:1]) + local[1:]
 	}
 	sub := sha256.Sum256([]byte(oid + "\x00" + clientID))
-	now := time.Now()
+	now := s.now()
 	c := idClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    authority(r) + "/" + tid + "/v2.0",

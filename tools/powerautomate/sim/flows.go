@@ -321,7 +321,7 @@ func (s *Sim) createFlow(w http.ResponseWriter, r *http.Request) {
 	if !validateSave(w, c, env, b) {
 		return
 	}
-	now := time.Now().UTC()
+	now := s.now().UTC()
 	name := uuid.NewString()
 	f := &flow{name: name, displayName: *b.Properties.DisplayName, state: "Started", env: env, definition: b.Properties.Definition,
 		connRefs: b.Properties.ConnectionReferences, created: now, modified: now, creator: c.objectID, private: true,
@@ -357,7 +357,7 @@ func (s *Sim) updateFlow(w http.ResponseWriter, r *http.Request) {
 	if b.Properties.ConnectionReferences != nil {
 		f.connRefs = b.Properties.ConnectionReferences
 	}
-	f.modified = time.Now().UTC()
+	f.modified = s.now().UTC()
 	writeJSON(w, http.StatusOK, flowJSON(f, callerOf(r), false, true))
 }
 

@@ -200,7 +200,7 @@ func TestCreateUpdateAndCheckFlow(t *testing.T) {
 	_, err = newTestClient(t, s, srv.URL, bob).GetFlow(ctx, r)
 	wantAPIError(t, err, 403, "ConnectionAuthorizationFailed")
 
-	time.Sleep(2 * time.Millisecond)
+	clockOf(s).advance(time.Second)
 	newDef := json.RawMessage(`{"triggers":{"manual":{"type":"Request","kind":"Button","inputs":{}}},
 		"actions":{"Compose":{"type":"Compose","runAfter":{},"inputs":"changed"}}}`)
 	updated, err := c.UpdateFlow(ctx, r, powerautomate.FlowUpdate{Definition: newDef})

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,12 +24,35 @@ const (
 	fiona = "fiona@fabrikam.com"
 )
 
+// testClock is a test sim's clock: it moves a microsecond a reading (so that
+// what happens later is later) and otherwise only when a test moves it, so no
+// test sleeps to let time pass.
+type testClock struct{ ns atomic.Int64 }
+
+func (c *testClock) now() time.Time          { return time.Unix(0, c.ns.Add(int64(time.Microsecond))) }
+func (c *testClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// clocks maps a test sim to its clock.
+var clocks sync.Map
+
+func clockOf(s *Sim) *testClock { c, _ := clocks.Load(s); return c.(*testClock) }
+
 func newTestSim(t *testing.T, opts Options) (*Sim, *httptest.Server) {
 	t.Helper()
 	if opts.KeySeed == nil {
 		opts.KeySeed = testSeed
 	}
+	var clock *testClock
+	if opts.Now == nil {
+		clock = &testClock{}
+		clock.ns.Store(time.Now().UnixNano())
+		opts.Now = clock.now
+	}
 	s := New(opts)
+	if clock != nil {
+		clocks.Store(s, clock)
+		t.Cleanup(func() { clocks.Delete(s) })
+	}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return s, srv
@@ -86,18 +111,14 @@ func wantAPIError(t *testing.T, err error, status int, code string) *powerautoma
 	return apiErr
 }
 
-// waitRun polls a run until it leaves Running.
-func waitRun(t *testing.T, c *powerautomate.Client, r powerautomate.FlowRef, name string) *powerautomate.Run {
+// finishRun moves the sim's clock past the end of a live run (its actions take
+// milliseconds each) and reads the run.
+func finishRun(t *testing.T, s *Sim, c *powerautomate.Client, r powerautomate.FlowRef, name string) *powerautomate.Run {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		run, err := c.GetRun(ctx, r, name, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if run.Status != "Running" || time.Now().After(deadline) {
-			return run
-		}
-		time.Sleep(20 * time.Millisecond)
+	clockOf(s).advance(time.Minute)
+	run, err := c.GetRun(ctx, r, name, false)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return run
 }

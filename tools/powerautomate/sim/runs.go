@@ -72,7 +72,7 @@ func (s *Sim) listRuns(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "InvalidFilter", "The $filter is not valid: "+err.Error()+".")
 		return
 	}
-	now := time.Now()
+	now := s.now()
 	var runs []*run
 	for _, rn := range f.runs {
 		v := rn.view(now)
@@ -114,7 +114,7 @@ func (s *Sim) getRun(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	if rn := s.resolveRun(w, r); rn != nil {
 		expand := strings.Contains(strings.ToLower(r.URL.Query().Get("$expand")), "actions")
-		writeJSON(w, http.StatusOK, s.runJSON(rn, infoOf(r).base, time.Now(), expand))
+		writeJSON(w, http.StatusOK, s.runJSON(rn, infoOf(r).base, s.now(), expand))
 	}
 }
 
@@ -125,7 +125,7 @@ func (s *Sim) cancelRun(w http.ResponseWriter, r *http.Request) {
 	if rn == nil {
 		return
 	}
-	now := time.Now()
+	now := s.now()
 	if v := rn.view(now); v.status != "Running" {
 		inner, _ := json.Marshal(apiError{errorBody{Code: "WorkflowRunInvalidState",
 			Message: "The workflow run '" + rn.name + "' cannot be cancelled because it is in '" + v.status + "' state."}})
@@ -145,7 +145,7 @@ func (s *Sim) listRunActions(w http.ResponseWriter, r *http.Request) {
 	}
 	base := infoOf(r).base
 	var items []any
-	for _, a := range rn.view(time.Now()).actions {
+	for _, a := range rn.view(s.now()).actions {
 		items = append(items, map[string]any{
 			"name": a.name, "id": runID(rn) + "/actions/" + a.name, "type": "Microsoft.ProcessSimple/environments/flows/runs/actions",
 			"properties": s.actionProps(rn, a, base),
@@ -162,7 +162,7 @@ func (s *Sim) listRepetitions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var action *actionRecord
-	for _, a := range rn.view(time.Now()).actions {
+	for _, a := range rn.view(s.now()).actions {
 		if strings.EqualFold(a.name, r.PathValue("action")) {
 			action = a
 		}
@@ -358,7 +358,7 @@ func (s *Sim) startRun(w http.ResponseWriter, r *http.Request, f *flow, keywords
 		writeError(w, http.StatusBadRequest, "InvalidRequestContent", "The request body is not valid JSON.")
 		return
 	}
-	rn := s.newRun(f, time.Now(), livePace, true, string(payload), keywords)
+	rn := s.newRun(f, s.now(), livePace, true, string(payload), keywords)
 	w.Header().Set("x-ms-workflow-run-id", rn.name)
 	w.Header().Set("x-ms-client-tracking-id", rn.trackingID)
 	w.Header().Set("Location", base+"/flow"+runID(rn)+"?api-version=2016-11-01")
@@ -383,7 +383,7 @@ func (s *Sim) resubmitRun(w http.ResponseWriter, r *http.Request) {
 	if json.Unmarshal(rn.triggerOutputs, &out) == nil && out.Body != nil {
 		payload = string(out.Body)
 	}
-	nr := s.newRun(rn.flow, time.Now(), livePace, true, payload, []string{"resubmitFlow"})
+	nr := s.newRun(rn.flow, s.now(), livePace, true, payload, []string{"resubmitFlow"})
 	w.Header().Set("x-ms-workflow-run-id", nr.name)
 	w.WriteHeader(http.StatusAccepted)
 }

@@ -88,7 +88,7 @@ func TestFailedRunRootCauseAndFix(t *testing.T) {
 	if err != nil || res.Via != "callback" || res.RunName == "" {
 		t.Fatalf("trigger: %+v %v", res, err)
 	}
-	if got := waitRun(t, c, r, res.RunName); got.Status != "Failed" {
+	if got := finishRun(t, s, c, r, res.RunName); got.Status != "Failed" {
 		t.Errorf("run before the fix = %s", got.Status)
 	}
 
@@ -107,7 +107,7 @@ func TestFailedRunRootCauseAndFix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := waitRun(t, c, r, res.RunName); got.Status != "Succeeded" {
+	if got := finishRun(t, s, c, r, res.RunName); got.Status != "Succeeded" {
 		t.Errorf("run after the fix = %s (%+v)", got.Status, got.Error)
 	}
 	// Resubmitting the failed run now succeeds too, and is marked as a resubmission.
@@ -115,7 +115,7 @@ func TestFailedRunRootCauseAndFix(t *testing.T) {
 	if err != nil || newRun == "" {
 		t.Fatalf("resubmit: %q %v", newRun, err)
 	}
-	got := waitRun(t, c, r, newRun)
+	got := finishRun(t, s, c, r, newRun)
 	if got.Status != "Succeeded" || len(got.ClientKeywords) != 1 || got.ClientKeywords[0] != "resubmitFlow" {
 		t.Errorf("resubmitted run = %+v", got)
 	}
@@ -155,6 +155,7 @@ func TestCancelRunningRun(t *testing.T) {
 	if run, _ := c.GetRun(ctx, r, res.RunName, true); run.Status != "Running" || !run.EndTime.IsZero() {
 		t.Fatalf("new approval run = %+v", run)
 	}
+	clockOf(s).advance(time.Second) // the run now waits on the approval
 	if err := c.CancelRun(ctx, r, res.RunName); err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +194,7 @@ func TestRecurrenceFlowRunsThroughRunAPI(t *testing.T) {
 	if res.Via != "run" || res.RunName == "" {
 		t.Fatalf("result = %+v", res)
 	}
-	if got := waitRun(t, c, r, res.RunName); got.Status != "Succeeded" {
+	if got := finishRun(t, s, c, r, res.RunName); got.Status != "Succeeded" {
 		t.Errorf("run = %+v", got)
 	}
 }

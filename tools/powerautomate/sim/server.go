@@ -51,6 +51,9 @@ type Options struct {
 	// Audiences overrides the accepted token audiences per host key
 	// ("flow", "powerapps", "bap", "ppapi", "apihub").
 	Audiences map[string][]string
+	// Now is the simulator's clock (tokens, codes, runs); nil means time.Now.
+	// Tests move it instead of sleeping.
+	Now func() time.Time
 }
 
 // DefaultAudiences are the token audiences each host accepts.
@@ -96,6 +99,9 @@ type Sim struct {
 func New(opts Options) *Sim {
 	opts.PathPrefix = strings.TrimRight(opts.PathPrefix, "/")
 	opts.BaseURL = strings.TrimRight(opts.BaseURL, "/")
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	s := &Sim{
 		opts:      opts,
 		tenants:   map[string]*tenant{},
@@ -120,10 +126,13 @@ func New(opts Options) *Sim {
 		"ppapi":     s.ppapiRoutes(),
 		"apihub":    s.apihubRoutes(),
 	}
-	s.entra = newEntraState(opts.KeySeed)
-	s.seed(time.Now().UTC())
+	s.entra = newEntraState(opts.KeySeed, opts.Now)
+	s.seed(s.now().UTC())
 	return s
 }
+
+// now is the simulator's clock (Options.Now).
+func (s *Sim) now() time.Time { return s.opts.Now() }
 
 // Config returns a client configuration that points every host at the
 // simulator mounted at base (the external URL of the mount, e.g.

@@ -46,7 +46,7 @@ func Issuer(tenantID string) string { return "https://sts.windows.net/" + tenant
 // one audience and the given delegated scopes (scp). A negative ttl makes an
 // already expired token.
 func (s *Sim) MintAccessToken(tenantID, objectID, audience string, scopes []string, ttl time.Duration) string {
-	now := time.Now()
+	now := s.now()
 	return s.Sign(accessClaims{
 		TenantID: tenantID,
 		ObjectID: objectID,
@@ -124,12 +124,12 @@ func (s *Sim) authenticate(w http.ResponseWriter, r *http.Request, hostKey strin
 	}
 	var claims accessClaims
 	_, err := jwt.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return &s.key.PublicKey, nil },
-		jwt.WithValidMethods([]string{"RS256"}), jwt.WithExpirationRequired())
+		jwt.WithValidMethods([]string{"RS256"}), jwt.WithExpirationRequired(), jwt.WithTimeFunc(s.now))
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		const layout = "1/2/2006 3:04:05 PM"
 		return fail("ExpiredAuthenticationToken", "The access token expiry UTC time '"+claims.ExpiresAt.UTC().Format(layout)+
-			"' is earlier than current UTC time '"+time.Now().UTC().Format(layout)+"'.")
+			"' is earlier than current UTC time '"+s.now().UTC().Format(layout)+"'.")
 	case err != nil:
 		return fail("InvalidAuthenticationToken", "The access token is invalid.")
 	case claims.TenantID == "" || claims.ObjectID == "":
