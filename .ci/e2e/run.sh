@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end against the real binary on loopback: the official MCP conformance suite
-# (through a header-injecting proxy, since it cannot send x-api-key) and the official
-# TypeScript SDK client. Needs `npm ci` done in this folder (.ci/run does it).
+# (through a header-injecting proxy, since it cannot send x-api-key), its
+# authorization-server scenarios, and the official TypeScript SDK client (API key and
+# OAuth; headless Chromium plays the person, CHROMIUM or /usr/bin/chromium). Needs `npm ci` done in this folder (.ci/run does it).
 #   usage: .ci/e2e/run.sh path/to/flowstudio
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -14,8 +15,14 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
+# A certificate for 127.0.0.1, for the Client ID Metadata Document the OAuth test serves
+# over https; the server trusts it (SSL_CERT_FILE: it talks to nothing but loopback here).
+(cd "$WORK" && go run "$(go env GOROOT)/src/crypto/tls/generate_cert.go" --host 127.0.0.1 --ca --duration 2h >/dev/null 2>&1)
+[ -s "$WORK/cert.pem" ] || { echo "could not make a test certificate"; exit 1; }
+export E2E_TLS_CERT="$WORK/cert.pem" E2E_TLS_KEY="$WORK/key.pem" E2E_RESULTS="$RESULTS"
+
 # Start the server on embedded defaults, on a free port; learn the port from its log.
-FLOWSTUDIO_ADDR=127.0.0.1:0 FLOWSTUDIO_DATA_DIR="$WORK/data" "$BIN" serve > "$WORK/server.log" 2>&1 &
+FLOWSTUDIO_ADDR=127.0.0.1:0 FLOWSTUDIO_DATA_DIR="$WORK/data" SSL_CERT_FILE="$WORK/cert.pem" "$BIN" serve > "$WORK/server.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
   MCP_URL=$(grep -o '"mcp_url":"[^"]*"' "$WORK/server.log" | head -1 | cut -d'"' -f4 || true)
@@ -42,7 +49,13 @@ for s in server-initialize ping tools-list server-sse-multiple-streams dns-rebin
 done
 echo "conformance: $pass passed, $fail failed"
 
-# The official TypeScript SDK client.
+# The conformance suite's authorization-server scenarios (a later release than the one
+# above: 0.1.16 has none) against the built-in authorization server; Chromium signs in.
+authz=0
+"$NODE" "$HERE/authz-conformance.mjs" "${MCP_URL%/mcp}" "$RESULTS" || authz=1
+
+# The official TypeScript SDK client: x-api-key at /mcp, and its OAuth client at
+# /mcp/oauth with Chromium doing the person's part (oauth.test.mjs).
 sdk=0
 "$NODE" --test "$HERE"/*.test.mjs || sdk=1
 if grep -q '"level":"error"' "$WORK/server.log"; then echo "server logged errors:"; grep '"level":"error"' "$WORK/server.log"; exit 1; fi
@@ -50,4 +63,4 @@ if grep -q '"level":"error"' "$WORK/server.log"; then echo "server logged errors
 if [ "$sdk" -eq 0 ] && ! grep -q 'mcp call cancelled by the client' "$WORK/server.log"; then
   echo "the SDK client aborted a call but the server never cancelled it"; sdk=1
 fi
-[ "$fail" -eq 0 ] && [ "$sdk" -eq 0 ]
+[ "$fail" -eq 0 ] && [ "$sdk" -eq 0 ] && [ "$authz" -eq 0 ]
