@@ -13,6 +13,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -329,8 +330,7 @@ func (s *Server) serveOne(w http.ResponseWriter, r *http.Request, version string
 		stream.write("message", out)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(out)
+	writeJSONBody(w, out)
 }
 
 // callContext bounds a call. Before 2026-07-28 a dropped connection is not a
@@ -383,8 +383,7 @@ func (s *Server) writeOut(w http.ResponseWriter, stream *sseStream, out []byte) 
 		stream.write("message", out)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(out)
+	writeJSONBody(w, out)
 }
 
 // dispatch runs one request and returns its encoded response.
@@ -548,4 +547,16 @@ func logMethod(m string) string {
 		return "‹invalid›"
 	}
 	return m
+}
+
+// jsonContentType is shared by every response; net/http never writes to header values.
+var jsonContentType = []string{"application/json"}
+
+// writeJSONBody sends a whole JSON body with its length: a body past 2 KiB would
+// otherwise go out chunked, which costs both ends framing for nothing.
+func writeJSONBody(w http.ResponseWriter, out []byte) {
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(out))}
+	_, _ = w.Write(out)
 }

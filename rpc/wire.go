@@ -3,7 +3,6 @@ package rpc
 import (
 	"bytes"
 	json "github.com/segmentio/encoding/json"
-	"regexp"
 	"unicode/utf8"
 
 	"github.com/sourcegraph/jsonrpc2"
@@ -28,9 +27,23 @@ const maxIDLength = 1024
 
 var nullID = json.RawMessage("null")
 
-// integerID matches a JSON integer literal of any size (2^64 included): MCP ids are
-// strings or integers, and we echo them byte for byte rather than through a numeric type.
-var integerID = regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
+// isIntegerID reports whether b is a JSON integer literal of any size (2^64
+// included), -?(0|[1-9][0-9]*): MCP ids are strings or integers, and we echo them
+// byte for byte rather than through a numeric type.
+func isIntegerID(b []byte) bool {
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+	}
+	if len(b) == 0 || (b[0] == '0' && len(b) > 1) {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // Message is one decoded JSON-RPC message. The sourcegraph/jsonrpc2 Request carries the
 // method and params; the id is kept as its raw JSON because jsonrpc2.ID cannot hold a
@@ -148,10 +161,10 @@ func validID(id json.RawMessage) bool {
 	}
 	switch id[0] {
 	case '"':
-		var s string
-		return len(id) <= maxIDLength+2 && json.Unmarshal(id, &s) == nil
+		// Starting with a quote, a valid JSON value is exactly one string.
+		return len(id) <= maxIDLength+2 && json.Valid(id)
 	default:
-		return integerID.Match(id)
+		return isIntegerID(id)
 	}
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -58,7 +59,21 @@ func BenchmarkToolsCallRoundTrip(b *testing.B) {
 	users := &countingUsers{UserStore: store}
 	h := New(Deps{Settings: settings, Logger: zap.NewNop(), Keys: keys, Users: users, Catalog: catalog}).Handler()
 	key, _ := keys.Issue(user.ID, 1, time.Unix(user.KeyIssuedAt, 0), tools.ScopeFull)
+	call := func(body string) string {
+		req := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(body))
+		req.Host = "127.0.0.1:8080"
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Api-Key", key)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Body.String()
+	}
+	env := firstName(b, call(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_live_environments","arguments":{}}}`), "environments")
+	flow := firstName(b, call(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_live_flows","arguments":{"environmentName":"`+env+`"}}}`), "flows")
 	for _, bc := range []struct{ name, body string }{
+		// The shared bench's two cases: a meta tool, and one flow read with one upstream GET.
+		{"list_skills", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_skills","arguments":{"skill":"discover"}}}`},
+		{"get_live_flow", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_live_flow","arguments":{"environmentName":"` + env + `","flowName":"` + flow + `"}}}`},
 		// The whole path including an upstream call to the simulator (RS256 token
 		// minting and checking dominate it).
 		{"list_live_environments", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_live_environments","arguments":{}}}`},
@@ -82,4 +97,18 @@ func BenchmarkToolsCallRoundTrip(b *testing.B) {
 			b.ReportMetric(float64(users.reads)/float64(b.N), "store-reads/op")
 		})
 	}
+}
+
+// firstName returns the name of the first entry of list in a tools/call result.
+func firstName(b *testing.B, body, list string) string {
+	b.Helper()
+	var resp struct {
+		Result struct {
+			StructuredContent map[string][]struct{ Name string } `json:"structuredContent"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(body), &resp); err != nil || len(resp.Result.StructuredContent[list]) == 0 {
+		b.Fatalf("no %s in %s", list, body)
+	}
+	return resp.Result.StructuredContent[list][0].Name
 }

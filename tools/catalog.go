@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/flowstudio/mcp/rpc"
 	"github.com/flowstudio/mcp/rpc/logsafe"
@@ -290,8 +291,9 @@ func structuredResult(out any) *callResult {
 	if err != nil {
 		return errorResult("internal error: result not encodable")
 	}
-	// The text and structuredContent are the same JSON: encode the handler's output once.
-	return &callResult{text: string(text), structured: true}
+	// The text and structuredContent are the same JSON: encode the handler's output
+	// once, and do not copy it into a string either: text is never written again.
+	return &callResult{text: unsafe.String(unsafe.SliceData(text), len(text)), structured: true}
 }
 
 func errorResult(msg string) *callResult {

@@ -165,30 +165,6 @@ func compactJSON(raw json.RawMessage) json.RawMessage {
 	return b.Bytes()
 }
 
-// isCompact reports whether JSON text has no whitespace outside its strings. It
-// does not validate: callers pass JSON that was parsed already.
-func isCompact(raw []byte) bool {
-	inString, escaped := false, false
-	for _, c := range raw {
-		switch {
-		case escaped:
-			escaped = false
-		case inString:
-			switch c {
-			case '\\':
-				escaped = true
-			case '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == ' ' || c == '\n' || c == '\r' || c == '\t':
-			return false
-		}
-	}
-	return len(raw) > 0
-}
-
 type connRefOut struct {
 	ConnectionName string `json:"connectionName,omitempty"`
 	ID             string `json:"id,omitempty"`
@@ -207,12 +183,29 @@ func toConnRefs(refs map[string]powerautomate.ConnectionReference) map[string]co
 // triggerSummary maps trigger names to type[/kind], e.g. manual: Request/Button, in
 // one pass over the definition.
 func triggerSummary(def json.RawMessage) map[string]string {
-	var root struct {
-		Triggers map[string]struct{ Type, Kind string } `json:"triggers"`
+	out := make(map[string]string, 2)
+	triggers := member(def, "triggers") // only the triggers, not the whole definition
+	plain := true
+	eachMember(triggers, func(name, t []byte) bool {
+		typ, ok1 := plainString(member(t, "type"))
+		kind, ok2 := plainString(member(t, "kind"))
+		if !plainASCII(name) || !ok1 || (!ok2 && member(t, "kind") != nil) {
+			plain = false // escapes: let the decoder read them
+			return false
+		}
+		if kind != "" {
+			typ += "/" + kind
+		}
+		out[string(name)] = typ
+		return true
+	})
+	if plain {
+		return out
 	}
-	json.Unmarshal(def, &root)
-	out := make(map[string]string, len(root.Triggers))
-	for name, t := range root.Triggers {
+	var decoded map[string]struct{ Type, Kind string }
+	json.Unmarshal(triggers, &decoded)
+	clear(out)
+	for name, t := range decoded {
 		out[name] = t.Type
 		if t.Kind != "" {
 			out[name] += "/" + t.Kind

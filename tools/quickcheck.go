@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"math"
 	"reflect"
-	"regexp"
 	"unicode/utf8"
 )
 
@@ -23,7 +22,7 @@ type quickSchema struct {
 	enum                     []any
 	hasConst                 bool
 	constVal                 any
-	pattern                  *regexp.Regexp
+	pattern                  func(string) bool // nil: none
 	minLength, maxLength     int // -1: none
 	minimum, maximum         *float64
 	exclMinimum, exclMaximum *float64
@@ -80,8 +79,8 @@ func compileQuick(raw json.RawMessage) *quickSchema {
 		case "pattern":
 			var p string
 			if ok = json.Unmarshal(v, &p) == nil; ok {
-				re, err := regexp.Compile(p)
-				q.pattern, ok = re, err == nil
+				m, err := compilePattern(p)
+				q.pattern, ok = m, err == nil
 			}
 		case "minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties":
 			var n int
@@ -127,7 +126,7 @@ func (q *quickSchema) valid(v any) bool {
 				return false
 			}
 		}
-		if q.pattern != nil && !q.pattern.MatchString(x) {
+		if q.pattern != nil && !q.pattern(x) {
 			return false
 		}
 	case float64:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -389,5 +390,29 @@ func TestTokenSourceErrorIsReturnedWithoutRequest(t *testing.T) {
 	}
 	if n, _ := srv.seen(); n != 0 {
 		t.Errorf("server saw %d requests", n)
+	}
+}
+
+// TestReadLimited: declared and undeclared lengths read the same bytes, the limit
+// holds either way, and a pooled buffer never leaks one answer into the next.
+func TestReadLimited(t *testing.T) {
+	long := strings.Repeat("abcdefghij", 1000)
+	for _, c := range []struct {
+		name            string
+		body            string
+		declared, limit int64
+		want            string
+	}{
+		{"declared", long, int64(len(long)), 1 << 20, long},
+		{"undeclared", long, -1, 1 << 20, long},
+		{"undeclared over the limit", long, -1, 100, long[:100]},
+		{"declared over the limit", long, int64(len(long)), 100, long[:100]},
+		{"empty", "", 0, 100, ""},
+		{"short after long", "xyz", -1, 100, "xyz"},
+	} {
+		got, err := readLimited(strings.NewReader(c.body), c.declared, c.limit)
+		if err != nil || string(got) != c.want {
+			t.Errorf("%s: %d bytes, %v; want %d bytes", c.name, len(got), err, len(c.want))
+		}
 	}
 }

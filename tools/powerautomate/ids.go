@@ -1,7 +1,6 @@
 package powerautomate
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -19,12 +18,56 @@ const (
 	maxIDPreviewRune = 40
 )
 
-var (
-	guidRE      = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
-	runNameRE   = regexp.MustCompile(`^[0-9A-Za-z]+$`)
-	connNameRE  = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z_-]*$`)
-	connectorRE = regexp.MustCompile(`^shared_[0-9A-Za-z][0-9A-Za-z_-]*$`)
-)
+// The checks below run on every call, so they are loops over bytes rather than
+// regular expressions (ids_test.go holds them to the expressions they replace).
+
+// isGUID: [0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}.
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		c := s[i]
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			if c != '-' {
+				return false
+			}
+		} else if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+// isRunName: [0-9A-Za-z]+.
+func isRunName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isAlnum(s[i]) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// isConnectionName: [0-9A-Za-z][0-9A-Za-z_-]*.
+func isConnectionName(s string) bool {
+	if s == "" || !isAlnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// isConnectorName: shared_ then a connection-name-like rest.
+func isConnectorName(s string) bool {
+	return strings.HasPrefix(s, "shared_") && isConnectionName(s[len("shared_"):])
+}
 
 // ValidateEnvironmentName accepts a GUID, "Default-<tenant GUID>" or the
 // "~default" alias.
@@ -32,8 +75,8 @@ func ValidateEnvironmentName(name string) error {
 	if err := basicCheck("environment", name, 64); err != nil {
 		return err
 	}
-	if name == "~default" || guidRE.MatchString(name) ||
-		(len(name) > 8 && strings.EqualFold(name[:8], "Default-") && guidRE.MatchString(name[8:])) {
+	if name == "~default" || isGUID(name) ||
+		(len(name) > 8 && strings.EqualFold(name[:8], "Default-") && isGUID(name[8:])) {
 		return nil
 	}
 	return invalid("environment", name, "want a GUID, Default-<GUID> or ~default")
@@ -44,7 +87,7 @@ func ValidateFlowName(name string) error {
 	if err := basicCheck("flow", name, 36); err != nil {
 		return err
 	}
-	if !guidRE.MatchString(name) {
+	if !isGUID(name) {
 		return invalid("flow", name, "want the flow GUID")
 	}
 	return nil
@@ -55,7 +98,7 @@ func ValidateRunName(name string) error {
 	if err := basicCheck("run", name, maxRunNameLen); err != nil {
 		return err
 	}
-	if !runNameRE.MatchString(name) {
+	if !isRunName(name) {
 		return invalid("run", name, "want letters and digits only")
 	}
 	return nil
@@ -86,7 +129,7 @@ func ValidateConnectionName(name string) error {
 	if err := basicCheck("connection", name, maxNameLen); err != nil {
 		return err
 	}
-	if !connNameRE.MatchString(name) {
+	if !isConnectionName(name) {
 		return invalid("connection", name, "want letters, digits, '-' and '_'")
 	}
 	return nil
@@ -97,7 +140,7 @@ func ValidateConnectorName(name string) error {
 	if err := basicCheck("connector", name, maxNameLen); err != nil {
 		return err
 	}
-	if !connectorRE.MatchString(name) {
+	if !isConnectorName(name) {
 		return invalid("connector", name, "want shared_<name>")
 	}
 	return nil

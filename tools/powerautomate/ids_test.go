@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -146,5 +147,30 @@ func TestEnvironmentHostLabel(t *testing.T) {
 	got, err := EnvironmentHostLabel("Default-00000000-0000-0000-0000-000000000123")
 	if want := "000000000000000000000000000001.23"; err != nil || got != want {
 		t.Errorf("label = %q, %v; want %q", got, err, want)
+	}
+}
+
+// TestIDChecksMatchTheirExpressions holds the byte loops to the regular expressions
+// they replaced on the call path.
+func TestIDChecksMatchTheirExpressions(t *testing.T) {
+	samples := []string{"", "a", "0f8fad5b-d9cb-469f-a165-70867728950e", "0F8FAD5B-D9CB-469F-A165-70867728950E",
+		"0f8fad5b-d9cb-469f-a165-70867728950", "0f8fad5b-d9cb-469f-a165-70867728950e0", "0f8fad5b_d9cb-469f-a165-70867728950e",
+		"0f8fad5g-d9cb-469f-a165-70867728950e", "08586653536760200319026785874CU62", "shared_office365", "shared_",
+		"shared_-x", "shared-office365-19528cc4", "_x", "-x", "x_-y", "a b", "é", "x\n", "../x", "shared_a/b"}
+	for _, c := range []struct {
+		re string
+		fn func(string) bool
+	}{
+		{`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`, isGUID},
+		{`^[0-9A-Za-z]+$`, isRunName},
+		{`^[0-9A-Za-z][0-9A-Za-z_-]*$`, isConnectionName},
+		{`^shared_[0-9A-Za-z][0-9A-Za-z_-]*$`, isConnectorName},
+	} {
+		re := regexp.MustCompile(c.re)
+		for _, s := range samples {
+			if got, want := c.fn(s), re.MatchString(s); got != want {
+				t.Errorf("%s on %q: %v, want %v", c.re, s, got, want)
+			}
+		}
 	}
 }

@@ -1,0 +1,115 @@
+package tools
+
+import (
+	"bytes"
+	stdjson "encoding/json"
+	"testing"
+)
+
+var rawJSONSeeds = []string{
+	`{}`, `{"a":1}`, `{"a":1,"triggers":{"manual":{"type":"Request","kind":"Button"}}}`,
+	`{"triggers":true,"b":[1,{"c":"}"}]}`, `{"x":"a\"triggers\":1","triggers":null}`,
+	`{"a":"\\","triggers":[{"t":"\\\""}],"z":-1.5e3}`, `{"a":{"triggers":1},"b":2}`, `[1,2]`, `"s"`,
+	`{"a": 1}`, "{\"a\":\"x y\"}", "{\"a\":\"x\\ny\"}", `{"triggers":{"a b":{"type":"T"}}}`,
+}
+
+// FuzzRawJSON holds the scanners to encoding/json: member finds what decoding finds,
+// and isCompact agrees with json.Compact.
+func FuzzRawJSON(f *testing.F) {
+	for _, s := range rawJSONSeeds {
+		f.Add(s, "triggers")
+	}
+	f.Fuzz(func(t *testing.T, text, key string) {
+		raw := []byte(text)
+		if !stdjson.Valid(raw) {
+			return
+		}
+		var compact bytes.Buffer
+		stdjson.Compact(&compact, raw)
+		if got, want := isCompact(raw), bytes.Equal(compact.Bytes(), raw); got != want {
+			t.Fatalf("isCompact(%q) = %v, want %v", raw, got, want)
+		}
+		c := compact.Bytes()
+		var obj map[string]stdjson.RawMessage
+		if stdjson.Unmarshal(c, &obj) != nil || bytes.IndexByte(c, '\\') >= 0 {
+			return // not an object, or escaped keys (member does not unescape)
+		}
+		var keys []string
+		if dec := stdjson.NewDecoder(bytes.NewReader(c)); true {
+			dec.Token()
+			for dec.More() {
+				k, _ := dec.Token()
+				keys = append(keys, k.(string))
+				var skip stdjson.RawMessage
+				dec.Decode(&skip)
+			}
+		}
+		first := -1
+		for i, k := range keys {
+			if k == key && first < 0 {
+				first = i
+			}
+		}
+		got := member(c, key)
+		if first < 0 {
+			if got != nil {
+				t.Fatalf("member(%s, %q) = %s, want none", c, key, got)
+			}
+			return
+		}
+		// encoding/json keeps the last of duplicate keys; member the first.
+		if dup := len(keys) != len(obj); !dup && !bytes.Equal(got, obj[key]) {
+			t.Fatalf("member(%s, %q) = %s, want %s", c, key, got, obj[key])
+		}
+	})
+}
+
+func TestTriggerSummaryReadsOnlyTriggers(t *testing.T) {
+	def := []byte(`{"actions":{"A":{"type":"Compose","inputs":"{\"triggers\":1}"}},"triggers":{"manual":{"type":"Request","kind":"Button","inputs":{}},"Recurrence":{"type":"Recurrence"}},"z":1}`)
+	got := triggerSummary(def)
+	if len(got) != 2 || got["manual"] != "Request/Button" || got["Recurrence"] != "Recurrence" {
+		t.Fatalf("triggerSummary = %v", got)
+	}
+	if got := triggerSummary(nil); len(got) != 0 {
+		t.Fatalf("nil definition: %v", got)
+	}
+}
+
+// FuzzTriggerSummary holds the scanning triggerSummary to decoding the triggers.
+func FuzzTriggerSummary(f *testing.F) {
+	f.Add(`{"triggers":{"manual":{"type":"Request","kind":"Button"},"R":{"type":"Recurrence"}}}`)
+	f.Add(`{"triggers":{"m\u00e9":{"type":"Req\"uest","kind":""}}}`)
+	f.Add(`{"triggers":{"a":{"kind":"K"},"b":{"type":1}}}`)
+	f.Add(`{"actions":{},"triggers":[]}`)
+	f.Fuzz(func(t *testing.T, text string) {
+		var compact bytes.Buffer
+		if stdjson.Compact(&compact, []byte(text)) != nil {
+			return
+		}
+		var root struct {
+			Triggers map[string]struct{ Type, Kind string } `json:"triggers"`
+		}
+		if stdjson.Unmarshal(compact.Bytes(), &root) != nil {
+			return
+		}
+		if dup := bytes.Count(compact.Bytes(), []byte(`"triggers"`)); dup != 1 {
+			return // member reads the first of duplicate keys, encoding/json the last
+		}
+		want := map[string]string{}
+		for name, tr := range root.Triggers {
+			want[name] = tr.Type
+			if tr.Kind != "" {
+				want[name] += "/" + tr.Kind
+			}
+		}
+		got := triggerSummary(compact.Bytes())
+		if len(got) != len(want) {
+			t.Fatalf("triggerSummary(%s) = %v, want %v", compact.Bytes(), got, want)
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Fatalf("triggerSummary(%s) = %v, want %v", compact.Bytes(), got, want)
+			}
+		}
+	})
+}
