@@ -32,6 +32,7 @@ func All() []*Tool {
 		listStoreConnections(),
 		listStoreMakers(),
 		getStoreMaker(),
+		listStorePowerApps(),
 		// Meta tools: free, not counted against quota (tools/meta.go).
 		toolSearch(),
 		listSkills(),

@@ -46,6 +46,10 @@ const (
 "window":{"type":"string","description":"The run-statistics window of that sync, e.g. 7d."},
 "note":{"type":"string","description":"Why the cache is empty or older than usual, and what to do."}}}`
 	storeFlowIDOut = `{"type":"string","description":"<environment>.<flow>, lower-case."}`
+	// closedCacheOutSchema is cacheOutSchema closed to other members, for outputs
+	// whose every object is closed.
+	closedCacheOutSchema = `{"type":"object","additionalProperties":false,"description":"When the Team cache was last synced, or why it is not.","properties":{
+"syncedAt":{"type":"string"},"window":{"type":"string"},"note":{"type":"string"}}}`
 )
 
 // Scan bounds: one call reads at most storeScanPages pages of storeScanSize items
@@ -231,6 +235,7 @@ type storeEnvRow struct {
 	IsDefault       bool   `json:"isDefault"`
 	FlowCount       int    `json:"flowCount"`
 	ConnectionCount int    `json:"connectionCount"`
+	AppCount        int    `json:"appCount"`
 	Partial         bool   `json:"partial,omitempty"`
 }
 
@@ -249,7 +254,7 @@ func listStoreEnvironments() *Tool {
 	return Define(Tool{
 		Name:  "list_store_environments",
 		Title: "List cached environments with counts",
-		Description: "Team plan. Lists the environments in your Team cache with how many flows and connections each holds, " +
+		Description: "Team plan. Lists the environments in your Team cache with how many flows, connections and Power Apps apps each holds, " +
 			"read from the cache that the sync job refreshes every 30 minutes (no call to Power Automate). partial marks an " +
 			"environment the last sync could not list completely. Next: list_store_flows with environmentName.",
 		Kind:  ReadOnly,
@@ -260,6 +265,7 @@ func listStoreEnvironments() *Tool {
 		Output: json.RawMessage(`{"type":"object","required":["environments","cache"],"properties":{"environments":{"type":"array","items":{"type":"object",
 "required":["name","displayName","isDefault","flowCount","connectionCount"],"properties":{"name":{"type":"string"},"displayName":{"type":"string"},
 "sku":{"type":"string"},"location":{"type":"string"},"isDefault":{"type":"boolean"},"flowCount":{"type":"integer"},"connectionCount":{"type":"integer"},
+"appCount":{"type":"integer","description":"Cached Power Apps apps (list_store_power_apps)."},
 "partial":{"type":"boolean","description":"The last sync could not list all its flows or connections; the rest are from an earlier sync."}}}},
 "nextCursor":{"type":"string"},"cache":` + cacheOutSchema + `}}`),
 	}, func(ctx context.Context, env *Env, in storePageIn) (storeEnvsOut, error) {
@@ -270,7 +276,7 @@ func listStoreEnvironments() *Tool {
 		rows, next, err := scan(ctx, c, teamcache.KindEnvironment, in.Cursor, in.PageSize, func(it *cosmos.CacheItem) (storeEnvRow, bool, error) {
 			e, err := decodeBody[teamcache.Environment](it)
 			return storeEnvRow{Name: e.Name, DisplayName: e.DisplayName, SKU: e.SKU, Location: e.Location, IsDefault: e.IsDefault,
-				FlowCount: e.FlowCount, ConnectionCount: e.ConnectionCount, Partial: !e.FlowsComplete || !e.ConnectionsComplete}, err == nil, err
+				FlowCount: e.FlowCount, ConnectionCount: e.ConnectionCount, AppCount: e.AppCount, Partial: !e.FlowsComplete || !e.ConnectionsComplete}, err == nil, err
 		})
 		if err != nil {
 			return storeEnvsOut{}, err
@@ -1005,6 +1011,7 @@ type storeMakerRow struct {
 	StartedFlows    int    `json:"startedFlows"`
 	StoppedFlows    int    `json:"stoppedFlows"`
 	ConnectionCount int    `json:"connectionCount"`
+	AppCount        int    `json:"appCount"`
 	Environments    int    `json:"environments"`
 	LastModified    string `json:"lastModified,omitempty"`
 }
@@ -1025,7 +1032,7 @@ func listStoreMakers() *Tool {
 		Name:  "list_store_makers",
 		Title: "List the makers who own cached flows",
 		Description: "Team plan. Lists the people who created the flows in your Team cache, by Entra object id (with a display " +
-			"name when they also own a cached connection): flow counts (all, started, stopped), connections they own, how many " +
+			"name when they also own a cached connection or app): flow counts (all, started, stopped), connections and apps they own, how many " +
 			"environments, and when they last changed a flow. environmentName keeps makers with flows there. Pages with " +
 			"pageSize and nextCursor. Next: get_store_maker for one maker's flows.",
 		Kind:  ReadOnly,
@@ -1037,7 +1044,7 @@ func listStoreMakers() *Tool {
 		Output: json.RawMessage(`{"type":"object","required":["makers","cache"],"properties":{"makers":{"type":"array","items":{"type":"object",
 "required":["objectId","flowCount","startedFlows","stoppedFlows","connectionCount","environments"],"properties":{"objectId":{"type":"string"},
 "displayName":{"type":"string"},"flowCount":{"type":"integer"},"startedFlows":{"type":"integer"},"stoppedFlows":{"type":"integer"},
-"connectionCount":{"type":"integer"},"environments":{"type":"integer"},"lastModified":{"type":"string"}}}},
+"connectionCount":{"type":"integer"},"appCount":{"type":"integer"},"environments":{"type":"integer"},"lastModified":{"type":"string"}}}},
 "nextCursor":{"type":"string"},"cache":` + cacheOutSchema + `}}`),
 	}, func(ctx context.Context, env *Env, in storeMakersIn) (storeMakersOut, error) {
 		c, err := newStoreCall(ctx, env)
@@ -1053,7 +1060,7 @@ func listStoreMakers() *Tool {
 				return storeMakerRow{}, false, nil
 			}
 			return storeMakerRow{ObjectID: m.ObjectID, DisplayName: m.DisplayName, FlowCount: m.FlowCount, StartedFlows: m.StartedFlows,
-				StoppedFlows: m.StoppedFlows, ConnectionCount: m.ConnectionCount, Environments: len(m.Environments), LastModified: m.LastModified}, true, nil
+				StoppedFlows: m.StoppedFlows, ConnectionCount: m.ConnectionCount, AppCount: m.AppCount, Environments: len(m.Environments), LastModified: m.LastModified}, true, nil
 		})
 		if err != nil {
 			return storeMakersOut{}, err
@@ -1085,7 +1092,7 @@ func getStoreMaker() *Tool {
 "objectId":{"type":"string","minLength":36,"maxLength":36,"pattern":"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$","description":"The maker's Entra object id."}}}`),
 		Output: json.RawMessage(`{"type":"object","required":["objectId","flowCount","startedFlows","stoppedFlows","connectionCount","environments","cache"],"properties":{
 "objectId":{"type":"string"},"displayName":{"type":"string"},"flowCount":{"type":"integer"},"startedFlows":{"type":"integer"},"stoppedFlows":{"type":"integer"},
-"suspendedFlows":{"type":"integer"},"connectionCount":{"type":"integer"},"environments":{"type":"array","items":{"type":"string"}},
+"suspendedFlows":{"type":"integer"},"connectionCount":{"type":"integer"},"appCount":{"type":"integer"},"environments":{"type":"array","items":{"type":"string"}},
 "lastModified":{"type":"string"},"flows":{"type":"array","items":{"type":"object","required":["id","displayName","state"],"properties":{
 "id":` + storeFlowIDOut + `,"displayName":{"type":"string"},"state":{"type":"string"}}}},"cache":` + cacheOutSchema + `}}`),
 	}, func(ctx context.Context, env *Env, in getStoreMakerIn) (storeMakerOut, error) {

@@ -141,7 +141,7 @@ func wantCache(t *testing.T, raw json.RawMessage, syncedAt string) {
 }
 
 var storeToolNames = []string{"list_store_environments", "list_store_flows", "get_store_flow", "get_store_flow_summary",
-	"get_store_flow_runs", "update_store_flow", "list_store_connections", "list_store_makers", "get_store_maker"}
+	"get_store_flow_runs", "update_store_flow", "list_store_connections", "list_store_makers", "get_store_maker", "list_store_power_apps"}
 
 // storeArgs are valid arguments for each store tool against the seeded cache.
 func storeArgs(tool string) map[string]any {

@@ -28,6 +28,7 @@ const (
 	apiVersionFlow          = "2016-11-01" // every /providers/Microsoft.ProcessSimple call
 	apiVersionConnections   = "2016-11-01" // api.powerapps.com connections
 	apiVersionConnectors    = "2016-11-01" // api.powerapps.com apis/{connector}
+	apiVersionApps          = "2016-11-01" // api.powerapps.com apps
 	apiVersionPowerPlatform = "1"          // {envhost}.environment.api.powerplatform.com
 )
 

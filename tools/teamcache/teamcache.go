@@ -28,6 +28,7 @@ const (
 	KindFlowStats   = "flowStats"   // key: <env>.<flow>
 	KindConnection  = "connection"  // key: <env>.<connection>
 	KindMaker       = "maker"       // key: <object id>
+	KindApp         = "app"         // key: <env>.<app>
 	KindGovernance  = "governance"  // key: <env>.<flow>; written by update_store_flow only
 	KindSyncState   = "syncState"   // key: SyncStateKey
 	// Alerts (package alerts): a monitored flow's incident state, the alerts raised
@@ -47,7 +48,7 @@ const AlertTTL = 30 * 24 * 3600
 const SyncStateKey = "state"
 
 // SyncedKinds are the kinds sync writes and deletes; it never deletes other kinds.
-var SyncedKinds = []string{KindEnvironment, KindFlow, KindFlowStats, KindConnection, KindMaker}
+var SyncedKinds = []string{KindEnvironment, KindFlow, KindFlowStats, KindConnection, KindMaker, KindApp}
 
 // DefaultWindow is the run-statistics window when none is given.
 const DefaultWindow = 7 * 24 * time.Hour
@@ -94,10 +95,13 @@ type Environment struct {
 	FlowCount   int    `json:"flowCount"`
 	// ConnectionCount is the cached connections of the environment.
 	ConnectionCount int `json:"connectionCount"`
-	// FlowsComplete and ConnectionsComplete say whether the last sync listed all of
-	// them; when not, the counts include items kept from an earlier sync.
+	// AppCount is the cached Power Apps apps of the environment.
+	AppCount int `json:"appCount"`
+	// FlowsComplete, ConnectionsComplete and AppsComplete say whether the last sync
+	// listed all of them; when not, the counts include items kept from an earlier sync.
 	FlowsComplete       bool `json:"flowsComplete"`
 	ConnectionsComplete bool `json:"connectionsComplete"`
+	AppsComplete        bool `json:"appsComplete"`
 }
 
 // Flow is a cached flow (kind flow): metadata and a definition summary.
@@ -192,6 +196,24 @@ type Connection struct {
 	FlowCount int      `json:"flowCount"`
 }
 
+// App is a cached Power Apps app (kind app): metadata from the Power Apps API's app
+// list, never the app itself (its document, screens, formulas or data).
+type App struct {
+	EnvironmentName   string `json:"environmentName"`
+	Name              string `json:"name"` // the app id, lower-case
+	DisplayName       string `json:"displayName"`
+	AppType           string `json:"appType,omitempty"`
+	OwnerObjectID     string `json:"ownerObjectId,omitempty"`
+	OwnerName         string `json:"ownerName,omitempty"`
+	Created           string `json:"created,omitempty"`
+	Modified          string `json:"modified,omitempty"`
+	LastPublished     string `json:"lastPublished,omitempty"`
+	SharedUsersCount  int    `json:"sharedUsersCount"`
+	SharedGroupsCount int    `json:"sharedGroupsCount"`
+	// Connectors are the connectors the app's connections use (shared_office365, ...).
+	Connectors []string `json:"connectors,omitempty"`
+}
+
 // MaxListed caps the lists inside one item (a connection's flows, a maker's flows),
 // so that an item stays small; the counts beside them are exact.
 const MaxListed = 200
@@ -206,6 +228,7 @@ type Maker struct {
 	StoppedFlows    int         `json:"stoppedFlows"`
 	SuspendedFlows  int         `json:"suspendedFlows,omitempty"`
 	ConnectionCount int         `json:"connectionCount"`
+	AppCount        int         `json:"appCount"`
 	Environments    []string    `json:"environments"`
 	LastModified    string      `json:"lastModified,omitempty"`
 	Flows           []MakerFlow `json:"flows,omitempty"`
@@ -265,9 +288,10 @@ type SyncState struct {
 	Environments int `json:"environments"`
 	Flows        int `json:"flows"`
 	Connections  int `json:"connections"`
+	Apps         int `json:"apps"`
 	Makers       int `json:"makers"`
 	// Partial lists what the last successful sync could not refresh (kept from an
-	// earlier sync): environments whose flows or connections were not listed
+	// earlier sync): environments whose flows, connections or apps were not listed
 	// completely, and the number of flows whose runs were not read.
 	PartialEnvironments []string `json:"partialEnvironments,omitempty"`
 	FlowsWithoutStats   int      `json:"flowsWithoutStats,omitempty"`

@@ -27,6 +27,8 @@ type envSnapshot struct {
 	flowsComplete       bool
 	connections         []powerautomate.Connection
 	connectionsComplete bool
+	apps                []powerautomate.App
+	appsComplete        bool
 	stats               map[string]*teamcache.FlowStats // by flow key; missing: runs not read
 }
 
@@ -55,6 +57,7 @@ func (s *Syncer) read(ctx context.Context, now time.Time) (*snapshot, error) {
 			defer func() { <-sem }()
 			es.flows, es.flowsComplete = s.listFlows(ctx, es.env.Name)
 			es.connections, es.connectionsComplete = s.listConnections(ctx, es.env.Name)
+			es.apps, es.appsComplete = s.listApps(ctx, es.env.Name)
 		})
 	}
 	wg.Wait()
@@ -99,6 +102,31 @@ func (s *Syncer) listConnections(ctx context.Context, env string) ([]powerautoma
 		for _, c := range page.Connections {
 			if powerautomate.ValidateConnectionName(c.Name) == nil {
 				out = append(out, c)
+			}
+		}
+		if next = page.NextLink; next == "" {
+			return out, true
+		}
+	}
+	return out, false
+}
+
+// listApps lists an environment's Power Apps apps (metadata only: the client
+// never decodes an app's document link).
+func (s *Syncer) listApps(ctx context.Context, env string) ([]powerautomate.App, bool) {
+	var out []powerautomate.App
+	next := ""
+	for range s.o.AppPages {
+		if ctx.Err() != nil {
+			return out, false
+		}
+		page, err := s.o.Upstream.ListApps(ctx, env, powerautomate.ListAppsOptions{Top: s.o.PageSize, NextLink: next})
+		if err != nil {
+			return out, false
+		}
+		for _, a := range page.Apps {
+			if powerautomate.ValidateFlowName(a.Name) == nil { // app ids are GUIDs too
+				out = append(out, a)
 			}
 		}
 		if next = page.NextLink; next == "" {

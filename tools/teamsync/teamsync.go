@@ -56,6 +56,7 @@ type Upstream interface {
 	ListFlows(ctx context.Context, env string, opts powerautomate.ListFlowsOptions) (*powerautomate.FlowPage, error)
 	ListRuns(ctx context.Context, ref powerautomate.FlowRef, opts powerautomate.ListRunsOptions) (*powerautomate.RunPage, error)
 	ListConnections(ctx context.Context, env string, opts powerautomate.ListConnectionsOptions) (*powerautomate.ConnectionPage, error)
+	ListApps(ctx context.Context, env string, opts powerautomate.ListAppsOptions) (*powerautomate.AppPage, error)
 }
 
 // Options configure a Syncer; zero values take the defaults named.
@@ -74,10 +75,11 @@ type Options struct {
 	// lists (an environment's flows and connections, a flow's runs) one user
 	// reads at once (4).
 	Users, Flows int
-	// Page limits per list: FlowPages per environment (20), ConnectionPages per
-	// environment (10), RunPages per flow (8), each of PageSize rows (250).
-	FlowPages, ConnectionPages, RunPages, PageSize int
-	Now                                            func() time.Time
+	// Page limits per list: FlowPages per environment (20), ConnectionPages and
+	// AppPages per environment (10 each), RunPages per flow (8), each of PageSize
+	// rows (250).
+	FlowPages, ConnectionPages, AppPages, RunPages, PageSize int
+	Now                                                      func() time.Time
 	// AfterUser runs after a user's cache was written (alerting evaluates the
 	// user's monitored flows there); nil for nothing.
 	AfterUser func(ctx context.Context, userID string)
@@ -115,6 +117,7 @@ func New(o Options) (*Syncer, error) {
 	def(&o.Flows, 4)
 	def(&o.FlowPages, 20)
 	def(&o.ConnectionPages, 10)
+	def(&o.AppPages, 10)
 	def(&o.RunPages, 8)
 	def(&o.PageSize, powerautomate.MaxPageSize)
 	o.PageSize = min(o.PageSize, powerautomate.MaxPageSize)
@@ -154,6 +157,7 @@ const (
 	logEnvs        = "environments"
 	logFlows       = "flows"
 	logConnections = "connections"
+	logApps        = "apps"
 	logMakers      = "makers"
 	logPartialEnvs = "partial_environments"
 	logNoStats     = "flows_without_stats"
@@ -260,7 +264,7 @@ func (s *Syncer) SyncUser(ctx context.Context, id string) string {
 		return OutcomeFailed
 	}
 	s.log.Info("user synced", zap.String(logUser, ref), zap.String(logOutcome, OutcomeSynced),
-		zap.Int(logEnvs, res.Environments), zap.Int(logFlows, res.Flows), zap.Int(logConnections, res.Connections),
+		zap.Int(logEnvs, res.Environments), zap.Int(logFlows, res.Flows), zap.Int(logConnections, res.Connections), zap.Int(logApps, res.Apps),
 		zap.Int(logMakers, res.Makers), zap.Int(logPartialEnvs, len(res.PartialEnvironments)), zap.Int(logNoStats, res.FlowsWithoutStats), took)
 	if s.o.AfterUser != nil {
 		s.o.AfterUser(context.WithoutCancel(ctx), u.ID)

@@ -100,6 +100,7 @@ func (s *Syncer) write(ctx context.Context, userID string, snap *snapshot, start
 
 	var allFlows []teamcache.Flow       // every flow in the cache after this sync
 	var allConns []teamcache.Connection // every connection likewise
+	var allApps []teamcache.App         // every app likewise
 	present := map[string]bool{}        // flow keys in the cache after this sync
 	for _, es := range snap.envs {
 		envName := es.env.Name
@@ -162,6 +163,31 @@ func (s *Syncer) write(ctx context.Context, userID string, snap *snapshot, start
 		}
 		linkFlows(envName, flows, conns)
 
+		apps := make([]teamcache.App, 0, len(es.apps))
+		freshApps := map[string]bool{}
+		for _, a := range es.apps {
+			key := teamcache.Key(envName, a.Name)
+			if !freshApps[key] {
+				freshApps[key] = true
+				apps = append(apps, appBody(envName, a))
+			}
+		}
+		if !es.appsComplete {
+			for _, old := range ex.ofKind(teamcache.KindApp, envName) {
+				var a teamcache.App
+				if freshApps[old.Key] || unmarshal(old.Body, &a) != nil {
+					continue
+				}
+				p.keep[old.ID] = true
+				apps = append(apps, a)
+			}
+		}
+		for _, a := range apps {
+			if err := p.add(userID, teamcache.KindApp, teamcache.Key(envName, a.Name), a); err != nil {
+				return nil, err
+			}
+		}
+
 		for _, f := range flows {
 			key := teamcache.Key(envName, f.Name)
 			present[key] = true
@@ -176,17 +202,18 @@ func (s *Syncer) write(ctx context.Context, userID string, snap *snapshot, start
 		}
 		envItem := teamcache.Environment{Name: envName, DisplayName: es.env.DisplayName, SKU: es.env.SKU, Location: es.env.Location,
 			IsDefault: es.env.IsDefault, Created: teamcache.Time(es.env.CreatedTime), FlowCount: len(flows), ConnectionCount: len(conns),
-			FlowsComplete: es.flowsComplete, ConnectionsComplete: es.connectionsComplete}
+			AppCount: len(apps), FlowsComplete: es.flowsComplete, ConnectionsComplete: es.connectionsComplete, AppsComplete: es.appsComplete}
 		if err := p.add(userID, teamcache.KindEnvironment, strings.ToLower(envName), envItem); err != nil {
 			return nil, err
 		}
-		if !es.flowsComplete || !es.connectionsComplete {
+		if !es.flowsComplete || !es.connectionsComplete || !es.appsComplete {
 			state.PartialEnvironments = append(state.PartialEnvironments, envName)
 		}
 		allFlows = append(allFlows, flows...)
 		allConns = append(allConns, conns...)
+		allApps = append(allApps, apps...)
 	}
-	ms := makers(allFlows, allConns)
+	ms := makers(allFlows, allConns, allApps)
 	for _, m := range ms {
 		if err := p.add(userID, teamcache.KindMaker, teamcache.MakerKey(m.ObjectID), m); err != nil {
 			return nil, err
@@ -201,7 +228,7 @@ func (s *Syncer) write(ctx context.Context, userID string, snap *snapshot, start
 	}
 	state.SyncedAt = teamcache.Time(s.o.Now())
 	state.AttemptedAt = teamcache.Time(started)
-	state.Environments, state.Flows, state.Connections = len(snap.envs), len(allFlows), len(allConns)
+	state.Environments, state.Flows, state.Connections, state.Apps = len(snap.envs), len(allFlows), len(allConns), len(allApps)
 	state.Makers = len(ms)
 	state.DurationMS = s.o.Now().Sub(started).Milliseconds()
 	body, err := marshal(state)
@@ -378,6 +405,14 @@ func connectionBody(env string, c powerautomate.Connection) teamcache.Connection
 	return out
 }
 
+// appBody is a listed app's metadata.
+func appBody(env string, a powerautomate.App) teamcache.App {
+	return teamcache.App{EnvironmentName: env, Name: strings.ToLower(a.Name), DisplayName: a.DisplayName, AppType: a.AppType,
+		OwnerObjectID: strings.ToLower(a.OwnerObjectID), OwnerName: a.OwnerName, Created: teamcache.Time(a.CreatedTime),
+		Modified: teamcache.Time(a.LastModifiedTime), LastPublished: teamcache.Time(a.LastPublishTime),
+		SharedUsersCount: a.SharedUsersCount, SharedGroupsCount: a.SharedGroupsCount, Connectors: a.Connectors}
+}
+
 // linkFlows fills each connection's flows from the flows' connection references.
 func linkFlows(env string, flows []teamcache.Flow, conns []teamcache.Connection) {
 	byName := map[string]int{}
@@ -406,7 +441,7 @@ func linkFlows(env string, flows []teamcache.Flow, conns []teamcache.Connection)
 }
 
 // makers aggregates flows by creator, with the connections each created.
-func makers(flows []teamcache.Flow, conns []teamcache.Connection) []*teamcache.Maker {
+func makers(flows []teamcache.Flow, conns []teamcache.Connection, apps []teamcache.App) []*teamcache.Maker {
 	by := map[string]*teamcache.Maker{}
 	for _, f := range flows {
 		if f.CreatorObjectID == "" {
@@ -441,6 +476,14 @@ func makers(flows []teamcache.Flow, conns []teamcache.Connection) []*teamcache.M
 			m.ConnectionCount++
 			if m.DisplayName == "" {
 				m.DisplayName = c.OwnerName
+			}
+		}
+	}
+	for _, a := range apps {
+		if m := by[a.OwnerObjectID]; m != nil {
+			m.AppCount++
+			if m.DisplayName == "" {
+				m.DisplayName = a.OwnerName
 			}
 		}
 	}

@@ -14,13 +14,14 @@ import (
 
 const paPrefix = "/providers/microsoft.powerapps"
 
-// powerAppsRoutes serves api.powerapps.com: connections and connectors.
+// powerAppsRoutes serves api.powerapps.com: connections, connectors and apps.
 func (s *Sim) powerAppsRoutes() http.Handler {
 	mux := newMux()
 	mux.HandleFunc("GET "+paPrefix+"/connections", s.listConnections)
 	mux.HandleFunc("GET "+paPrefix+"/apis/{connector}/connections", s.listConnections)
 	mux.HandleFunc("GET "+paPrefix+"/apis/{connector}/connections/{conn}", s.getConnection)
 	mux.HandleFunc("GET "+paPrefix+"/apis/{connector}", s.getConnector)
+	mux.HandleFunc("GET "+paPrefix+"/apps", s.listApps)
 	return mux
 }
 

@@ -22,3 +22,20 @@ func (s *Sim) DeleteFlow(env, flow string) bool {
 	}
 	return false
 }
+
+// DeleteApp removes an app (tests: an app deleted between two syncs).
+func (s *Sim) DeleteApp(env, name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.envs[strings.ToLower(env)]
+	if e == nil {
+		return false
+	}
+	for i, a := range e.apps {
+		if strings.EqualFold(a.name, name) {
+			e.apps = append(e.apps[:i], e.apps[i+1:]...)
+			return true
+		}
+	}
+	return false
+}

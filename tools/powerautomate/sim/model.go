@@ -21,6 +21,7 @@ type environment struct {
 	tenant                           *tenant
 	flows                            []*flow
 	connections                      []*connection
+	apps                             []*app
 }
 
 type flow struct {

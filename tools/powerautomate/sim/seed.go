@@ -112,6 +112,7 @@ func (s *Sim) seed(now time.Time) {
 			ten.envs = append(ten.envs, env)
 			s.envs[strings.ToLower(env.name)] = env
 			s.seedConnections(env, maker, now)
+			s.seedApps(env, maker, owner, now)
 			for _, tpl := range flowTemplates {
 				if tpl.env == i {
 					s.seedFlow(env, tpl, maker, owner, now)

@@ -1,0 +1,102 @@
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+
+	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/tools/teamcache"
+)
+
+// ---- list_store_power_apps ----------------------------------------------------------
+
+// storeAppRow is one cached app: metadata only. Sync never reads an app's
+// document (its screens, formulas and data sources), so there is none to return.
+type storeAppRow struct {
+	ID                string   `json:"id"`
+	EnvironmentName   string   `json:"environmentName"`
+	Name              string   `json:"name"`
+	DisplayName       string   `json:"displayName"`
+	AppType           string   `json:"appType,omitempty"`
+	OwnerObjectID     string   `json:"ownerObjectId,omitempty"`
+	OwnerName         string   `json:"ownerName,omitempty"`
+	Created           string   `json:"created,omitempty"`
+	Modified          string   `json:"modified,omitempty"`
+	LastPublished     string   `json:"lastPublished,omitempty"`
+	SharedUsersCount  int      `json:"sharedUsersCount"`
+	SharedGroupsCount int      `json:"sharedGroupsCount"`
+	Connectors        []string `json:"connectors,omitempty"`
+}
+
+type storeAppsIn struct {
+	EnvironmentName string `json:"environmentName"`
+	Search          string `json:"search"`
+	OwnerObjectID   string `json:"ownerObjectId"`
+	Connector       string `json:"connector"`
+	storePageIn
+}
+
+type storeAppsOut struct {
+	Apps       []storeAppRow `json:"apps"`
+	NextCursor string        `json:"nextCursor,omitempty"`
+	Cache      cacheInfo     `json:"cache"`
+}
+
+func listStorePowerApps() *Tool {
+	return Define(Tool{
+		Name:  "list_store_power_apps",
+		Title: "List cached Power Apps apps",
+		Description: "Team plan. Lists the Power Apps apps in your Team cache (the apps you own or that are shared with you, " +
+			"as the sync job read them from the Power Apps API every 30 minutes), id <environment>.<app>: display name, app " +
+			"type, owner (object id and name), created, modified, last published, how many users and groups it is shared " +
+			"with, and the connectors its connections use. Metadata only: never the app's screens, formulas or data. " +
+			"Filters: environmentName, search (text in the display name), ownerObjectId, connector. Pages with pageSize and " +
+			"nextCursor. Next: get_store_maker for an owner, list_store_connections for a connector's connections.",
+		Kind:  ReadOnly,
+		Group: Store,
+		Input: json.RawMessage(`{"type":"object","additionalProperties":false,"properties":{
+"environmentName":` + storeEnvSchema + `,
+"search":{"type":"string","minLength":1,"maxLength":200,"description":"Case-insensitive text to find in the app's display name."},
+"ownerObjectId":{"type":"string","minLength":36,"maxLength":36,"pattern":"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$","description":"Only apps owned by this Entra object id."},
+"connector":{"type":"string","minLength":8,"maxLength":128,"pattern":"^shared_[A-Za-z0-9][A-Za-z0-9_-]*$","description":"Only apps using this connector, e.g. shared_sharepointonline."},
+"pageSize":` + storePageSizeSchema + `,
+"cursor":` + storeCursorSchema + `}}`),
+		Output: json.RawMessage(`{"type":"object","additionalProperties":false,"required":["apps","cache"],"properties":{
+"apps":{"type":"array","items":{"type":"object","additionalProperties":false,
+"required":["id","environmentName","name","displayName","sharedUsersCount","sharedGroupsCount"],"properties":{
+"id":{"type":"string","description":"<environment>.<app>, lower-case."},"environmentName":{"type":"string"},
+"name":{"type":"string","description":"The app id."},"displayName":{"type":"string"},"appType":{"type":"string"},
+"ownerObjectId":{"type":"string"},"ownerName":{"type":"string"},"created":{"type":"string"},"modified":{"type":"string"},
+"lastPublished":{"type":"string"},"sharedUsersCount":{"type":"integer"},"sharedGroupsCount":{"type":"integer"},
+"connectors":{"type":"array","items":{"type":"string"}}}}},
+"nextCursor":{"type":"string"},"cache":` + closedCacheOutSchema + `}}`),
+	}, func(ctx context.Context, env *Env, in storeAppsIn) (storeAppsOut, error) {
+		c, err := newStoreCall(ctx, env)
+		if err != nil {
+			return storeAppsOut{}, err
+		}
+		rows, next, err := scan(ctx, c, teamcache.KindApp, in.Cursor, in.PageSize, func(it *cosmos.CacheItem) (storeAppRow, bool, error) {
+			a, err := decodeBody[teamcache.App](it)
+			if err != nil {
+				return storeAppRow{}, false, err
+			}
+			switch {
+			case in.EnvironmentName != "" && !strings.EqualFold(a.EnvironmentName, in.EnvironmentName),
+				in.Search != "" && !containsFold(a.DisplayName, in.Search),
+				in.OwnerObjectID != "" && !strings.EqualFold(a.OwnerObjectID, in.OwnerObjectID),
+				in.Connector != "" && !slices.ContainsFunc(a.Connectors, func(c string) bool { return strings.EqualFold(c, in.Connector) }):
+				return storeAppRow{}, false, nil
+			}
+			return storeAppRow{ID: it.Key, EnvironmentName: a.EnvironmentName, Name: a.Name, DisplayName: a.DisplayName, AppType: a.AppType,
+				OwnerObjectID: a.OwnerObjectID, OwnerName: a.OwnerName, Created: a.Created, Modified: a.Modified, LastPublished: a.LastPublished,
+				SharedUsersCount: a.SharedUsersCount, SharedGroupsCount: a.SharedGroupsCount, Connectors: a.Connectors}, true, nil
+		})
+		if err != nil {
+			return storeAppsOut{}, err
+		}
+		info, err := c.info(ctx)
+		return storeAppsOut{Apps: rows, NextCursor: next, Cache: info}, err
+	})
+}
