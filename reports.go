@@ -20,8 +20,12 @@ import (
 // 90 days reports are kept (then the reports filed before day partitions),
 // and this loop stops as soon as --limit reports are shown.
 func reports(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) > 0 && args[0] == "state" {
+		return reportState(args[1:], stdout, stderr, getenv)
+	}
 	if len(args) == 0 || args[0] != "list" {
-		return errors.New("usage: flowstudio reports list [--limit N] [--json] [--data-dir D]")
+		return errors.New("usage: flowstudio reports list [--limit N] [--json] [--data-dir D]\n" +
+			"       flowstudio reports state --id ID --state " + strings.Join(cosmos.BugReportStates, "|") + " [--note TEXT] [--data-dir D]")
 	}
 	var limit int
 	var asJSON bool
@@ -72,9 +76,16 @@ func printReport(w io.Writer, r *cosmos.BugReport, asJSON bool) error {
 	}
 	fmt.Fprintf(w, "── %s  %s\n", time.Unix(r.CreatedAt, 0).UTC().Format(time.RFC3339), r.ID)
 	fmt.Fprintf(w, "user %s  tier %s  tool %s  request %s\n", orDash(r.UserHash), orDash(r.Tier), orDash(r.Tool), orDash(r.RequestID))
-	fmt.Fprintf(w, "title: %s\n\n%s\n", oneLine(r.Title), indent(r.Description))
+	fmt.Fprintf(w, "state %s", r.StateOrReceived())
+	if r.StateNote != "" {
+		fmt.Fprintf(w, "  note: %s", oneLine(r.StateNote))
+	}
+	fmt.Fprintf(w, "\ntitle: %s\n\n%s\n", oneLine(r.Title), indent(r.Description))
 	if r.Evidence != "" {
 		fmt.Fprintf(w, "\nevidence:\n%s\n", indent(r.Evidence))
+	}
+	for _, a := range r.Appended {
+		fmt.Fprintf(w, "\nappended %s:\n%s\n", time.Unix(a.At, 0).UTC().Format(time.RFC3339), indent(a.Text))
 	}
 	_, err := fmt.Fprintln(w)
 	return err
@@ -106,4 +117,38 @@ func printable(s string) string {
 		}
 		return '�'
 	}, s)
+}
+
+// reportState is `flowstudio reports state`: the operators say where they are with
+// a report, and optionally a note to its reporter, who sees both with report_bug's
+// status action.
+func reportState(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var id, state, note string
+	settings, err := settingsWithFlags("reports state", args, stderr, getenv, func(fs *flag.FlagSet) {
+		fs.StringVar(&id, "id", "", "the report id (from reports list)")
+		fs.StringVar(&state, "state", "", "one of "+strings.Join(cosmos.BugReportStates, ", "))
+		fs.StringVar(&note, "note", "", "a note the reporter sees (at most 1000 bytes)")
+	})
+	if err != nil {
+		return err
+	}
+	if !cosmos.ValidBugReportID(id) {
+		return errors.New("--id must be a report id as reports list prints it")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store, err := openStore(ctx, settings, getenv)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	r, err := store.SetBugReportState(ctx, id, state, note)
+	if errors.Is(err, cosmos.ErrNotFound) {
+		return errors.New("no report with this id (reports are kept 90 days)")
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s is now %s\n", r.ID, r.StateOrReceived())
+	return nil
 }

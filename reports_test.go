@@ -72,3 +72,50 @@ func TestReportsList(t *testing.T) {
 		t.Error("reports without list succeeded")
 	}
 }
+
+func TestReportsState(t *testing.T) {
+	dir := t.TempDir()
+	store, err := cosmos.OpenEmbedded(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := store.AddBugReport(t.Context(), "tenant.user", 20, &cosmos.BugReport{UserHash: "ab12", Title: "t", Description: "d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.AppendBugReport(t.Context(), "tenant.user", 20, r.ID, "more evidence", 8192); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	getenv := func(k string) string {
+		if k == "FLOWSTUDIO_DATA_DIR" {
+			return dir
+		}
+		return ""
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"reports", "state", "--id", r.ID, "--state", "acknowledged", "--note", "we see it"}, &out, &errb, getenv); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), r.ID+" is now acknowledged") {
+		t.Errorf("state: %s", out.String())
+	}
+	out.Reset()
+	if code := run([]string{"reports", "list"}, &out, &errb, getenv); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"state acknowledged  note: we see it", "appended ", "    more evidence"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("listing lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, args := range [][]string{
+		{"reports", "state", "--id", r.ID, "--state", "done"},
+		{"reports", "state", "--id", "../x", "--state", "fixed"},
+		{"reports", "state", "--id", "0000000000000000001-00000000", "--state", "fixed"},
+	} {
+		if code := run(args, &out, &errb, getenv); code == 0 {
+			t.Errorf("%v succeeded", args)
+		}
+	}
+}

@@ -8,6 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -28,6 +31,50 @@ type BugReport struct {
 	Evidence    string `json:"evidence,omitempty"`
 	RequestID   string `json:"requestId,omitempty"`
 	CreatedAt   int64  `json:"createdAt"` // unix seconds, set by AddBugReport
+	// State is where the operators are with the report ("" is received); StateNote
+	// their word to the reporter. Set by SetBugReportState (flowstudio reports state).
+	State     string `json:"state,omitempty"`
+	StateNote string `json:"stateNote,omitempty"`
+	// UpdatedAt is when the state last changed or evidence was appended (unix seconds).
+	UpdatedAt int64 `json:"updatedAt,omitempty"`
+	// Appended is the evidence the reporter added later (AppendBugReport), oldest first.
+	Appended []BugReportAppendix `json:"appended,omitempty"`
+}
+
+// BugReportAppendix is evidence appended to a report.
+type BugReportAppendix struct {
+	At   int64  `json:"at"` // unix seconds
+	Text string `json:"text"`
+}
+
+// Size is the report's text as its reporter wrote it: title, description,
+// evidence and everything appended. The cap on a report applies to it.
+func (r *BugReport) Size() int {
+	n := len(r.Title) + len(r.Description) + len(r.Evidence)
+	for _, a := range r.Appended {
+		n += len(a.Text)
+	}
+	return n
+}
+
+// Bug report states: what the operators set, in the order a report goes.
+const (
+	BugReportReceived     = "received"
+	BugReportAcknowledged = "acknowledged"
+	BugReportFixed        = "fixed"
+	BugReportWontFix      = "wontfix"
+	BugReportClosed       = "closed"
+)
+
+// BugReportStates are the states SetBugReportState accepts.
+var BugReportStates = []string{BugReportReceived, BugReportAcknowledged, BugReportFixed, BugReportWontFix, BugReportClosed}
+
+// StateOrReceived is State, or "received" for a report no operator has touched.
+func (r *BugReport) StateOrReceived() string {
+	if r.State == "" {
+		return BugReportReceived
+	}
+	return r.State
 }
 
 // ReportLimitError is AddBugReport's refusal: the user has filed Limit reports
@@ -74,6 +121,7 @@ func (s *Store) addBugReport(ctx context.Context, now time.Time, userID string, 
 	nr := *r
 	nr.ID = bugReportID(now)
 	nr.CreatedAt = now.Unix()
+	nr.State, nr.StateNote, nr.UpdatedAt, nr.Appended = "", "", 0, nil
 	body, err := json.Marshal(&nr)
 	if err != nil {
 		return nil, fmt.Errorf("cosmos: add bug report: %w: %v", ErrInvalid, err)
@@ -86,8 +134,17 @@ func (s *Store) addBugReport(ctx context.Context, now time.Time, userID string, 
 		s.uncountBugReport(ctx, userID, now)
 		return nil, &ReportLimitError{Limit: perDay, ResetsAt: now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)}
 	}
-	_, err = s.CreateCacheItem(ctx, &CacheItem{UserID: bugReportPartition(now), Kind: KindBugReport, Key: nr.ID,
-		Body: body, TTL: BugReportTTL})
+	// The reporter's index entry first: a report is theirs (status, append) only
+	// through it, and an entry whose report failed to land is skipped when read.
+	_, err = s.CreateCacheItem(ctx, &CacheItem{UserID: bugReporterPartition(userID), Kind: KindBugReportRef, Key: nr.ID,
+		Body: json.RawMessage(`{}`), TTL: BugReportTTL})
+	if err == nil {
+		_, err = s.CreateCacheItem(ctx, &CacheItem{UserID: bugReportPartition(now), Kind: KindBugReport, Key: nr.ID,
+			Body: body, TTL: BugReportTTL})
+		if err != nil {
+			_ = s.DeleteCacheItem(context.WithoutCancel(ctx), bugReporterPartition(userID), KindBugReportRef, nr.ID)
+		}
+	}
 	if err != nil {
 		// A write that timed out may still have landed; then the user gets
 		// one report more today, which is the safe side for an error.
@@ -95,6 +152,207 @@ func (s *Store) addBugReport(ctx context.Context, now time.Time, userID string, 
 		return nil, err
 	}
 	return &nr, nil
+}
+
+// KindBugReportRef is a reporter's index entry for one of their reports (key: the
+// report id, empty body), in the partition bugReporterPartition(user id). Reports
+// name their reporter by email hash only; these entries are what lets a user see
+// and extend their own reports and no one else's.
+const KindBugReportRef = "bugReportRef"
+
+// bugReporterPartitionPrefix starts a reporter's index partition. It is not a
+// day partition (bugReportDay refuses it) and cannot clash with a user id.
+const bugReporterPartitionPrefix = "_bugreporter-"
+
+func bugReporterPartition(userID string) string { return bugReporterPartitionPrefix + userID }
+
+// bugReportIDRE is the shape bugReportID makes.
+var bugReportIDRE = regexp.MustCompile(`^[0-9]{19}-[0-9a-f]{8}$`)
+
+// ValidBugReportID reports whether id has the shape of a report id: ids come
+// from callers, and one decides the partition read.
+func ValidBugReportID(id string) bool { return bugReportIDRE.MatchString(id) }
+
+// bugReportFiledAt is the time encoded in a report id.
+func bugReportFiledAt(id string) (time.Time, bool) {
+	if !ValidBugReportID(id) {
+		return time.Time{}, false
+	}
+	n, err := strconv.ParseInt(id[:19], 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, math.MaxInt64-n).UTC(), true
+}
+
+// GetBugReport reads one report by id (ErrNotFound when there is none).
+func (s *Store) GetBugReport(ctx context.Context, id string) (*BugReport, error) {
+	r, _, err := s.getBugReport(ctx, id)
+	return r, err
+}
+
+func (s *Store) getBugReport(ctx context.Context, id string) (*BugReport, *CacheItem, error) {
+	at, ok := bugReportFiledAt(id)
+	if !ok {
+		return nil, nil, fmt.Errorf("cosmos: bug report: %w: malformed report id", ErrInvalid)
+	}
+	it, err := s.GetCacheItem(ctx, bugReportPartition(at), KindBugReport, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	var r BugReport
+	if err := json.Unmarshal(it.Body, &r); err != nil || r.ID != id {
+		if err == nil {
+			err = errors.New("report id does not match its key")
+		}
+		return nil, nil, &CorruptRecordError{Container: cacheSpec.name, ID: it.ID, Err: err}
+	}
+	return &r, it, nil
+}
+
+// MaxMyBugReports bounds how many reports ListMyBugReports returns.
+const MaxMyBugReports = 50
+
+// ListMyBugReports returns the user's own reports, newest first, at most limit
+// (1..MaxMyBugReports): the user's index entries, then each report read by id.
+// An entry whose report is gone (expired, or never landed) is skipped.
+func (s *Store) ListMyBugReports(ctx context.Context, userID string, limit int) ([]*BugReport, error) {
+	if userID == "" || limit < 1 || limit > MaxMyBugReports {
+		return nil, fmt.Errorf("cosmos: list my bug reports: %w: user and a limit of 1..%d are required", ErrInvalid, MaxMyBugReports)
+	}
+	out := []*BugReport{}
+	token := ""
+	for len(out) < limit {
+		refs, next, err := s.ListCacheItems(ctx, bugReporterPartition(userID), CacheFilter{Kind: KindBugReportRef},
+			PageRequest{Size: limit - len(out), Token: token})
+		if err != nil {
+			return nil, err
+		}
+		for _, ref := range refs {
+			r, err := s.GetBugReport(ctx, ref.Key)
+			if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+		}
+		if token = next; next == "" {
+			break
+		}
+	}
+	return out, nil
+}
+
+// ReportTooLargeError refuses evidence that would take a report past its cap.
+type ReportTooLargeError struct {
+	Size, Adding, Max int
+}
+
+func (e *ReportTooLargeError) Error() string {
+	return fmt.Sprintf("cosmos: append to bug report: %d bytes plus %d would pass the %d-byte cap", e.Size, e.Adding, e.Max)
+}
+
+// maxAppendRetries bounds the ETag-checked rewrites of one append.
+const maxAppendRetries = 8
+
+// AppendBugReport adds evidence to one of the user's own reports: ErrNotFound when
+// the user has no report with this id (another user's report is not theirs, and
+// is not told apart from none). The append counts toward the user's reports of the
+// day like a new report (*ReportLimitError past perDay), and the report's text
+// with it stays within maxBytes (*ReportTooLargeError). The rewrite is
+// ETag-checked, so concurrent appends all land; the report keeps its expiry.
+func (s *Store) AppendBugReport(ctx context.Context, userID string, perDay int64, id, text string, maxBytes int) (*BugReport, error) {
+	return s.appendBugReport(ctx, time.Now(), userID, perDay, id, text, maxBytes)
+}
+
+func (s *Store) appendBugReport(ctx context.Context, now time.Time, userID string, perDay int64, id, text string, maxBytes int) (*BugReport, error) {
+	switch {
+	case userID == "" || text == "" || perDay < 1 || maxBytes < 1:
+		return nil, fmt.Errorf("cosmos: append to bug report: %w: user, text and positive caps are required", ErrInvalid)
+	case !ValidBugReportID(id):
+		return nil, fmt.Errorf("cosmos: append to bug report: %w: malformed report id", ErrInvalid)
+	}
+	if _, err := s.GetCacheItem(ctx, bugReporterPartition(userID), KindBugReportRef, id); err != nil {
+		return nil, err
+	}
+	r, _, err := s.getBugReport(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.Size()+len(text) > maxBytes {
+		return nil, &ReportTooLargeError{Size: r.Size(), Adding: len(text), Max: maxBytes}
+	}
+	n, err := s.IncrementUsage(ctx, userID, ReportsPerDay, now, 1)
+	if err != nil {
+		return nil, err
+	}
+	if n > perDay {
+		s.uncountBugReport(ctx, userID, now)
+		return nil, &ReportLimitError{Limit: perDay, ResetsAt: now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)}
+	}
+	for range maxAppendRetries {
+		var it *CacheItem
+		r, it, err = s.getBugReport(ctx, id)
+		if err != nil {
+			break
+		}
+		if r.Size()+len(text) > maxBytes {
+			err = &ReportTooLargeError{Size: r.Size(), Adding: len(text), Max: maxBytes}
+			break
+		}
+		r.Appended = append(r.Appended, BugReportAppendix{At: now.Unix(), Text: text})
+		r.UpdatedAt = now.Unix()
+		it.Body, err = json.Marshal(r)
+		if err != nil {
+			break
+		}
+		it.TTL = remainingReportTTL(r, now)
+		if _, err = s.ReplaceCacheItem(ctx, it); !errors.Is(err, ErrPreconditionFailed) {
+			break
+		}
+	}
+	if err != nil {
+		s.uncountBugReport(ctx, userID, now)
+		return nil, err
+	}
+	return r, nil
+}
+
+// remainingReportTTL keeps a rewritten report's expiry where filing set it: a
+// Cosmos DB ttl counts from the last write, and the day partitions are read back
+// only BugReportTTL (see nextBugReportPartition).
+func remainingReportTTL(r *BugReport, now time.Time) int {
+	left := BugReportTTL - int(now.Unix()-r.CreatedAt)
+	return max(left, 60)
+}
+
+// SetBugReportState records where the operators are with a report and an
+// optional note to its reporter (the reporter sees both with report_bug status).
+func (s *Store) SetBugReportState(ctx context.Context, id, state, note string) (*BugReport, error) {
+	if !slices.Contains(BugReportStates, state) {
+		return nil, fmt.Errorf("cosmos: set bug report state: %w: state must be one of %s", ErrInvalid, strings.Join(BugReportStates, ", "))
+	}
+	if len(note) > 1000 {
+		return nil, fmt.Errorf("cosmos: set bug report state: %w: the note is over 1000 bytes", ErrInvalid)
+	}
+	now := time.Now()
+	for range maxAppendRetries {
+		r, it, err := s.getBugReport(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		r.State, r.StateNote, r.UpdatedAt = state, note, now.Unix()
+		if it.Body, err = json.Marshal(r); err != nil {
+			return nil, err
+		}
+		it.TTL = remainingReportTTL(r, now)
+		if _, err = s.ReplaceCacheItem(ctx, it); !errors.Is(err, ErrPreconditionFailed) {
+			return r, err
+		}
+	}
+	return nil, fmt.Errorf("cosmos: set bug report state: %w", ErrPreconditionFailed)
 }
 
 // uncountBugReport takes back the increment of a report that was not stored,

@@ -22,6 +22,8 @@ func runReportsContract(t *testing.T, open func(t *testing.T) (a, b *Store)) {
 		{"DailyCapConcurrent", testReportsDailyCapConcurrent},
 		{"DayPartitionsNewestFirst", testReportsDayPartitionsNewestFirst},
 		{"FailedWriteUncounted", testReportsFailedWriteUncounted},
+		{"MineStatusAndAppend", testReportsMineStatusAndAppend},
+		{"ConcurrentAppends", testReportsConcurrentAppends},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -273,5 +275,111 @@ func TestBugReportPartitionWalk(t *testing.T) {
 		if _, ok := bugReportDay(bad); ok {
 			t.Errorf("%q taken for a day partition", bad)
 		}
+	}
+}
+
+// A user lists only their own reports, newest first, with the operators' state;
+// appends reach only their own reports, count toward the day's cap, keep the
+// report within its byte cap and keep its expiry.
+func testReportsMineStatusAndAppend(t *testing.T, a, b *Store) {
+	ctx := t.Context()
+	now := time.Now()
+	add := func(s *Store, user, title string, at time.Time) *BugReport {
+		t.Helper()
+		r, err := s.addBugReport(ctx, at, user, 20, report(title))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	old := add(a, "tenant.ada", "ada yesterday", now.Add(-24*time.Hour))
+	mine := add(b, "tenant.ada", "ada today", now)
+	grace := add(a, "tenant.grace", "grace today", now)
+
+	got, err := b.ListMyBugReports(ctx, "tenant.ada", 10)
+	if err != nil || len(got) != 2 || got[0].ID != mine.ID || got[1].ID != old.ID || got[0].StateOrReceived() != BugReportReceived {
+		t.Fatalf("ada's reports = %+v, %v", got, err)
+	}
+	if got, _ := a.ListMyBugReports(ctx, "tenant.ada", 1); len(got) != 1 || got[0].ID != mine.ID {
+		t.Fatalf("limit 1 = %+v", got)
+	}
+	if got, _ := a.ListMyBugReports(ctx, "tenant.nobody", 10); len(got) != 0 {
+		t.Fatalf("a user without reports sees %+v", got)
+	}
+
+	// The operators set a state; the reporter sees it.
+	if _, err := a.SetBugReportState(ctx, mine.ID, BugReportAcknowledged, "looking into it"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SetBugReportState(ctx, mine.ID, "bogus", ""); !errors.Is(err, ErrInvalid) {
+		t.Errorf("an unknown state: %v", err)
+	}
+	if got, _ := b.ListMyBugReports(ctx, "tenant.ada", 10); got[0].State != BugReportAcknowledged || got[0].StateNote != "looking into it" || got[0].UpdatedAt == 0 {
+		t.Errorf("after the state change: %+v", got[0])
+	}
+
+	// Appends: another user's report is not found (not told apart from none).
+	if _, err := a.appendBugReport(ctx, now, "tenant.ada", 20, grace.ID, "more", MaxTestReportBytes); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("appending to grace's report as ada: %v", err)
+	}
+	if _, err := a.appendBugReport(ctx, now, "tenant.ada", 20, "not-an-id", "more", MaxTestReportBytes); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a malformed id: %v", err)
+	}
+	later := now.Add(time.Hour)
+	r, err := b.appendBugReport(ctx, later, "tenant.ada", 20, mine.ID, "stack trace", MaxTestReportBytes)
+	if err != nil || len(r.Appended) != 1 || r.Appended[0].Text != "stack trace" || r.State != BugReportAcknowledged {
+		t.Fatalf("append = %+v, %v", r, err)
+	}
+	item, err := a.GetCacheItem(ctx, bugReportPartition(now), KindBugReport, mine.ID)
+	if err != nil || item.TTL > BugReportTTL-3500 || item.TTL < BugReportTTL-3700 {
+		t.Errorf("ttl after an append an hour later: %d, %v; want about %d", item.TTL, err, BugReportTTL-3600)
+	}
+	if n, _ := a.Usage(ctx, "tenant.ada", ReportsPerDay, later); n != 2 { // the report today and the append
+		t.Errorf("ada's counter %d after an append, want 2", n)
+	}
+	// The byte cap counts everything appended; a refusal is not counted.
+	size := mine.Size() + len("stack trace")
+	if _, err := a.appendBugReport(ctx, later, "tenant.ada", 20, mine.ID, strings.Repeat("x", MaxTestReportBytes-size+1), MaxTestReportBytes); !errors.As(err, new(*ReportTooLargeError)) {
+		t.Fatalf("an append past the cap: %v", err)
+	}
+	if n, _ := a.Usage(ctx, "tenant.ada", ReportsPerDay, later); n != 2 {
+		t.Errorf("a refused append was counted: %d", n)
+	}
+	if _, err := a.appendBugReport(ctx, later, "tenant.ada", 20, mine.ID, strings.Repeat("x", MaxTestReportBytes-size), MaxTestReportBytes); err != nil {
+		t.Fatalf("an append up to the cap: %v", err)
+	}
+	// The daily cap: appends past it are refused.
+	if _, err := a.appendBugReport(ctx, later, "tenant.ada", 3, old.ID, "one more", MaxTestReportBytes); !errors.As(err, new(*ReportLimitError)) {
+		t.Fatalf("an append past the daily cap: %v", err)
+	}
+}
+
+// MaxTestReportBytes is the byte cap the tests pass (report_bug's is 8 KiB).
+const MaxTestReportBytes = 2000
+
+// Appends racing through two handles all land.
+func testReportsConcurrentAppends(t *testing.T, a, b *Store) {
+	ctx := t.Context()
+	now := time.Now()
+	r, err := a.addBugReport(ctx, now, "tenant.ada", 100, report("racy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 6 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			if _, err := s.appendBugReport(ctx, now, "tenant.ada", 100, r.ID, fmt.Sprintf("part %d", i), MaxTestReportBytes); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	got, err := a.GetBugReport(ctx, r.ID)
+	if err != nil || len(got.Appended) != 6 {
+		t.Fatalf("after 6 concurrent appends: %+v, %v", got, err)
 	}
 }

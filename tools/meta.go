@@ -3,13 +3,10 @@ package tools
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/flowstudio/mcp/cosmos"
@@ -25,6 +22,12 @@ type ReportStore interface {
 	// this UTC day; then it answers *cosmos.ReportLimitError. The count is
 	// atomic on the store, so every replica keeps the one cap.
 	AddBugReport(ctx context.Context, userID string, perDay int64, r *cosmos.BugReport) (*cosmos.BugReport, error)
+	// ListMyBugReports returns the user's own reports, newest first, at most limit.
+	ListMyBugReports(ctx context.Context, userID string, limit int) ([]*cosmos.BugReport, error)
+	// AppendBugReport adds evidence to one of the user's own reports (cosmos.ErrNotFound
+	// for any other id), counted against perDay and kept within maxBytes
+	// (*cosmos.ReportLimitError, *cosmos.ReportTooLargeError).
+	AppendBugReport(ctx context.Context, userID string, perDay int64, id, text string, maxBytes int) (*cosmos.BugReport, error)
 }
 
 // MaxBugReportBytes caps a report: title, description and evidence together,
@@ -400,72 +403,6 @@ func listSkills() *Tool {
 			}
 		}
 		return out, nil
-	})
-}
-
-// --- report_bug ---
-
-type reportBugIn struct {
-	Title       string `json:"title"`
-	Description string `json:"description"`
-	Evidence    string `json:"evidence"`
-	Tool        string `json:"tool"`
-}
-
-type reportBugOut struct {
-	ID       string `json:"id"`
-	Received string `json:"received"`
-	Note     string `json:"note"`
-}
-
-func reportBug() *Tool {
-	return Define(Tool{
-		Name:  "report_bug",
-		Title: "Report a bug to the FlowStudio operators",
-		Description: "Files a bug report with the FlowStudio MCP operators: a title, what happened and what was expected, " +
-			"and text evidence (the tool called, its arguments and the error, with secrets and personal data removed). " +
-			"At most 8 KiB in all (title, description and evidence together). Stored with your hashed user id and " +
-			"the time, kept 90 days, never logged. At most " + strconv.Itoa(MaxBugReportsPerDay) + " reports a day. " +
-			"Works on every plan, even past quota.",
-		Kind:  Write,
-		Group: Meta,
-		Input: json.RawMessage(`{"type":"object","required":["title","description"],"additionalProperties":false,"properties":{
-"title":{"type":"string","minLength":1,"maxLength":200,"description":"One line: what went wrong."},
-"description":{"type":"string","minLength":1,"maxLength":8192,"description":"What you did, what happened, what you expected."},
-"evidence":{"type":"string","maxLength":8192,"description":"Text evidence: the tool, arguments and error text. Remove secrets and personal data."},
-"tool":{"type":"string","maxLength":64,"pattern":"^[a-z][a-z0-9_]*$","description":"The tool the report is about, if any."}}}`),
-		Output: json.RawMessage(`{"type":"object","required":["id","received"],"properties":{"id":{"type":"string"},
-"received":{"type":"string"},"note":{"type":"string"}}}`),
-	}, func(ctx context.Context, env *Env, in reportBugIn) (reportBugOut, error) {
-		size := len(in.Title) + len(in.Description) + len(in.Evidence)
-		if size > MaxBugReportBytes {
-			return reportBugOut{}, &ToolError{
-				Message: fmt.Sprintf("the report is %d bytes; the limit is %d bytes (8 KiB) for title, description and evidence together", size, MaxBugReportBytes),
-				Next:    "keep only the relevant lines of the evidence and file it again"}
-		}
-		if env == nil || env.Reports == nil {
-			return reportBugOut{}, &ToolError{Message: "this server does not take bug reports"}
-		}
-		p := PrincipalFrom(ctx)
-		if p == nil || p.UserID == "" {
-			return reportBugOut{}, &ToolError{Message: "report_bug needs a signed-in caller: the daily limit is counted per user"}
-		}
-		// The user id only counts the report; the report itself names its
-		// reporter by the email hash alone.
-		r := &cosmos.BugReport{Title: in.Title, Description: in.Description, Evidence: in.Evidence,
-			Tool: in.Tool, RequestID: rpc.RequestID(ctx), UserHash: p.EmailHash, Tier: string(p.Tier)}
-		stored, err := env.Reports.AddBugReport(ctx, p.UserID, MaxBugReportsPerDay, r)
-		if lim, ok := errors.AsType[*cosmos.ReportLimitError](err); ok {
-			return reportBugOut{}, &ToolError{
-				Message: fmt.Sprintf("you have filed %d reports today, the daily limit; it resets at %s UTC",
-					lim.Limit, lim.ResetsAt.UTC().Format("2006-01-02 15:04")),
-				Next: "file it after the reset"}
-		}
-		if err != nil {
-			return reportBugOut{}, err
-		}
-		return reportBugOut{ID: stored.ID, Received: time.Unix(stored.CreatedAt, 0).UTC().Format(time.RFC3339),
-			Note: "thank you; the operators read every report"}, nil
 	})
 }
 

@@ -49,6 +49,16 @@ func (f *fakeReports) AddBugReport(_ context.Context, userID string, perDay int6
 	return &c, nil
 }
 
+// ListMyBugReports and AppendBugReport: report_bug's status and append are tested
+// against the embedded store (reports_test.go); this fake files only.
+func (f *fakeReports) ListMyBugReports(context.Context, string, int) ([]*cosmos.BugReport, error) {
+	return nil, errors.New("fakeReports files only")
+}
+
+func (f *fakeReports) AppendBugReport(context.Context, string, int64, string, string, int) (*cosmos.BugReport, error) {
+	return nil, errors.New("fakeReports files only")
+}
+
 // testTool declares a do-nothing tool of a kind and group, for the gates.
 func testTool(name string, kind Kind, group Group) *Tool {
 	return Define(Tool{Name: name, Title: "Test " + name, Description: "A test tool that does nothing: " + name + ".",

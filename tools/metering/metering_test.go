@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -122,6 +123,14 @@ func (reportSink) AddBugReport(_ context.Context, _ string, _ int64, r *cosmos.B
 	c := *r
 	c.ID, c.CreatedAt = "r1", fixedNow.Unix()
 	return &c, nil
+}
+
+func (reportSink) ListMyBugReports(context.Context, string, int) ([]*cosmos.BugReport, error) {
+	return nil, errors.New("reportSink files only")
+}
+
+func (reportSink) AppendBugReport(context.Context, string, int64, string, string, int) (*cosmos.BugReport, error) {
+	return nil, errors.New("reportSink files only")
 }
 
 type result struct {
