@@ -103,7 +103,7 @@ func (s *Sim) appJSON(a *app, base string) map[string]any {
 	doc := base + "/content/apps/" + a.name + "/document.msapp?sv=2018-03-28&sr=c&sig=" + AppDocumentMarker + "&sp=rl"
 	return map[string]any{
 		"name": a.name, "id": "/providers/Microsoft.PowerApps/apps/" + a.name, "type": "Microsoft.PowerApps/apps",
-		"tags": map[string]string{"primaryDeviceWidth": "1366", "primaryDeviceHeight": "768"},
+		"tags":    map[string]string{"primaryDeviceWidth": "1366", "primaryDeviceHeight": "768"},
 		"appType": "ClassicCanvasApp",
 		"properties": map[string]any{
 			"appVersion": a.modified.Format(time.RFC3339), "lifeCycleId": "Published", "status": "Ready",
@@ -112,8 +112,8 @@ func (s *Sim) appJSON(a *app, base string) map[string]any {
 			"appUris":     map[string]any{"documentUri": map[string]string{"value": doc, "readonlyValue": doc}, "imageUris": []any{}},
 			"createdTime": a.created.Format(time.RFC3339Nano), "lastModifiedTime": a.modified.Format(time.RFC3339Nano),
 			"lastPublishTime": a.published.Format(time.RFC3339), "sharedGroupsCount": a.sharedGroups, "sharedUsersCount": a.sharedUsers,
-			"appOpenProtocolUri": "ms-apps:///providers/Microsoft.PowerApps/apps/" + a.name,
-			"appOpenUri":         "https://apps.powerapps.com/play/" + a.name + "?tenantId=" + a.env.tenant.id,
+			"appOpenProtocolUri":   "ms-apps:///providers/Microsoft.PowerApps/apps/" + a.name,
+			"appOpenUri":           "https://apps.powerapps.com/play/" + a.name + "?tenantId=" + a.env.tenant.id,
 			"connectionReferences": refs, "bypassConsent": false, "usesPremiumApi": false, "usesCustomApi": false,
 			"environment": map[string]string{"id": "/providers/Microsoft.PowerApps/environments/" + a.env.name, "name": a.env.name},
 		},
