@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/tools/powerautomate"
 )
 
 // reportsOn is a catalog over a real embedded store.
@@ -37,8 +38,8 @@ func reportOut(t *testing.T, o callOutcome) reportBugOut {
 func TestReportBugStatusAndAppend(t *testing.T) {
 	t.Parallel()
 	c, store := reportsOn(t)
-	ada := &Principal{UserID: "t.ada", EmailHash: "ad01", Tier: TierFree, Scope: ScopeFull}
-	grace := &Principal{UserID: "t.grace", EmailHash: "9a02", Tier: TierPro, Scope: ScopeFull}
+	ada := &Principal{Caller: powerautomate.Caller{UserID: "t.ada", EmailHash: "ad01"}, Tier: cosmos.TierFree, Scope: ScopeFull}
+	grace := &Principal{Caller: powerautomate.Caller{UserID: "t.grace", EmailHash: "9a02"}, Tier: cosmos.TierPro, Scope: ScopeFull}
 
 	empty := reportOut(t, callTool(t, c, ada, "report_bug", map[string]any{"action": "status"}))
 	if len(empty.Reports) != 0 || !strings.Contains(empty.Note, "no reports") {
@@ -102,7 +103,7 @@ func TestReportBugStatusAndAppend(t *testing.T) {
 func TestReportBugArgumentsPerAction(t *testing.T) {
 	t.Parallel()
 	c, store := reportsOn(t)
-	ada := &Principal{UserID: "t.ada", EmailHash: "ad01", Tier: TierFree, Scope: ScopeFull}
+	ada := &Principal{Caller: powerautomate.Caller{UserID: "t.ada", EmailHash: "ad01"}, Tier: cosmos.TierFree, Scope: ScopeFull}
 	id := "8223372036854775807-0a0b0c0d"
 	for _, tc := range []struct {
 		args map[string]any

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/tools/teamcache"
 )
 
@@ -46,7 +47,7 @@ func TestListStorePowerApps(t *testing.T) {
 	h := newStoreHarness(t)
 	h.seed(t, stUserA, 0)
 	apps := h.seedApps(t, stUserA, 23)
-	a := h.as(t, stUserA, TierTeam)
+	a := h.as(t, stUserA, cosmos.TierTeam)
 
 	var out storeAppsOut
 	r := a.mustCall(t, "list_store_power_apps", map[string]any{}, &out)
@@ -124,7 +125,7 @@ func TestListStorePowerApps(t *testing.T) {
 	}
 	var first storeAppsOut
 	a.mustCall(t, "list_store_power_apps", map[string]any{"pageSize": 5}, &first)
-	b := h.as(t, stUserB, TierTeam)
+	b := h.as(t, stUserB, cosmos.TierTeam)
 	var bOut storeAppsOut
 	r = b.mustCall(t, "list_store_power_apps", map[string]any{}, &bOut)
 	if len(bOut.Apps) != 0 || !strings.Contains(r.Text, "not been synced") {

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/flowstudio/mcp/cosmos"
-	"github.com/flowstudio/mcp/tools"
 	"github.com/flowstudio/mcp/tools/powerautomate"
 	"github.com/flowstudio/mcp/tools/powerautomate/sim"
 	"github.com/flowstudio/mcp/tools/teamcache"
@@ -15,7 +14,7 @@ import (
 // listAppsAs lists an environment's apps through the client as a user.
 func listAppsAs(t *testing.T, h *harness, u *cosmos.User, env string) []powerautomate.App {
 	t.Helper()
-	ctx := tools.WithPrincipal(t.Context(), &tools.Principal{UserID: u.ID, TenantID: u.TenantID, ObjectID: u.ObjectID})
+	ctx := powerautomate.WithCaller(t.Context(), &powerautomate.Caller{UserID: u.ID, TenantID: u.TenantID, ObjectID: u.ObjectID})
 	p, err := h.pa.ListApps(ctx, env, powerautomate.ListAppsOptions{})
 	if err != nil {
 		t.Fatal(err)
