@@ -16,10 +16,15 @@ import (
 	"syscall"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/server"
+	"github.com/flowstudio/mcp/server/keyring"
 	"github.com/flowstudio/mcp/server/outbound"
 	"github.com/flowstudio/mcp/tools"
+	"github.com/flowstudio/mcp/tools/alerts"
+	"github.com/flowstudio/mcp/tools/alerts/notify"
 	"github.com/flowstudio/mcp/tools/powerautomate"
 	"github.com/flowstudio/mcp/tools/powerautomate/sim"
 	"github.com/flowstudio/mcp/tools/teamcache"
@@ -32,12 +37,15 @@ var (
 	_ teamsync.Upstream = (*powerautomate.Client)(nil)
 )
 
-const syncUsage = `usage: flowstudio sync [--user-id TENANT.OBJECT] [--window 7d] [--server-url URL] [--data-dir D]
+const syncUsage = `usage: flowstudio sync [--user-id TENANT.OBJECT] [--window 7d] [--monitored-only] [--server-url URL] [--data-dir D]
 
 Refreshes the Team cache: for every team-tier user with consent granted, reads (as
 that user) environments, flows with a definition summary, run statistics over the
 window, connections and makers, and writes them to the user's cache partition.
 Exits non-zero only when no user could be synced and at least one failed.
+After each user it evaluates the alert rules of their monitored flows. With
+--monitored-only it refreshes nothing and only checks monitored flows (their
+newest runs, read live), raising and closing alerts: the frequent, cheap check.
 
 In embedded mode the simulated tenant lives inside the running server, at
 <server URL>/sim: sync reaches it at --server-url, else FLOWSTUDIO_PUBLIC_URL, else
@@ -52,6 +60,7 @@ func syncCommand(args []string, stdout, stderr io.Writer, getenv func(string) st
 	var userID, window, serverURL string
 	var budget, timeout time.Duration
 	var users int
+	var monitoredOnly bool
 	settings, err := settingsWithFlags("sync", args, stderr, getenv, func(fs *flag.FlagSet) {
 		fs.Usage = func() { fmt.Fprint(stderr, syncUsage); fs.PrintDefaults() }
 		fs.StringVar(&userID, "user-id", "", "sync only this user (<tenant id>.<object id>)")
@@ -60,6 +69,7 @@ func syncCommand(args []string, stdout, stderr io.Writer, getenv func(string) st
 		fs.DurationVar(&budget, "user-budget", 3*time.Minute, "time for one user's upstream reads; what is not read by then keeps its earlier cache")
 		fs.DurationVar(&timeout, "timeout", 22*time.Minute, "time for the whole run's reads; writes of users in progress get up to a minute more (the Container Apps job stops at 25 minutes)")
 		fs.IntVar(&users, "users", 4, "users synced at once")
+		fs.BoolVar(&monitoredOnly, "monitored-only", false, "the frequent alert check: read only monitored flows' newest runs and raise or close alerts; the cache is not refreshed")
 	})
 	if err != nil {
 		return err
@@ -141,8 +151,24 @@ func syncCommand(args []string, stdout, stderr io.Writer, getenv func(string) st
 	if err != nil {
 		return err
 	}
+	runner, err := alertRunner(settings, store, log)
+	if err != nil {
+		return err
+	}
+	if monitoredOnly {
+		// The frequent, cheap check: only monitored flows, one page of runs each.
+		_, err := runner.Check(ctx, store, pa, userID)
+		return err
+	}
 	syncer, err := teamsync.New(teamsync.Options{Store: store, Upstream: pa, Logger: log.Named("sync"),
-		Window: win, UserBudget: budget, Users: users})
+		Window: win, UserBudget: budget, Users: users,
+		AfterUser: func(ctx context.Context, id string) {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			defer cancel()
+			if _, err := runner.EvaluateUser(ctx, id, alerts.FromCache(store, id)); err != nil {
+				log.Warn("alert evaluation after sync failed", zap.String("error_kind", teamsync.ErrorKind(err)))
+			}
+		}})
 	if err != nil {
 		return err
 	}
@@ -154,6 +180,30 @@ func syncCommand(args []string, stdout, stderr io.Writer, getenv func(string) st
 		return err
 	}
 	return nil
+}
+
+// alertRunner wires alerting: email when SMTP_HOST is set (else alerts show on the
+// dashboard only), webhooks signed with the user's key derived from TOKEN_SECRET, and
+// loopback webhooks only in embedded mode (development).
+func alertRunner(settings server.Settings, store *cosmos.Store, log *zap.Logger) (*alerts.Runner, error) {
+	secret, err := tokenSecret(settings)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := keyring.New(secret)
+	if err != nil {
+		return nil, err
+	}
+	o := alerts.Options{Store: store, Webhook: notify.NewPoster(settings.Embedded() && !settings.Production()),
+		WebhookSecret: keys.WebhookKey, Logger: log.Named("alerts")}
+	if settings.SMTP.Enabled() {
+		m, err := notify.NewMailer(settings.SMTP)
+		if err != nil {
+			return nil, err
+		}
+		o.Mail = m
+	}
+	return alerts.New(o)
 }
 
 // serverAnswers checks that a FlowStudio server answers /healthz at base.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/flowstudio/mcp/server/identity"
+	"github.com/flowstudio/mcp/tools/alerts/notify"
 	"github.com/flowstudio/mcp/tools/metering"
 )
 
@@ -62,7 +63,10 @@ type Settings struct {
 	// SecurityContact (SECURITY_CONTACT) is the Contact of /.well-known/security.txt:
 	// a mailto: or https: URI (a bare address becomes mailto:); unset, that file is 404.
 	SecurityContact string
-	LogLevel        string
+	// SMTP (SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_FROM) delivers
+	// alert emails; without SMTP_HOST alerts appear on the dashboard only.
+	SMTP     notify.SMTPConfig
+	LogLevel string
 
 	// Quotas per tier, "PER_DAY/PER_MINUTE" (QUOTA_FREE, QUOTA_PRO, QUOTA_TEAM).
 	QuotaFree, QuotaPro, QuotaTeam string
@@ -181,6 +185,15 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 		return s, err
 	}
 	if s.SecurityContact, err = normalizeSecurityContact(s.SecurityContact); err != nil {
+		return s, err
+	}
+	s.SMTP = notify.SMTPConfig{Host: get("SMTP_HOST", ""), Username: get("SMTP_USERNAME", ""), Password: getenv("SMTP_PASSWORD"), From: get("SMTP_FROM", "")}
+	if p := get("SMTP_PORT", ""); p != "" {
+		if s.SMTP.Port, err = strconv.Atoi(p); err != nil || s.SMTP.Port < 1 || s.SMTP.Port > 65535 {
+			return s, errors.New("SMTP_PORT must be a port number (587 for STARTTLS, 465 for implicit TLS)")
+		}
+	}
+	if err := s.SMTP.Validate(); err != nil {
 		return s, err
 	}
 	for _, q := range []struct {

@@ -35,6 +35,7 @@ const (
 	infoSession   = "flowstudio mcp-session v1"
 	infoCookie    = "flowstudio cookie v1"
 	infoOAuth     = "flowstudio oauth-access-token v1"
+	infoWebhook   = "flowstudio alert-webhook v1"
 )
 
 // Keyring holds the derived keys. The zero value is unusable; use New.
@@ -44,6 +45,7 @@ type Keyring struct {
 	session   []byte
 	cookie    []byte
 	oauth     []byte
+	webhook   []byte
 	now       func() time.Time
 	verified  verifiedCache
 }
@@ -66,6 +68,7 @@ func New(tokenSecret string) (*Keyring, error) {
 		session:   derive(infoSession),
 		cookie:    derive(infoCookie),
 		oauth:     derive(infoOAuth),
+		webhook:   derive(infoWebhook),
 		now:       time.Now,
 	}, nil
 }
@@ -79,6 +82,15 @@ func (k *Keyring) CookieKey() []byte { return k.cookie }
 // OAuthKey signs the OAuth access tokens of /mcp/oauth; never an API key's key, so
 // neither can stand in for the other.
 func (k *Keyring) OAuthKey() []byte { return k.oauth }
+
+// WebhookKey is the key a user's alert webhook calls are signed with: HMAC-SHA256
+// of the user id under a key derived from TOKEN_SECRET, so it is never stored, the
+// dashboard can show it again, and every replica and job signs alike.
+func (k *Keyring) WebhookKey(userID string) []byte {
+	m := hmac.New(sha256.New, k.webhook)
+	m.Write([]byte(userID))
+	return m.Sum(nil)
+}
 
 // HashEmail is the only form in which an email is stored or logged: hex
 // HMAC-SHA256 of the lower-cased address.
