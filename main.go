@@ -448,7 +448,7 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	if err != nil {
 		return err
 	}
-	deps := server.Deps{Settings: settings, Logger: log, Keys: keys, Users: store, Accounts: store, Billing: store, OAuth: store,
+	deps := server.Deps{Settings: settings, Logger: log, Keys: keys, Users: store, Accounts: store, Billing: store, OAuth: store, Alerts: store,
 		Sealer: sealer, Catalog: catalog, Ready: store.Ping, Version: version,
 		Entra: entra}
 	if simulator != nil {

@@ -93,6 +93,7 @@ func (s *Server) mountWeb() {
 	s.mux.Handle("GET /dashboard", page(s.dashboard))
 	s.mux.Handle("POST /dashboard/reissue", page(s.reissue))
 	s.mux.Handle("POST /dashboard/revoke", page(s.revoke))
+	s.mux.Handle("POST /dashboard/alerts/webhook", page(s.setWebhook)) // alerts.go
 	s.mux.Handle("GET /logout", page(s.logoutPage))
 	s.mux.Handle("POST /logout", page(s.logout))
 	s.mux.Handle("GET /security", page(s.securityPage)) // securitytxt.go
@@ -205,6 +206,7 @@ type dashboardView struct {
 	MCPOAuthURL            string
 	Apps                   []appView // connected OAuth apps
 	Claude, VSCode, Cursor string
+	Alerts                 *alertsView // Team plan only (alerts.go)
 }
 
 // keyWarnDays is how long before expiry the dashboard warns about the key.
@@ -218,6 +220,7 @@ var notices = map[string]string{
 	"grant-declined":         "Connector access was not granted; nothing else changed.",
 	"app-revoked":            "The app was disconnected: its access stops at once; it must sign in again to come back.",
 	"app-gone":               "That app was already disconnected.",
+	"webhook":                "Alert webhook saved.",
 }
 
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
@@ -264,6 +267,7 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		v.KeyDaysLeft = int((time.Until(expires) + 24*time.Hour - time.Second) / (24 * time.Hour))
 		v.KeyExpiresSoon = !v.KeyExpired && v.KeyDaysLeft <= keyWarnDays
 		v.Claude, v.VSCode, v.Cursor = clientSetups(v.MCPURL, v.Key)
+		v.Alerts = s.alertsSection(ctx, u)
 	}
 	s.render(w, r, http.StatusOK, "dashboard", pageData{Title: "Your dashboard", Session: sess, Dash: v, Notice: notices[r.URL.Query().Get("done")]})
 }

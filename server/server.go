@@ -51,6 +51,8 @@ type Deps struct {
 	// MetadataRoots, when set, are the TLS roots for fetching Client ID Metadata
 	// Documents instead of the system's (tests).
 	MetadataRoots *x509.CertPool
+	// Alerts feeds the dashboard's alerts section (alerts.go); nil hides it.
+	Alerts AlertStore
 }
 
 // Server routes HTTP requests.

@@ -95,7 +95,7 @@ func newWebHarness(t testing.TB, o webOptions) *webHarness {
 	var replicas []http.Handler
 	for range 2 {
 		h.srv = New(Deps{Settings: settings, Logger: log, Keys: h.keys, Users: h.store, Catalog: o.catalog,
-			Ready: h.store.Ping, Simulator: o.sim, Accounts: h.store, Sealer: h.sealer, Entra: o.entra, EntraHTTPClient: o.entraHTTP,
+			Ready: h.store.Ping, Simulator: o.sim, Accounts: h.store, Alerts: h.store, Sealer: h.sealer, Entra: o.entra, EntraHTTPClient: o.entraHTTP,
 			Version: "test", OAuth: h.store, MetadataRoots: o.metadataRoots})
 		replicas = append(replicas, h.srv.Handler())
 	}
