@@ -728,8 +728,10 @@ func updateStoreFlow() *Tool {
 		Description: "Team plan. Merges governance fields into a flow's entry in your Team cache: monitor, notifyRules, " +
 			"description, tags, businessImpact, ownerTeam, supportEmail, critical, tier. Only the fields you pass change; an " +
 			"empty string or empty list clears one; tags and notifyRules replace the whole list. The fields survive every sync " +
-			"and are kept 21 days after the flow disappears. Changes nothing in Power Automate, and FlowStudio sends no " +
-			"notifications itself: notifyRules are for the agents and systems that read them. Next: list_store_flows with " +
+			"and are kept 21 days after the flow disappears. Changes nothing in Power Automate. With monitor on, FlowStudio " +
+			"acts on notifyRules: it checks the flow every few minutes and after each sync and, once per incident (not " +
+			"again until the flow recovers), emails the rule's address and calls the webhook set on the dashboard, with " +
+			"the flow's name, environment, what happened, when and a link (never run data). Next: list_store_flows with " +
 			"monitored, critical or tag.",
 		Kind:       Write,
 		Group:      Store,
@@ -737,7 +739,7 @@ func updateStoreFlow() *Tool {
 		Input: json.RawMessage(`{"type":"object","additionalProperties":false,"properties":{` + storeFlowArgsSchema + `,
 "monitor":{"type":"boolean","description":"Whether the flow's health is watched."},
 "notifyRules":{"type":"array","maxItems":10,"description":"Who to tell about what; replaces the list ([] clears it).","items":{"type":"object","additionalProperties":false,"required":["when","email"],"properties":{
-"when":{"type":"string","enum":["anyFailure","failureRateAbove","noRunsFor"],"description":"anyFailure: a run fails; failureRateAbove: the window's failure rate exceeds threshold (0..1); noRunsFor: no run for threshold hours."},
+"when":{"type":"string","enum":["anyFailure","failureRateAbove","noRunsFor"],"description":"anyFailure: a run fails; failureRateAbove: the sync window's failure rate exceeds threshold (0..1); noRunsFor: a flow that is on has not run for threshold hours."},
 "threshold":{"type":"number","minimum":0,"maximum":720,"description":"failureRateAbove: a rate in (0, 1]; noRunsFor: whole hours 1..720; anyFailure: none."},
 "email":{"type":"string","maxLength":254,"pattern":"^` + emailCore + `$","description":"Who to notify."}}}},
 "description":{"type":"string","maxLength":2000,"description":"What the flow is for."},
