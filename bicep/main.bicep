@@ -99,6 +99,9 @@ param revisionSuffix string = ''
 @description('Cron schedule (UTC) of the Team-cache sync job.')
 param syncSchedule string = '*/30 * * * *'
 
+@description('Cron schedule (UTC) of the frequent alert check of monitored flows (sync --monitored-only).')
+param alertSchedule string = '*/5 * * * *'
+
 // ---------------------------------------------------------------------------------
 // Parameters: application settings (environment variables)
 
@@ -135,6 +138,21 @@ param bapApiUrl string = 'https://api.bap.microsoft.com'
 @description('Name of the Key Vault secret holding the Stripe webhook signing secret (STRIPE_WEBHOOK_SECRET); empty: billing webhooks off.')
 param stripeWebhookSecretName string = 'stripe-webhook-secret'
 
+@description('SMTP_HOST for alert emails (e.g. smtp.azurecomm.net for Azure Communication Services); empty: alerts show on the dashboard only.')
+param smtpHost string = ''
+
+@description('SMTP_PORT: 587 (STARTTLS, required for a remote relay) or 465 (implicit TLS).')
+param smtpPort string = '587'
+
+@description('SMTP_USERNAME (for Azure Communication Services: the SMTP username of its Entra app); empty: no SMTP AUTH.')
+param smtpUsername string = ''
+
+@description('SMTP_FROM: the sender address alert emails come from (a verified sender domain of the relay).')
+param smtpFrom string = ''
+
+@description('Name of the Key Vault secret holding SMTP_PASSWORD; empty: no password.')
+param smtpPasswordSecretName string = ''
+
 @description('LOG_LEVEL: debug, info, warn or error.')
 param logLevel string = 'info'
 
@@ -158,6 +176,7 @@ var allTags = union(tags, {
 })
 var appName = 'ca-mcp-${resourceToken}'
 var syncJobName = 'caj-sync-${resourceToken}'
+var alertJobName = 'caj-alerts-${resourceToken}'
 var rotateJobName = 'caj-rotate-${resourceToken}'
 var databaseName = 'flowstudio'
 // Key Vault secret names the server reads.
@@ -295,8 +314,21 @@ var secretRefs = concat(
           keyVaultUrl: '${keyVault.outputs.uri}secrets/${stripeWebhookSecretName}'
           identity: appIdentity.outputs.id
         }
+      ],
+  empty(smtpPasswordRef)
+    ? []
+    : [
+        {
+          name: 'smtp-password'
+          keyVaultUrl: '${keyVault.outputs.uri}secrets/${smtpPasswordRef}'
+          identity: appIdentity.outputs.id
+        }
       ]
 )
+
+// Alert email settings go in only with a host (SMTP_PORT alone would be refused), and
+// the password only with both.
+var smtpPasswordRef = empty(smtpHost) ? '' : smtpPasswordSecretName
 
 // Every setting the binary reads, AZURE_CLIENT_ID aside (added per workload).
 var settings = concat(
@@ -401,6 +433,34 @@ var settings = concat(
           name: 'STRIPE_WEBHOOK_SECRET'
           secretRef: 'stripe-webhook-secret'
         }
+      ],
+  empty(smtpHost)
+    ? []
+    : [
+        {
+          name: 'SMTP_HOST'
+          value: smtpHost
+        }
+        {
+          name: 'SMTP_PORT'
+          value: smtpPort
+        }
+        {
+          name: 'SMTP_USERNAME'
+          value: smtpUsername
+        }
+        {
+          name: 'SMTP_FROM'
+          value: smtpFrom
+        }
+      ],
+  empty(smtpPasswordRef)
+    ? []
+    : [
+        {
+          name: 'SMTP_PASSWORD'
+          secretRef: 'smtp-password'
+        }
       ]
 )
 
@@ -454,6 +514,33 @@ module syncJob 'modules/job.bicep' = if (deployApp) {
   }
 }
 
+// The frequent, cheap alert check: only monitored flows' newest runs, no cache refresh.
+module alertJob 'modules/job.bicep' = if (deployApp) {
+  name: 'job-alerts'
+  scope: rg
+  params: {
+    name: alertJobName
+    location: location
+    tags: allTags
+    environmentId: containerEnv.outputs.id
+    identityId: appIdentity.outputs.id
+    azureClientId: appIdentity.outputs.clientId
+    registryServer: registry.outputs.loginServer
+    image: containerImage
+    args: [
+      'sync'
+      '--monitored-only'
+    ]
+    env: settings
+    vaultReferences: secretRefs
+    triggerType: 'Schedule'
+    cronExpression: alertSchedule
+    replicaTimeout: 280
+    cpu: cpu
+    memory: memory
+  }
+}
+
 // Started by hand: az containerapp job start -n <ROTATE_KEY_JOB_NAME> -g <rg>
 module rotateJob 'modules/job.bicep' = if (deployApp) {
   name: 'job-rotate-key'
@@ -498,6 +585,7 @@ output AZURE_CONTAINER_REGISTRY_NAME string = registry.outputs.name
 output AZURE_CONTAINER_APPS_ENVIRONMENT_NAME string = containerEnv.outputs.name
 output AZURE_CONTAINER_APP_NAME string = appName
 output SYNC_JOB_NAME string = syncJobName
+output ALERT_JOB_NAME string = alertJobName
 output ROTATE_KEY_JOB_NAME string = rotateJobName
 output APP_IDENTITY_CLIENT_ID string = appIdentity.outputs.clientId
 output APP_IDENTITY_PRINCIPAL_ID string = appIdentity.outputs.principalId

@@ -21,6 +21,7 @@ param httpConcurrency = int(readEnvironmentVariable('FLOWSTUDIO_HTTP_CONCURRENCY
 param traffic = json(readEnvironmentVariable('FLOWSTUDIO_TRAFFIC', '[{"latestRevision": true, "weight": 100}]'))
 param revisionSuffix = readEnvironmentVariable('FLOWSTUDIO_REVISION_SUFFIX', '')
 param syncSchedule = readEnvironmentVariable('FLOWSTUDIO_SYNC_SCHEDULE', '*/30 * * * *')
+param alertSchedule = readEnvironmentVariable('FLOWSTUDIO_ALERT_SCHEDULE', '*/5 * * * *')
 
 // Application settings
 param publicUrl = readEnvironmentVariable('FLOWSTUDIO_PUBLIC_URL', '')
@@ -38,6 +39,13 @@ param flowApiUrl = readEnvironmentVariable('FLOW_API_URL', 'https://api.flow.mic
 param powerAppsApiUrl = readEnvironmentVariable('POWERAPPS_API_URL', 'https://api.powerapps.com')
 param bapApiUrl = readEnvironmentVariable('BAP_API_URL', 'https://api.bap.microsoft.com')
 param stripeWebhookSecretName = stripeSecretName == 'none' ? '' : stripeSecretName
+// Alert email (empty SMTP_HOST: alerts on the dashboard only); the password is a Key
+// Vault secret named by SMTP_PASSWORD_SECRET_NAME.
+param smtpHost = readEnvironmentVariable('SMTP_HOST', '')
+param smtpPort = readEnvironmentVariable('SMTP_PORT', '587')
+param smtpUsername = readEnvironmentVariable('SMTP_USERNAME', '')
+param smtpFrom = readEnvironmentVariable('SMTP_FROM', '')
+param smtpPasswordSecretName = readEnvironmentVariable('SMTP_PASSWORD_SECRET_NAME', '')
 param logLevel = readEnvironmentVariable('LOG_LEVEL', 'info')
 param quotaFree = readEnvironmentVariable('QUOTA_FREE', '200/20')
 param quotaPro = readEnvironmentVariable('QUOTA_PRO', '5000/120')

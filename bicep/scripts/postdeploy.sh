@@ -19,7 +19,7 @@ if [ -z "$image" ]; then
   exit 1
 fi
 
-for job in ${SYNC_JOB_NAME:-} ${ROTATE_KEY_JOB_NAME:-}; do
+for job in ${SYNC_JOB_NAME:-} ${ALERT_JOB_NAME:-} ${ROTATE_KEY_JOB_NAME:-}; do
   az containerapp job update -g "$AZURE_RESOURCE_GROUP" -n "$job" --image "$image" -o none
   echo "postdeploy: $job -> $image"
 done
