@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/tools/alerts/notify"
 	"github.com/flowstudio/mcp/tools/powerautomate"
@@ -133,8 +136,9 @@ func TestMonitoredFlowAlertsOncePerIncident(t *testing.T) {
 	}))
 	t.Cleanup(hookSrv.Close)
 
+	core, logs := observer.New(zap.DebugLevel)
 	runner, err := New(Options{Store: store, Mail: mailer, Webhook: notify.NewPoster(true),
-		WebhookSecret: func(string) []byte { return secret }})
+		WebhookSecret: func(string) []byte { return secret }, Logger: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,6 +281,23 @@ func TestMonitoredFlowAlertsOncePerIncident(t *testing.T) {
 		if strings.Contains(string(b), canary) || !strings.Contains(string(b), `"text"`) {
 			t.Fatalf("webhook body %s", b)
 		}
+	}
+	// The log names flows, rules and outcomes: never the addresses, the URL or run data.
+	raisedLines := 0
+	for _, e := range logs.All() {
+		line, _ := json.Marshal(e.ContextMap())
+		text := e.Message + string(line)
+		if e.Message == "alert raised" {
+			raisedLines++
+		}
+		for _, secretish := range []string{to, hookSrv.URL, canary, string(secret)} {
+			if strings.Contains(text, secretish) {
+				t.Fatalf("log line carries %q: %s", secretish, text)
+			}
+		}
+	}
+	if raisedLines != 2 {
+		t.Fatalf("%d 'alert raised' log lines, want 2", raisedLines)
 	}
 	recent, err := Recent(ctx, store, u.ID, 10)
 	if err != nil || len(recent) != 2 || recent[1].RecoveredAt == "" || recent[0].RecoveredAt != "" ||
