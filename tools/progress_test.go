@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/rpc"
 	"github.com/flowstudio/mcp/tools/powerautomate/sim"
 )
@@ -219,5 +220,26 @@ func TestWaitReportsProgressAndStopsWhenCancelled(t *testing.T) {
 	// The run itself is not touched: cancelling a call is not cancelling the run.
 	if run := h.newestRun(t, sim.ContosoDefaultEnv, sim.FlowLeaveRequest, ""); run.Status != "Running" {
 		t.Fatalf("newest run %s is %s", run.Name, run.Status)
+	}
+}
+
+// TestProgressWhileScanningTheStore: a store listing whose filter few items match
+// scans page after page of the cache and reports each page but the last.
+func TestProgressWhileScanningTheStore(t *testing.T) {
+	sh := newStoreHarness(t)
+	sh.seed(t, "u.scan", 450) // three store pages of flows
+	h := sh.as(t, "u.scan", cosmos.TierTeam)
+	srv := h.mcpServer(t)
+	progress, resp := streamCall(t, srv.URL, "list_store_flows", map[string]any{"search": "Invoice approval"}, nil)
+	if resp == nil {
+		t.Fatal("no response")
+	}
+	var out storeFlowsOut
+	structured(t, resp, &out)
+	if len(out.Flows) != 1 {
+		t.Fatalf("flows %+v", out.Flows)
+	}
+	if len(progress) != 2 || progress[0].Params.Total != storeScanPages || !strings.Contains(progress[1].Params.Message, "2 pages") {
+		t.Fatalf("progress %+v, want one per store page but the last of three", progress)
 	}
 }
