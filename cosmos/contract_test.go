@@ -33,6 +33,7 @@ func runContract(t *testing.T, open func(t *testing.T) *Store) {
 		{"ConcurrentUpdateUser", testConcurrentUpdateUser},
 		{"CorruptRecord", testCorruptRecord},
 		{"EmailIndex", testEmailIndex},
+		{"OAuthItemsAndGrants", testOAuthItemsAndGrants},
 		{"Ping", func(t *testing.T, s *Store) {
 			if err := s.Ping(t.Context()); err != nil {
 				t.Fatal(err)

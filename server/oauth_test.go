@@ -617,3 +617,52 @@ func simFor(t *testing.T, _ *webHarness) *sim.Sim {
 }
 
 var _ = x509.NewCertPool
+
+func TestOAuthBadInputIsAClearError(t *testing.T) {
+	t.Parallel()
+	h, _, _ := newSimWebHarness(t)
+	do := func(method, path, contentType, body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, h.ts.URL+path, strings.NewReader(body))
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	form := "application/x-www-form-urlencoded"
+	for _, c := range []struct {
+		name, method, path, ctype, body string
+		status                          int
+		code                            string
+	}{
+		{"token by GET", "GET", oauth.TokenPath, "", "", 405, "invalid_request"},
+		{"token as JSON", "POST", oauth.TokenPath, "application/json", `{"grant_type":"authorization_code"}`, 400, "invalid_request"},
+		{"token without client_id", "POST", oauth.TokenPath, form, "grant_type=authorization_code&code=x", 401, "invalid_client"},
+		{"token without grant_type", "POST", oauth.TokenPath, form, "client_id=c", 400, "invalid_request"},
+		{"token with a repeated parameter", "POST", oauth.TokenPath, form, "client_id=c&grant_type=refresh_token&refresh_token=a&refresh_token=b", 400, "invalid_request"},
+		{"token with an unknown code", "POST", oauth.TokenPath, form, "client_id=c&grant_type=authorization_code&code=nope&code_verifier=x", 400, "invalid_grant"},
+		{"token with an unknown refresh token", "POST", oauth.TokenPath, form, "client_id=c&grant_type=refresh_token&refresh_token=nope", 400, "invalid_grant"},
+		{"token body over 16 KiB", "POST", oauth.TokenPath, form, "client_id=c&grant_type=refresh_token&refresh_token=" + strings.Repeat("a", 17<<10), 400, "invalid_request"},
+		{"registration by GET", "GET", oauth.RegisterPath, "", "", 405, "invalid_request"},
+		{"registration as a form", "POST", oauth.RegisterPath, form, "redirect_uris=https://a.example/cb", 400, "invalid_client_metadata"},
+		{"registration not JSON", "POST", oauth.RegisterPath, "application/json", `{"redirect_uris":`, 400, "invalid_client_metadata"},
+		{"registration over 16 KiB", "POST", oauth.RegisterPath, "application/json", `{"client_name":"` + strings.Repeat("a", 17<<10) + `"}`, 400, "invalid_client_metadata"},
+		{"registration with a secret method", "POST", oauth.RegisterPath, "application/json", `{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"private_key_jwt"}`, 400, "invalid_client_metadata"},
+		{"registration with the implicit grant", "POST", oauth.RegisterPath, "application/json", `{"redirect_uris":["https://a.example/cb"],"grant_types":["implicit"]}`, 400, "invalid_client_metadata"},
+	} {
+		status, out := do(c.method, c.path, c.ctype, c.body)
+		if status != c.status || out["error"] != c.code || out["error_description"] == "" {
+			t.Errorf("%s: %d %v, want %d %s with a description", c.name, status, out, c.status, c.code)
+		}
+	}
+	// Nothing was registered or stored by the refusals above: a real registration
+	// still works.
+	registerClient(t, h, "After", "https://a.example/cb")
+}

@@ -186,7 +186,8 @@ func TestFetchClientMetadataDocument(t *testing.T) {
 	// Outside embedded mode loopback is refused like any private address, before a
 	// connection is made.
 	strict := NewFetcher(false, nil)
-	for _, u := range []string{base + "/good.json", "https://10.0.0.1/client.json", "https://169.254.169.254/latest.json", "https://[fd00::1]/c.json"} {
+	localhost := strings.Replace(base, "127.0.0.1", "localhost", 1) // a name that resolves to loopback
+	for _, u := range []string{base + "/good.json", localhost + "/good.json", "https://10.0.0.1/client.json", "https://169.254.169.254/latest.json", "https://[fd00::1]/c.json"} {
 		if _, oe := strict.Fetch(ctx, u); oe == nil || !strings.Contains(oe.Description, "does not fetch from") {
 			t.Errorf("%s: %v, want a refusal of the address", u, oe)
 		}
