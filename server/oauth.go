@@ -39,6 +39,7 @@ func (s *Server) mountOAuth() {
 	}
 	s.oauth = &oauth.Server{Store: s.deps.OAuth, Tokens: oauth.NewTokens(s.deps.Keys.OAuthKey(), nil),
 		Fetcher: oauth.NewFetcher(s.deps.Settings.Embedded() && !s.deps.Settings.Production(), s.deps.MetadataRoots)}
+	s.registrations = &oauth.RegistrationLimit{PerMinute: oauth.DefaultRegistrationsPerMinute}
 	s.mux.Handle(oauth.ResourcePath, s.checkOrigin(s.authenticateOAuth(s.mcp)))
 	meta := func(doc func(string) map[string]any) http.Handler {
 		return s.anyOrigin(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -199,6 +200,13 @@ func (s *Server) oauthRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
 		oauth.WriteError(w, &oauth.Error{Status: 400, Code: "invalid_client_metadata", Description: "send the client metadata as application/json"})
+		return
+	}
+	if !s.registrations.Allow() {
+		s.log.Warn("client registration refused", zap.String(logsafe.KeyRequestID, rpc.RequestID(r.Context())), zap.String("reason", "rate"))
+		w.Header().Set("Retry-After", "60")
+		oauth.WriteError(w, &oauth.Error{Status: http.StatusTooManyRequests, Code: "temporarily_unavailable",
+			Description: "too many client registrations on this server just now; retry in a minute"})
 		return
 	}
 	var reg oauth.Registration

@@ -665,4 +665,18 @@ func TestOAuthBadInputIsAClearError(t *testing.T) {
 	// Nothing was registered or stored by the refusals above: a real registration
 	// still works.
 	registerClient(t, h, "After", "https://a.example/cb")
+
+	// A flood of registrations is cut off per replica (two replicas here).
+	for i := 0; ; i++ {
+		status, out := postJSON(t, h.ts.URL+oauth.RegisterPath, map[string]any{"redirect_uris": []string{"https://a.example/cb"}})
+		if status == http.StatusTooManyRequests {
+			if out["error"] != "temporarily_unavailable" {
+				t.Errorf("registration flood: %v", out)
+			}
+			break
+		}
+		if status != 201 || i > 4*oauth.DefaultRegistrationsPerMinute {
+			t.Fatalf("registration %d: %d %v (no limit reached)", i, status, out)
+		}
+	}
 }

@@ -67,6 +67,8 @@ type Server struct {
 	slots    *userSlots
 	requests atomic.Uint64 // requests served, for ReleaseMemoryWhenIdle
 	oauth    *oauth.Server // nil when /mcp/oauth is not mounted
+	// registrations bounds Dynamic Client Registration on this replica.
+	registrations *oauth.RegistrationLimit
 }
 
 // DefaultMaxInFlightPerUser is how many MCP requests of one user run at once on a

@@ -199,3 +199,21 @@ func TestFetchClientMetadataDocument(t *testing.T) {
 		}
 	}
 }
+
+func TestRegistrationLimit(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(6000, 0)
+	l := &RegistrationLimit{PerMinute: 3, now: func() time.Time { return now }}
+	for i := range 3 {
+		if !l.Allow() {
+			t.Fatalf("registration %d refused under the limit", i+1)
+		}
+	}
+	if l.Allow() {
+		t.Fatal("a fourth registration in the minute was allowed")
+	}
+	now = now.Add(time.Minute)
+	if !l.Allow() {
+		t.Fatal("the next minute starts over")
+	}
+}
