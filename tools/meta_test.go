@@ -236,9 +236,7 @@ func TestListSkills(t *testing.T) {
 // notYetInCatalog are tools a skill names before the catalog has them, each with
 // the issue that adds it; the test fails once one is in the catalog, so the entry
 // cannot outlive its reason.
-var notYetInCatalog = map[string]string{
-	"list_store_power_apps": "issue 15 adds it",
-}
+var notYetInCatalog = map[string]string{}
 
 // TestSkillsNameOnlyKnownTools checks every step of every skill against the catalog
 // itself (All), not a typed copy of its names.
