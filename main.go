@@ -437,7 +437,8 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	if err != nil {
 		return err
 	}
-	env := &tools.Env{PA: pa, DashboardURL: settings.PublicURL + "/dashboard", Logger: log, Reports: store, Cache: store}
+	env := &tools.Env{PA: pa, DashboardURL: settings.PublicURL + "/dashboard", SignInReturnURL: settings.PublicURL + "/connections/signed-in",
+		Logger: log, Reports: store, Cache: store}
 	// Metering lines, one per call, are buffered (64 KiB or 1 s, and on drain) so that
 	// a call does not pay a write to stdout of its own; operational lines are not.
 	meterSink := &zapcore.BufferedWriteSyncer{WS: sink, Size: 64 << 10, FlushInterval: time.Second}

@@ -2,8 +2,12 @@ package rpc
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"net/http"
 	"sync/atomic"
+	"time"
 )
 
 type ctxKey int
@@ -40,6 +44,11 @@ type Call struct {
 	// cancelled is set when the client sent notifications/cancelled for this call:
 	// its context is cancelled and no response is sent.
 	cancelled atomic.Bool
+	// w and r are the request's, for a stream opened by the call itself (ElicitURL);
+	// elicitURL says the session's client declared URL-mode elicitation.
+	w         http.ResponseWriter
+	r         *http.Request
+	elicitURL bool
 }
 
 // CallFrom returns the call being served; nil outside a method.
@@ -73,4 +82,34 @@ func Progress(ctx context.Context, progress, total float64, message string) {
 		params["message"] = message
 	}
 	c.stream.notify("notifications/progress", params)
+}
+
+// ElicitURL asks the client to open url for its user (MCP 2025-11-25 URL-mode
+// elicitation): an elicitation/create request on the call's SSE stream, which it
+// opens if the answer was to be plain JSON. It returns false, and sends nothing,
+// when the session's client did not declare the capability or cannot take a
+// stream (no text/event-stream in Accept, a batch, 2026-07-28); the caller then
+// shows the link some other way. The client's answer (accept, decline, cancel)
+// is a POST of its own that any replica acknowledges; whether the person finished
+// is learnt from the upstream, not from that answer.
+func ElicitURL(ctx context.Context, message, url, elicitationID string) bool {
+	c := CallFrom(ctx)
+	if c == nil || !c.elicitURL || c.w == nil || c.r == nil || c.cancelled.Load() || isStateless(c.ProtocolVersion) ||
+		!acceptsSSE(c.r.Header.Values("Accept")) {
+		return false
+	}
+	if c.stream == nil {
+		// A stream may run long: lift the server's write deadline for this response.
+		_ = http.NewResponseController(c.w).SetWriteDeadline(time.Now().Add(3 * time.Minute))
+		c.stream = newSSEStream(c.w)
+	}
+	b := make([]byte, 9)
+	_, _ = rand.Read(b)
+	req, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": "elicit-" + hex.EncodeToString(b), "method": "elicitation/create",
+		"params": map[string]string{"mode": "url", "message": message, "url": url, "elicitationId": elicitationID}})
+	if err != nil {
+		return false
+	}
+	c.stream.write("message", req)
+	return true
 }

@@ -150,7 +150,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) *httpError {
 		return &httpError{status: http.StatusBadRequest, err: NewError(CodeParseError, "Parse error: could not read body", nil)}
 	}
 
-	version, herr := s.requestVersion(r)
+	version, elicitURL, herr := s.requestVersion(r)
 	if herr != nil {
 		return herr
 	}
@@ -180,7 +180,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) *httpError {
 		}
 		version = Version20260728
 	}
-	s.serveOne(w, r, version, msg)
+	s.serveOne(w, r, version, msg, elicitURL)
 	return nil
 }
 
@@ -202,35 +202,38 @@ func readBody(body io.Reader, declared, limit int64) ([]byte, error) {
 }
 
 // requestVersion picks the revision in force: the MCP-Protocol-Version header, else
-// the one sealed in the session, else 2025-03-26 as the spec says to assume.
-func (s *Server) requestVersion(r *http.Request) (string, *httpError) {
+// the one sealed in the session, else 2025-03-26 as the spec says to assume. It also
+// says whether the session's client declared URL-mode elicitation.
+func (s *Server) requestVersion(r *http.Request) (string, bool, *httpError) {
 	header := r.Header.Get("MCP-Protocol-Version")
 	if header != "" && !isSupported(header) {
 		code := int64(CodeInvalidRequest)
 		if r.Header.Get("Mcp-Method") != "" {
 			code = CodeUnsupportedProtocolVersion
 		}
-		return "", &httpError{status: http.StatusBadRequest,
+		return "", false, &httpError{status: http.StatusBadRequest,
 			err: NewError(code, "Unsupported MCP-Protocol-Version",
 				map[string]any{"supported": SupportedVersions, "requested": truncate(header, 64)})}
 	}
 	if isStateless(header) {
-		return header, nil // 2026-07-28 has no sessions: the header is ignored
+		return header, false, nil // 2026-07-28 has no sessions: the header is ignored
 	}
+	elicitURL := false
 	if sid := r.Header.Get(SessionHeader); sid != "" {
-		v, err := s.sessions.open(sid, s.opts.SessionSubject(r.Context()))
+		v, eu, err := s.sessions.open(sid, s.opts.SessionSubject(r.Context()))
 		if err != nil {
-			return "", &httpError{status: http.StatusNotFound,
+			return "", false, &httpError{status: http.StatusNotFound,
 				err: NewError(CodeInvalidRequest, "Session not found: initialize a new session", nil)}
 		}
 		if header == "" {
 			header = v
 		}
+		elicitURL = eu
 	}
 	if header == "" {
 		header = Version20250326
 	}
-	return header, nil
+	return header, elicitURL, nil
 }
 
 // serveBatch answers a 2025-03-26 batch in order, streaming each answer as it is
@@ -299,7 +302,7 @@ func (s *Server) serveBatch(w http.ResponseWriter, r *http.Request, version stri
 	return nil
 }
 
-func (s *Server) serveOne(w http.ResponseWriter, r *http.Request, version string, msg *Message) {
+func (s *Server) serveOne(w http.ResponseWriter, r *http.Request, version string, msg *Message, elicitURL bool) {
 	var stream *sseStream
 	token := progressToken(msg)
 	if token != nil && acceptsSSE(r.Header.Values("Accept")) {
@@ -311,6 +314,8 @@ func (s *Server) serveOne(w http.ResponseWriter, r *http.Request, version string
 	defer cancel()
 	call := CallFrom(ctx)
 	call.progressToken = token
+	// What a server-to-client request (ElicitURL) needs to open a stream later.
+	call.w, call.r, call.elicitURL = w, r, elicitURL
 
 	if msg.Method == "initialize" {
 		s.initialize(ctx, w, msg, stream)
@@ -326,8 +331,8 @@ func (s *Server) serveOne(w http.ResponseWriter, r *http.Request, version string
 	if isStateless(version) {
 		out = markComplete(out)
 	}
-	if stream != nil {
-		stream.write("message", out)
+	if call.stream != nil { // opened before the call, or by the call (ElicitURL)
+		call.stream.write("message", out)
 		return
 	}
 	writeJSONBody(w, out)
@@ -348,6 +353,11 @@ func (s *Server) callContext(r *http.Request, version string, msg *Message, stre
 func (s *Server) initialize(ctx context.Context, w http.ResponseWriter, msg *Message, stream *sseStream) {
 	var p struct {
 		ProtocolVersion string `json:"protocolVersion"`
+		Capabilities    struct {
+			Elicitation *struct {
+				URL json.RawMessage `json:"url"`
+			} `json:"elicitation"`
+		} `json:"capabilities"`
 	}
 	if msg.Params != nil {
 		_ = json.Unmarshal(*msg.Params, &p)
@@ -373,7 +383,9 @@ func (s *Server) initialize(ctx context.Context, w http.ResponseWriter, msg *Mes
 		out = encodeError(msg.RawID, NewError(CodeInternalError, "Internal error", nil))
 	}
 	if !isStateless(negotiated) && stream == nil {
-		w.Header().Set(SessionHeader, s.sessions.mint(negotiated, s.opts.SessionSubject(ctx)))
+		elicitURL := p.Capabilities.Elicitation != nil && len(p.Capabilities.Elicitation.URL) > 0 &&
+			string(p.Capabilities.Elicitation.URL) != "null" && negotiated >= Version20251125
+		w.Header().Set(SessionHeader, s.sessions.mint(negotiated, s.opts.SessionSubject(ctx), elicitURL))
 	}
 	s.writeOut(w, stream, out)
 }

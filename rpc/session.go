@@ -29,6 +29,9 @@ type sessionCodec struct {
 
 type sessionClaims struct {
 	Version string `json:"v"`
+	// ElicitURL: the client declared URL-mode elicitation at initialize
+	// (capabilities.elicitation.url, 2025-11-25).
+	ElicitURL bool `json:"u,omitempty"`
 	Subject string `json:"s"` // base64url(sha256(subject)), never the subject itself
 	Issued  int64  `json:"i"`
 	Nonce   string `json:"n"`
@@ -41,11 +44,12 @@ func subjectDigest(subject string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:12])
 }
 
-func (c *sessionCodec) mint(version, subject string) string {
+func (c *sessionCodec) mint(version, subject string, elicitURL bool) string {
 	nonce := make([]byte, 12)
 	_, _ = rand.Read(nonce)
 	payload, _ := json.Marshal(sessionClaims{
-		Version: version,
+		Version:   version,
+		ElicitURL: elicitURL,
 		Subject: subjectDigest(subject),
 		Issued:  c.now().Unix(),
 		Nonce:   base64.RawURLEncoding.EncodeToString(nonce),
@@ -60,23 +64,24 @@ func (c *sessionCodec) sign(body string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// open verifies a session id for subject and returns the negotiated revision.
-func (c *sessionCodec) open(id, subject string) (string, error) {
+// open verifies a session id for subject and returns the negotiated revision and
+// whether the client takes URL-mode elicitation.
+func (c *sessionCodec) open(id, subject string) (string, bool, error) {
 	body, sig, ok := strings.Cut(id, ".")
 	if !ok || len(id) > 512 || !hmac.Equal([]byte(sig), []byte(c.sign(body))) {
-		return "", errBadSession
+		return "", false, errBadSession
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(body)
 	if err != nil {
-		return "", errBadSession
+		return "", false, errBadSession
 	}
 	var claims sessionClaims
 	if json.Unmarshal(payload, &claims) != nil || !isSupported(claims.Version) {
-		return "", errBadSession
+		return "", false, errBadSession
 	}
 	age := c.now().Sub(time.Unix(claims.Issued, 0))
 	if age < -time.Minute || age > sessionLifetime || claims.Subject != subjectDigest(subject) {
-		return "", errBadSession
+		return "", false, errBadSession
 	}
-	return claims.Version, nil
+	return claims.Version, claims.ElicitURL, nil
 }

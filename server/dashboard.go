@@ -97,6 +97,7 @@ func (s *Server) mountWeb() {
 	s.mux.Handle("GET /logout", page(s.logoutPage))
 	s.mux.Handle("POST /logout", page(s.logout))
 	s.mux.Handle("GET /security", page(s.securityPage)) // securitytxt.go
+	s.mux.Handle("GET /connections/signed-in", page(s.connectionSignedIn))
 	s.mux.HandleFunc("GET /static/{name}", s.static)
 }
 
@@ -182,6 +183,15 @@ func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error
 	s.log.Error("web request failed", zap.String(logsafe.KeyRequestID, id), logsafe.Error(err))
 	s.renderError(w, r, http.StatusInternalServerError, "Something went wrong",
 		"An internal error occurred (reference "+id+"). Nothing you did caused it; please try again.")
+}
+
+// connectionSignedIn is where a connector's consent page returns a person who
+// signed a connection in (create_live_connection's redirect URL). The query (the
+// consent service's code) is neither read nor logged: the connection is signed in
+// by then, and the agent learns it from Power Apps.
+func (s *Server) connectionSignedIn(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "error", pageData{Title: "Connection sign-in finished",
+		Message: "You can close this tab. Your agent checks the connection with create_live_connection (with its connectionName) or test_live_connection."})
 }
 
 func (s *Server) landing(w http.ResponseWriter, r *http.Request) {

@@ -22,6 +22,7 @@ func All() []*Tool {
 		getLiveDynamicOptions(),
 		getLiveDynamicProperties(),
 		testLiveConnection(),
+		createLiveConnection(),
 		// Store tools: the Team cache, filled by `flowstudio sync` (tools/store.go).
 		listStoreEnvironments(),
 		listStoreFlows(),

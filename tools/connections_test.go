@@ -681,6 +681,7 @@ func connToolCases() []connToolCase {
 		{"get_live_dynamic_options", dyn("projectId", nil), "/listenum", "POST"},
 		{"get_live_dynamic_properties", dyn("body", map[string]any{"projectId": "p-001"}), "/listdynamicproperties", "POST"},
 		{"test_live_connection", map[string]any{"environmentName": env, "connectorName": "shared_contosotasks", "connectionName": conn}, "/connections/" + conn, "GET"},
+		{"create_live_connection", map[string]any{"environmentName": env, "connectorName": "shared_contosotasks"}, "/apis/shared_contosotasks/connections/", "PUT"},
 	}
 }
 

@@ -11,6 +11,9 @@ type Env struct {
 	PA *powerautomate.Client
 	// DashboardURL is where users reconnect or upgrade.
 	DashboardURL string
+	// SignInReturnURL is where a connector's consent page sends a person back after
+	// signing a connection in (create_live_connection); "" means DashboardURL.
+	SignInReturnURL string
 	Logger       *zap.Logger
 	// Reports keeps report_bug submissions; nil means this server takes none.
 	Reports ReportStore

@@ -77,6 +77,7 @@ var skills = []skill{
 		Steps: []skillStep{
 			{"list_live_environments", "pick the environment to build in"},
 			{"list_live_connections", "find the connections to use and copy their connection-reference templates"},
+			{"create_live_connection", "a connector with no connection yet: the person signs it in, then use its connectionReference"},
 			{"describe_live_connector", "see a connector's operations and the parameters of the one you need"},
 			{"get_live_dynamic_options", "resolve a parameter's dropdown values (lists, tables, folders)"},
 			{"get_live_dynamic_properties", "resolve a dynamic schema (the columns of a list or table)"},

@@ -22,7 +22,10 @@ type Connector struct {
 	PrimaryRuntimeURL    string // base for InvokeConnectorOperation
 	Capabilities         []string
 	ConnectionParameters json.RawMessage
-	Swagger              json.RawMessage // OpenAPI 2.0; host/basePath equal the runtime URL
+	// ConnectionParameterSets are the alternative ways to sign a connection in
+	// (multi-auth connectors), null when there is one.
+	ConnectionParameterSets json.RawMessage
+	Swagger                 json.RawMessage // OpenAPI 2.0; host/basePath equal the runtime URL
 }
 
 type connectorProps struct {
@@ -34,6 +37,7 @@ type connectorProps struct {
 	PrimaryRuntimeURL    string          `json:"primaryRuntimeUrl"`
 	Capabilities         []string        `json:"capabilities"`
 	ConnectionParameters json.RawMessage `json:"connectionParameters"`
+	ParameterSets        json.RawMessage `json:"connectionParameterSets"`
 	Swagger              json.RawMessage `json:"swagger"`
 }
 
@@ -58,7 +62,7 @@ func (c *Client) GetConnector(ctx context.Context, env, connector string) (*Conn
 	return &Connector{
 		Name: r.Name, ID: r.ID, DisplayName: p.DisplayName, Description: p.Description, Publisher: p.Publisher,
 		Tier: p.Tier, IsCustom: p.IsCustomAPI, PrimaryRuntimeURL: p.PrimaryRuntimeURL, Capabilities: p.Capabilities,
-		ConnectionParameters: p.ConnectionParameters, Swagger: p.Swagger,
+		ConnectionParameters: p.ConnectionParameters, ConnectionParameterSets: p.ParameterSets, Swagger: p.Swagger,
 	}, nil
 }
 

@@ -22,6 +22,8 @@ func (s *Sim) powerAppsRoutes() http.Handler {
 	mux.HandleFunc("GET "+paPrefix+"/apis/{connector}/connections/{conn}", s.getConnection)
 	mux.HandleFunc("GET "+paPrefix+"/apis/{connector}", s.getConnector)
 	mux.HandleFunc("GET "+paPrefix+"/apps", s.listApps)
+	mux.HandleFunc("PUT "+paPrefix+"/apis/{connector}/connections/{conn}", s.putConnection)
+	mux.HandleFunc("POST "+paPrefix+"/apis/{connector}/connections/{conn}/getconsentlink", s.getConsentLink)
 	return mux
 }
 
@@ -123,8 +125,7 @@ func (s *Sim) getConnector(w http.ResponseWriter, r *http.Request) {
 			"displayName": info.display, "description": info.description, "iconUri": "https://connectoricons.example/" + info.name + "/icon.png",
 			"iconBrandColor": "#2370ec", "apiEnvironment": "Shared", "isCustomApi": false, "tier": info.tier, "publisher": "Microsoft",
 			"capabilities": []string{"actions"}, "runtimeUrls": []string{runtime}, "primaryRuntimeUrl": runtime,
-			"connectionParameters": map[string]any{"token": map[string]any{"type": "oauthSetting",
-				"uiDefinition": map[string]any{"displayName": "Sign in", "constraints": map[string]string{"required": "true"}}}},
+			"connectionParameters": info.connectionParams(),
 			"metadata": map[string]string{"source": "marketplace", "brandColor": "#2370ec"},
 			"swagger":  info.swaggerFor(base), "createdTime": "2024-01-01T00:00:00Z", "changedTime": "2024-06-01T00:00:00Z",
 		},

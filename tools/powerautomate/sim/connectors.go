@@ -16,6 +16,47 @@ type connectorInfo struct {
 	name, display, tier, description string
 	swagger                          string
 	ops                              map[string]runtimeOp
+	// params is the connector's connectionParameters (JSON); "" means one OAuth
+	// sign-in, as most connectors have. "{}" needs nothing.
+	params string
+}
+
+// oauthParams is the connectionParameters of a connector signed in with OAuth.
+const oauthParams = `{"token":{"type":"oauthSetting","oAuthSettings":{"identityProvider":"oauth2","clientId":"sim","scopes":[],` +
+	`"redirectMode":"GlobalPerConnector","redirectUrl":"https://global.consent.azure-apim.net/redirect"},` +
+	`"uiDefinition":{"displayName":"Sign in","constraints":{"required":"true"}}}}`
+
+// connectionParams is the connector's connectionParameters.
+func (c *connectorInfo) connectionParams() json.RawMessage {
+	if c.params == "" {
+		return json.RawMessage(oauthParams)
+	}
+	return json.RawMessage(c.params)
+}
+
+// signsInWithOAuth: the connector has an oauthSetting parameter.
+func (c *connectorInfo) signsInWithOAuth() bool {
+	return strings.Contains(string(c.connectionParams()), `"oauthSetting"`)
+}
+
+// requiredValues are the connection parameters other than OAuth that must be given.
+func (c *connectorInfo) requiredValues() []string {
+	var ps map[string]struct {
+		Type         string `json:"type"`
+		UIDefinition struct {
+			Constraints struct {
+				Required string `json:"required"`
+			} `json:"constraints"`
+		} `json:"uiDefinition"`
+	}
+	json.Unmarshal(c.connectionParams(), &ps)
+	var out []string
+	for name, p := range ps {
+		if p.Type != "oauthSetting" && p.UIDefinition.Constraints.Required == "true" {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // runtimeOp answers one operation on the fake connector runtime.
@@ -137,6 +178,14 @@ var connectorCatalog = []connectorInfo{
 		swagger: simpleSwagger("Microsoft Dataverse", "/{connectionId}/api/data/v9.1/{entityName}", "get", "ListRecords", "List rows")},
 	{name: "shared_twitter", display: "Twitter", tier: "Standard", description: "Tweets.",
 		swagger: simpleSwagger("Twitter", "/{connectionId}/posttweet", "post", "Tweet", "Post a tweet")},
+	// A connector signed in with an API key and a server name: create_live_connection refuses it.
+	{name: "shared_contosoinventory", display: "Contoso Inventory", tier: "Premium", description: "Stock levels (API key).",
+		swagger: simpleSwagger("Contoso Inventory", "/{connectionId}/stock", "get", "GetStock", "Get stock levels"),
+		params: `{"api_key":{"type":"securestring","uiDefinition":{"displayName":"API Key","description":"The key from the Contoso portal",` +
+			`"constraints":{"required":"true"}}},"server":{"type":"string","uiDefinition":{"displayName":"Server","constraints":{"required":"true"}}}}`},
+	// A connector that needs no sign-in at all.
+	{name: "shared_contosoholidays", display: "Contoso Holidays", tier: "Standard", description: "Public holidays (no sign-in).",
+		swagger: simpleSwagger("Contoso Holidays", "/{connectionId}/holidays", "get", "ListHolidays", "List public holidays"), params: `{}`},
 }
 
 func simpleSwagger(title, path, method, opID, summary string) string {

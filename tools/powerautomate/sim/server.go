@@ -201,6 +201,10 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 		s.serveContent(w, r, info, path)
 		return
 	}
+	if hostKey == "consent" { // the connector consent pages a person opens: no bearer token
+		s.serveConsent(w, r, info, path)
+		return
+	}
 	h, ok := s.hosts[hostKey]
 	if !ok {
 		writeError(w, http.StatusNotFound, "NotFound", "No route for this path.")
