@@ -530,6 +530,8 @@ module alertJob 'modules/job.bicep' = if (deployApp) {
     args: [
       'sync'
       '--monitored-only'
+      '--timeout'
+      '4m'
     ]
     env: settings
     vaultReferences: secretRefs
