@@ -587,8 +587,8 @@ func TestOAuthAttacks(t *testing.T) {
 			form    url.Values
 			headers map[string]string
 		}{
-			"from another site":  {url.Values{"csrf": {csrf}, "req": {tag}, "action": {"allow"}}, map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}},
-			"without CSRF token": {url.Values{"req": {tag}, "action": {"allow"}}, map[string]string{"Origin": h.ts.URL}},
+			"from another site":   {url.Values{"csrf": {csrf}, "req": {tag}, "action": {"allow"}}, map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}},
+			"without CSRF token":  {url.Values{"req": {tag}, "action": {"allow"}}, map[string]string{"Origin": h.ts.URL}},
 			"for another request": {url.Values{"csrf": {csrf}, "req": {"forged"}, "action": {"allow"}}, map[string]string{"Origin": h.ts.URL}},
 		} {
 			end := webFetch(t, noFollow(c), "POST", h.ts.URL+"/oauth/consent", try.form, try.headers)

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/flowstudio/mcp/cosmos"
@@ -72,9 +71,6 @@ func Metadata(base string) map[string]any {
 	}
 }
 
-// ClientRecord is a registered client as stored (KindOAuthClient).
-type clientRecord = Client
-
 // RegisterClient stores a validated DCR client under a new id.
 func (s *Server) RegisterClient(ctx context.Context, r *Registration) (*Client, *Error) {
 	c, oe := Register(r)
@@ -101,7 +97,7 @@ func (s *Server) LookupClient(ctx context.Context, clientID string) (*Client, *E
 		}
 		return s.Fetcher.Fetch(ctx, clientID)
 	}
-	var c clientRecord
+	var c Client
 	if _, err := s.Store.GetOAuthItem(ctx, cosmos.KindOAuthClient, clientID, &c); err != nil {
 		if errors.Is(err, cosmos.ErrNotFound) {
 			return nil, oerr(400, "invalid_client", "unknown client_id: register first (dynamic client registration) or use a client id metadata document URL")
@@ -237,7 +233,7 @@ func (s *Server) Approve(ctx context.Context, a *AuthRequest, userID, base strin
 		return "", err
 	}
 	if !IsMetadataURL(a.ClientID) { // keep a client that is used
-		var c clientRecord
+		var c Client
 		if etag, err := s.Store.GetOAuthItem(ctx, cosmos.KindOAuthClient, a.ClientID, &c); err == nil {
 			_ = s.Store.ReplaceOAuthItem(ctx, cosmos.KindOAuthClient, a.ClientID, &c, int(ClientLifetime/time.Second), etag)
 		}
@@ -479,6 +475,3 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
-
-// ScopeIsRead reports whether a granted scope is read-only.
-func ScopeIsRead(scope string) bool { return strings.TrimSpace(scope) == ScopeRead }
