@@ -2,7 +2,6 @@ package server
 
 import (
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -416,7 +415,7 @@ func TestOAuthAttacks(t *testing.T) {
 	t.Cleanup(meta.Close)
 	metaBase = meta.URL
 	roots := meta.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
-	h, _, _ := newSimWebHarness(t, func(o *webOptions) { o.metadataRoots = roots })
+	h, _, simulator := newSimWebHarness(t, func(o *webOptions) { o.metadataRoots = roots })
 	cb := newOAuthCallback(t)
 	clientID := registerClient(t, h, "App", cb.uri())
 	otherID := registerClient(t, h, "Other", cb.uri())
@@ -488,7 +487,7 @@ func TestOAuthAttacks(t *testing.T) {
 
 	t.Run("access tokens", func(t *testing.T) {
 		tokens := oauth.NewTokens(h.keys.OAuthKey(), nil)
-		u := h.user(t, cosmos.UserID(sim.ContosoTenantID, mustOID(simFor(t, h), "alice@contoso.com")))
+		u := h.user(t, cosmos.UserID(sim.ContosoTenantID, mustOID(simulator, "alice@contoso.com")))
 		if len(u.OAuthGrants) == 0 {
 			t.Fatal("no grant to forge with")
 		}
@@ -608,15 +607,6 @@ func TestOAuthAttacks(t *testing.T) {
 		}
 	})
 }
-
-// simFor returns the simulator of a harness built by newSimWebHarness (its users'
-// object ids are derived from their emails the same way in every instance).
-func simFor(t *testing.T, _ *webHarness) *sim.Sim {
-	t.Helper()
-	return sim.New(sim.Options{PathPrefix: "/sim"})
-}
-
-var _ = x509.NewCertPool
 
 func TestOAuthBadInputIsAClearError(t *testing.T) {
 	t.Parallel()
