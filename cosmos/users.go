@@ -106,10 +106,13 @@ func (d *decodedUsers) getUnchanged(id string, version walHeader, ok bool) (*Use
 	if !ok {
 		return nil, false
 	}
+	// seen changes an entry's version and readAt under the lock, so they are read
+	// under it too; the entry's user is never changed once stored.
 	d.mu.Lock()
 	e, found := d.m[id]
+	fresh := found && e.versionOK && e.version == version && time.Since(e.readAt) <= maxUnchangedAge
 	d.mu.Unlock()
-	if !found || !e.versionOK || e.version != version || time.Since(e.readAt) > maxUnchangedAge {
+	if !fresh {
 		return nil, false
 	}
 	return e.user.clone(), true
