@@ -33,6 +33,7 @@ import (
 	"github.com/flowstudio/mcp/tools"
 	"github.com/flowstudio/mcp/tools/metering"
 	"github.com/flowstudio/mcp/tools/powerautomate"
+	"github.com/flowstudio/mcp/tools/powerautomate/entrasim"
 	"github.com/flowstudio/mcp/tools/powerautomate/sim"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -406,7 +407,7 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 		paConfig = sim.ConfigFor(settings.PublicURL + "/sim")
 		go func() { // sign-in back to a public URL that is not loopback
 			if s, err := simulator.get(ctx); err == nil {
-				s.AddEntraRedirectURI(sim.DevClientID, settings.PublicURL+"/callback")
+				s.Entra().AddRedirectURI(entrasim.DevClientID, settings.PublicURL+"/callback")
 			}
 		}()
 	} else {
@@ -626,7 +627,7 @@ func ensureDevUser(ctx context.Context, store *cosmos.Store, keys *keyring.Keyri
 		scopes, granted = append(scopes, g.Scopes...), append(granted, g.Name)
 	}
 	// Issued and sealed up front; used only if the user has no token, or gains a grant.
-	rt := simulator.IssueRefreshToken(tenantID, objectID, sim.DevClientID, scopes)
+	rt := simulator.Entra().IssueRefreshToken(tenantID, objectID, entrasim.DevClientID, scopes)
 	sealed, version, err := sealer.Seal(ctx, id, []byte(rt))
 	if err != nil {
 		return nil, fmt.Errorf("seal refresh token: %w", err)
@@ -830,7 +831,7 @@ func simCommand(args []string, stdout, stderr io.Writer, getenv func(string) str
 	// Built before serving, so that the first request that gets an answer gets data.
 	simulator := withLatency(newSimulatorAt(secret, ""), latency)
 	for _, uri := range redirects {
-		simulator.AddEntraRedirectURI(sim.DevClientID, uri)
+		simulator.Entra().AddRedirectURI(entrasim.DevClientID, uri)
 	}
 	tenant := simulator.Handler()
 	httpServer := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

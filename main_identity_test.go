@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/flowstudio/mcp/server"
+	"github.com/flowstudio/mcp/tools/powerautomate/entrasim"
 	"github.com/flowstudio/mcp/tools/powerautomate/sim"
 )
 
@@ -36,8 +37,8 @@ func (p *process) wantToolsWork(t *testing.T, key string) {
 }
 
 func TestEmbeddedEntraDefaultsMatchTheSimulator(t *testing.T) {
-	if server.EmbeddedEntraClientID != sim.DevClientID || server.EmbeddedEntraClientSecret != sim.DevClientSecret ||
-		server.EmbeddedEntraPath != "/sim"+sim.EntraPath {
+	if server.EmbeddedEntraClientID != entrasim.DevClientID || server.EmbeddedEntraClientSecret != entrasim.DevClientSecret ||
+		server.EmbeddedEntraPath != "/sim"+entrasim.Path {
 		t.Fatal("server's embedded Entra defaults and the simulator's dev client differ")
 	}
 }

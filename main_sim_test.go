@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/flowstudio/mcp/server"
+	"github.com/flowstudio/mcp/tools/powerautomate/entrasim"
 	"github.com/flowstudio/mcp/tools/powerautomate/sim"
 )
 
@@ -309,7 +310,7 @@ func TestSimURLSetting(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !s.Embedded() || s.SimURL != "http://127.0.0.1:8090" || entraAuthority(s) != "http://127.0.0.1:8090"+server.SimEntraPath ||
-		server.SimEntraPath != sim.EntraPath {
+		server.SimEntraPath != entrasim.Path {
 		t.Fatalf("settings %+v, authority %s", s, entraAuthority(s))
 	}
 	if s, _ := load(nil); entraAuthority(s) != server.EmbeddedEntraPath { // no setting: as before

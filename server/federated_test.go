@@ -11,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/flowstudio/mcp/server/identity"
+	"github.com/flowstudio/mcp/tools/powerautomate/entrasim"
 	"github.com/flowstudio/mcp/tools/powerautomate/sim"
 )
 
@@ -39,19 +40,19 @@ func TestSignInAndToolsWithAFederatedCredentialOnly(t *testing.T) {
 		})
 	}
 	h, tap, simulator := newSimWebHarnessAs(t, func(a string) identity.App {
-		t.Setenv("IDENTITY_ENDPOINT", a+sim.ManagedIdentityPath)
-		t.Setenv("IDENTITY_HEADER", sim.IdentityHeader)
+		t.Setenv("IDENTITY_ENDPOINT", a+entrasim.ManagedIdentityPath)
+		t.Setenv("IDENTITY_HEADER", entrasim.IdentityHeader)
 		app, err := identity.NewApp(a, "organizations", federatedApp, "", func() (azcore.TokenCredential, error) {
 			return azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
-				ID: azidentity.ClientID(sim.ManagedIdentityClientID)})
+				ID: azidentity.ClientID(entrasim.ManagedIdentityClientID)})
 		})
 		if err != nil || app.ClientSecret != "" || app.Assertion == nil {
 			t.Fatalf("NewApp without a secret: %+v %v", app, err)
 		}
 		return app
 	}, record)
-	simulator.RegisterEntraClient(sim.EntraClient{ID: federatedApp, LoopbackRedirects: true,
-		Federated: []sim.FederatedCredential{sim.DevFederatedCredential}})
+	simulator.Entra().RegisterClient(entrasim.Client{ID: federatedApp, LoopbackRedirects: true,
+		Federated: []entrasim.FederatedCredential{entrasim.DevFederatedCredential}})
 
 	dash, _ := simSignIn(t, h, h.browser(t), "/login", "alice@contoso.com")
 	if dash.url.Path != "/dashboard" || dash.status != 200 {

@@ -18,6 +18,7 @@ import (
 	"github.com/flowstudio/mcp/tools"
 	"github.com/flowstudio/mcp/tools/metering"
 	"github.com/flowstudio/mcp/tools/powerautomate"
+	"github.com/flowstudio/mcp/tools/powerautomate/entrasim"
 	"github.com/flowstudio/mcp/tools/powerautomate/sim"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -32,7 +33,7 @@ import (
 func newSimWebHarness(t *testing.T, extra ...func(*webOptions)) (*webHarness, *tokenTap, *sim.Sim) {
 	t.Helper()
 	return newSimWebHarnessAs(t, func(authority string) identity.App {
-		return identity.App{Authority: authority, Tenant: "organizations", ClientID: sim.DevClientID, ClientSecret: sim.DevClientSecret}
+		return identity.App{Authority: authority, Tenant: "organizations", ClientID: entrasim.DevClientID, ClientSecret: entrasim.DevClientSecret}
 	}, nil, extra...)
 }
 
@@ -50,7 +51,7 @@ func newSimWebHarnessAs(t *testing.T, app func(authority string) identity.App, w
 		for _, fn := range extra {
 			fn(o)
 		}
-		o.entra = app(base + "/sim" + sim.EntraPath)
+		o.entra = app(base + "/sim" + entrasim.Path)
 		o.sealer = sealing.New(sealing.NewFileKeys(filepath.Join(h.dataDir, sealing.KeyFile)), sealing.Options{})
 		tokens, err := identity.NewTokenSource(identity.Config{App: o.entra,
 			Logger: zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), h.logs, zapcore.DebugLevel))},

@@ -24,6 +24,7 @@ import (
 	"github.com/flowstudio/mcp/server/sealing"
 	"github.com/flowstudio/mcp/server/sealing/sealingtest"
 	"github.com/flowstudio/mcp/tools/powerautomate"
+	"github.com/flowstudio/mcp/tools/powerautomate/entrasim"
 	"github.com/flowstudio/mcp/tools/powerautomate/sim"
 )
 
@@ -55,7 +56,7 @@ func newHarness(t *testing.T) *harness {
 	core, logs := observer.New(zap.DebugLevel)
 	h.logs = logs
 	h.ts, err = identity.NewTokenSource(identity.Config{
-		App:    identity.App{Authority: h.srv.URL + sim.EntraPath, ClientID: sim.DevClientID, ClientSecret: sim.DevClientSecret},
+		App:    identity.App{Authority: h.srv.URL + entrasim.Path, ClientID: entrasim.DevClientID, ClientSecret: entrasim.DevClientSecret},
 		Logger: zap.New(core), Now: func() time.Time { return time.Unix(0, h.now.Load()) },
 	}, store, h.sealer)
 	if err != nil {
@@ -81,7 +82,7 @@ func (h *harness) consentWith(t *testing.T, email string, scopes, grants []strin
 	t.Helper()
 	tid, oid := h.sim.UserFor(email)
 	id := cosmos.UserID(tid, oid)
-	rt := h.sim.IssueRefreshToken(tid, oid, sim.DevClientID, scopes)
+	rt := h.sim.Entra().IssueRefreshToken(tid, oid, entrasim.DevClientID, scopes)
 	sealed, version, err := h.sealer.Seal(t.Context(), id, []byte(rt))
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +136,7 @@ func audienceOf(t *testing.T, token string) (aud, scp string) {
 
 func TestTokenCachedUntilShortlyBeforeExpiry(t *testing.T) {
 	h := newHarness(t)
-	h.sim.SetEntraTokenLifetimes(5*time.Minute, time.Hour)
+	h.sim.Entra().SetTokenLifetimes(5*time.Minute, time.Hour)
 	p := h.consent(t, "alice@contoso.com")
 	ctx := powerautomate.WithCaller(t.Context(), p)
 	first, err := h.ts.Token(ctx, powerautomate.AudienceFlow)
@@ -256,7 +257,7 @@ func TestInvalidGrantMarksNeedsConsent(t *testing.T) {
 	p := h.consent(t, "bob@contoso.com")
 	ctx := powerautomate.WithCaller(t.Context(), p)
 	rt := h.storedRefreshToken(t, p.UserID)
-	h.sim.RevokeRefreshTokens(p.TenantID, p.ObjectID) // an admin revoked the sessions
+	h.sim.Entra().RevokeRefreshTokens(p.TenantID, p.ObjectID) // an admin revoked the sessions
 	_, err := h.ts.Token(ctx, powerautomate.AudienceFlow)
 	if !errors.Is(err, powerautomate.ErrReconnect) {
 		t.Fatalf("err %v, want ErrReconnect", err)
@@ -356,7 +357,7 @@ func TestTransientTokenEndpointFailureIsRetried(t *testing.T) {
 func TestWrongClientSecretIsNotTheUsersFault(t *testing.T) {
 	h := newHarness(t)
 	p := h.consent(t, "alice@contoso.com")
-	ts, _ := identity.NewTokenSource(identity.Config{App: identity.App{Authority: h.srv.URL + sim.EntraPath, ClientID: sim.DevClientID, ClientSecret: "wrong"}}, h.store, h.sealer)
+	ts, _ := identity.NewTokenSource(identity.Config{App: identity.App{Authority: h.srv.URL + entrasim.Path, ClientID: entrasim.DevClientID, ClientSecret: "wrong"}}, h.store, h.sealer)
 	_, err := ts.Token(powerautomate.WithCaller(t.Context(), p), powerautomate.AudienceFlow)
 	var ee *identity.EntraError
 	if !errors.As(err, &ee) || ee.Code != "invalid_client" || errors.Is(err, powerautomate.ErrReconnect) {
@@ -474,7 +475,7 @@ func TestFederatedCredentialInsteadOfSecret(t *testing.T) {
 	p := h.consent(t, "alice@contoso.com")
 	var asked []string
 	cred := &recordingCred{scopes: &asked}
-	ts, err := identity.NewTokenSource(identity.Config{App: identity.App{Authority: h.srv.URL + sim.EntraPath, ClientID: sim.DevClientID,
+	ts, err := identity.NewTokenSource(identity.Config{App: identity.App{Authority: h.srv.URL + entrasim.Path, ClientID: entrasim.DevClientID,
 		Assertion: identity.FederatedAssertion(cred, "https://login.microsoftonline.com")}}, h.store, h.sealer)
 	if err != nil {
 		t.Fatal(err)
@@ -494,7 +495,7 @@ func TestFederatedCredentialInsteadOfSecret(t *testing.T) {
 	}
 	// The managed identity's own token, which the app's federated credential trusts,
 	// redeems the same refresh token.
-	cred.token = h.sim.ManagedIdentityToken(h.srv.URL+sim.EntraPath, sim.FederatedAudience, time.Hour)
+	cred.token = h.sim.Entra().ManagedIdentityToken(h.srv.URL+entrasim.Path, entrasim.FederatedAudience, time.Hour)
 	if tok, err := ts.Token(powerautomate.WithCaller(t.Context(), p), powerautomate.AudienceFlow); err != nil || tok == "" {
 		t.Fatalf("with the managed identity's assertion: %v", err)
 	}

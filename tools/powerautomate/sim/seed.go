@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowstudio/mcp/tools/powerautomate/entrasim"
 	"github.com/google/uuid"
 )
 
@@ -249,3 +250,42 @@ func connectionReferences(env *environment, def json.RawMessage) json.RawMessage
 	out, _ := json.Marshal(refs)
 	return out
 }
+
+// SignInPeople are the simulated people the sign-in page lists; any other
+// email works too (see UserFor).
+var SignInPeople = []entrasim.Person{
+	{Email: "alice@contoso.com", Name: "Alice (maker)", Tenant: "Contoso"},
+	{Email: "bob@contoso.com", Name: "Bob (owns a private flow)", Tenant: "Contoso"},
+	{Email: "admin@contoso.com", Name: "Contoso admin", Tenant: "Contoso"},
+	{Email: "alice@fabrikam.com", Name: "Alice (maker)", Tenant: "Fabrikam"},
+	{Email: "gary@fabrikam.com", Name: "Gary (owns a private flow)", Tenant: "Fabrikam"},
+	{Email: "admin@fabrikam.com", Name: "Fabrikam admin", Tenant: "Fabrikam"},
+}
+
+// Entra is the simulator's Entra ID stand-in (at <base>/entra): register apps,
+// issue or revoke refresh tokens, sign a managed identity's token.
+func (s *Sim) Entra() *entrasim.Entra { return s.entra }
+
+// directory is the Sim as the stand-in's entrasim.Directory.
+type directory struct{ s *Sim }
+
+func (d directory) Tenant(segment string) (id, name string, ok bool) {
+	d.s.mu.Lock()
+	defer d.s.mu.Unlock()
+	for id, t := range d.s.tenants {
+		if segment == id || segment == t.domain || segment == strings.TrimSuffix(t.domain, ".com")+".onmicrosoft.com" {
+			return id, t.name, true
+		}
+	}
+	return "", "", false
+}
+
+func (d directory) UserFor(email string) (tenantID, objectID string) { return d.s.UserFor(email) }
+
+func (d directory) Email(objectID string) string {
+	d.s.mu.Lock()
+	defer d.s.mu.Unlock()
+	return d.s.users[objectID]
+}
+
+func (d directory) People() []entrasim.Person { return SignInPeople }

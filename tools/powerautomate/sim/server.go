@@ -13,7 +13,7 @@
 //	/ppapi/{envhost}/...  {envhost}.environment.api.powerplatform.com
 //	/apihub/apim/{api}/{connection}/...  connector runtimes
 //	/content/...    run inputs/outputs and trigger callbacks (SAS, no token)
-//	/entra/...      login.microsoftonline.com: sign-in pages, tokens, JWKS (entra.go)
+//	/entra/...      login.microsoftonline.com: sign-in pages, tokens, JWKS (package entrasim)
 package sim
 
 import (
@@ -31,6 +31,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/flowstudio/mcp/tools/powerautomate"
+	"github.com/flowstudio/mcp/tools/powerautomate/entrasim"
 )
 
 // Options configure a Sim.
@@ -92,7 +93,7 @@ type Sim struct {
 	faults    []*fault
 	requests  []RecordedRequest
 
-	entra *entraState // the Entra ID stand-in (entra.go); its own lock
+	entra *entrasim.Entra // the Entra ID stand-in; its own lock
 }
 
 // New builds a simulator with the seeded tenants.
@@ -126,7 +127,8 @@ func New(opts Options) *Sim {
 		"ppapi":     s.ppapiRoutes(),
 		"apihub":    s.apihubRoutes(),
 	}
-	s.entra = newEntraState(opts.KeySeed, opts.Now)
+	s.entra = entrasim.New(entrasim.Options{Directory: directory{s}, Signer: s, KeySeed: opts.KeySeed,
+		HostTenant: ContosoTenantID, Now: opts.Now})
 	s.seed(s.now().UTC())
 	return s
 }
@@ -194,7 +196,7 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-ms-request-id", uuid.NewString())
 	info := requestInfo{base: s.baseURL(r), origPath: rest, escapedPath: strings.TrimPrefix(r.URL.EscapedPath(), s.opts.PathPrefix)}
 	if hostKey == "entra" { // sign-in: no bearer token, no api-version
-		s.serveEntra(w, r, info, path)
+		s.entra.Serve(w, r, info.base+entrasim.Path, path)
 		return
 	}
 	if hostKey == "content" {

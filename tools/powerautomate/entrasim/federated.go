@@ -1,4 +1,4 @@
-package sim
+package entrasim
 
 import (
 	"crypto/subtle"
@@ -21,7 +21,6 @@ import (
 const (
 	ManagedIdentityClientID = "6d2f3a1e-0c8b-4f57-9a3e-51f1a0000001"
 	ManagedIdentityObjectID = "6d2f3a1e-0c8b-4f57-9a3e-51f1a0000002"
-	ManagedIdentityTenantID = ContosoTenantID
 	// ManagedIdentityPath is the identity endpoint under the stand-in
 	// (IDENTITY_ENDPOINT = <authority> + ManagedIdentityPath).
 	ManagedIdentityPath = "/managed-identity/token"
@@ -57,25 +56,25 @@ type managedIdentityClaims struct {
 // audience, as issued by the stand-in reached at authority (ttl < 0: already
 // expired). Tests use it to forge assertions; apps fetch it from the identity
 // endpoint.
-func (s *Sim) ManagedIdentityToken(authority, audience string, ttl time.Duration) string {
+func (s *Entra) ManagedIdentityToken(authority, audience string, ttl time.Duration) string {
 	now := s.now()
-	return s.Sign(managedIdentityClaims{
+	return s.signer.Sign(managedIdentityClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    strings.TrimRight(authority, "/") + "/" + ManagedIdentityTenantID + "/v2.0",
+			Issuer:    strings.TrimRight(authority, "/") + "/" + s.hostTenant + "/v2.0",
 			Subject:   ManagedIdentityObjectID,
 			Audience:  jwt.ClaimStrings{audience},
 			IssuedAt:  jwt.NewNumericDate(now.Add(-time.Minute)),
 			NotBefore: jwt.NewNumericDate(now.Add(-time.Minute)),
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 		},
-		TenantID: ManagedIdentityTenantID, ObjectID: ManagedIdentityObjectID, AppID: ManagedIdentityClientID, Version: "2.0",
+		TenantID: s.hostTenant, ObjectID: ManagedIdentityObjectID, AppID: ManagedIdentityClientID, Version: "2.0",
 	})
 }
 
 // managedIdentityToken is the identity endpoint: the platform's header
 // secret, api-version 2019-08-01, and (for a user-assigned identity) its
 // client id.
-func (s *Sim) managedIdentityToken(w http.ResponseWriter, r *http.Request) {
+func (s *Entra) managedIdentityToken(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	fail := func(status int, msg string) {
 		w.Header().Set("Content-Type", "application/json")
@@ -121,7 +120,7 @@ func (e *errAssertion) Error() string { return e.msg }
 
 // federatedClientOK checks a client_assertion against the client's federated
 // credentials, answering invalid_client as Entra does when it does not match.
-func (s *Sim) federatedClientOK(w http.ResponseWriter, r *http.Request, client EntraClient) bool {
+func (s *Entra) federatedClientOK(w http.ResponseWriter, r *http.Request, client Client) bool {
 	err := s.checkAssertion(r, client)
 	if err == nil {
 		return true
@@ -132,13 +131,13 @@ func (s *Sim) federatedClientOK(w http.ResponseWriter, r *http.Request, client E
 	return false
 }
 
-func (s *Sim) checkAssertion(r *http.Request, client EntraClient) error {
+func (s *Entra) checkAssertion(r *http.Request, client Client) error {
 	f := r.PostForm
 	if f.Get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
 		return &errAssertion{700023, "Invalid client_assertion_type: only urn:ietf:params:oauth:client-assertion-type:jwt-bearer is supported."}
 	}
 	var c managedIdentityClaims
-	_, err := jwt.ParseWithClaims(f.Get("client_assertion"), &c, func(t *jwt.Token) (any, error) { return s.PublicKey(), nil },
+	_, err := jwt.ParseWithClaims(f.Get("client_assertion"), &c, func(t *jwt.Token) (any, error) { return s.signer.PublicKey(), nil },
 		jwt.WithValidMethods([]string{"RS256"}), jwt.WithTimeFunc(s.now), jwt.WithExpirationRequired())
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired), errors.Is(err, jwt.ErrTokenNotValidYet):
@@ -149,7 +148,7 @@ func (s *Sim) checkAssertion(r *http.Request, client EntraClient) error {
 	if len(client.Federated) == 0 {
 		return &errAssertion{70021, "No matching federated identity record found for presented assertion: the application has no federated credential."}
 	}
-	ownIssuer := authority(r) + "/" + ManagedIdentityTenantID + "/v2.0"
+	ownIssuer := authority(r) + "/" + s.hostTenant + "/v2.0"
 	var issuerSeen, subjectSeen bool
 	for _, fc := range client.Federated {
 		issuer := fc.Issuer

@@ -1,6 +1,5 @@
-package sim
-
-// The Entra ID stand-in, mounted at <base>/entra: the parts of
+// Package entrasim is the Entra ID stand-in of the simulator, mounted at
+// <base>/entra: the parts of
 // login.microsoftonline.com that sign-in and delegated tokens use.
 //
 //	GET  /entra/{tenant}/v2.0/.well-known/openid-configuration
@@ -29,6 +28,7 @@ package sim
 // <resource>/.default means the permissions the app registration lists for it
 // (user_impersonation for the connector runtime and the Power Platform API),
 // granted only once a user has consented to them.
+package entrasim
 
 import (
 	"bytes"
@@ -64,20 +64,20 @@ const (
 	DevClientSecret = "flowstudio-dev-secret-embedded-only"
 )
 
-// EntraPath is where the stand-in sits under the simulator's mount: with the
+// Path is where the stand-in sits under the simulator's mount: with the
 // simulator at http://127.0.0.1:8080/sim the authority is
 // http://127.0.0.1:8080/sim/entra.
-const EntraPath = "/entra"
+const Path = "/entra"
 
-// Default token lifetimes (SetEntraTokenLifetimes changes them).
+// Default token lifetimes (SetTokenLifetimes changes them).
 const (
 	defaultAccessTTL  = time.Hour
 	defaultRefreshTTL = 90 * 24 * time.Hour // Entra's inactivity window
 	codeTTL           = 10 * time.Minute
 )
 
-// EntraClient is an app registration of the stand-in.
-type EntraClient struct {
+// Client is an app registration of the stand-in.
+type Client struct {
 	ID, Secret string
 	// RedirectURIs are accepted by exact match.
 	RedirectURIs []string
@@ -95,7 +95,7 @@ type entraState struct {
 	now   func() time.Time
 
 	mu         sync.Mutex
-	clients    map[string]EntraClient
+	clients    map[string]Client
 	codes      map[string]*authCode
 	used       map[string]int64    // refresh token id → its expiry (unix s), to prune
 	consents   map[string][]string // tid.oid.client → consented scopes (.default expanded)
@@ -147,7 +147,7 @@ func newEntraState(seed []byte, now func() time.Time) *entraState {
 	return &entraState{
 		rtKey: aead,
 		now:   now,
-		clients: map[string]EntraClient{DevClientID: {ID: DevClientID, Secret: DevClientSecret, LoopbackRedirects: true,
+		clients: map[string]Client{DevClientID: {ID: DevClientID, Secret: DevClientSecret, LoopbackRedirects: true,
 			Federated: []FederatedCredential{DevFederatedCredential}}},
 		codes:      map[string]*authCode{},
 		used:       map[string]int64{},
@@ -158,30 +158,30 @@ func newEntraState(seed []byte, now func() time.Time) *entraState {
 	}
 }
 
-// RegisterEntraClient adds or replaces an app registration, e.g. the dev
+// RegisterClient adds or replaces an app registration, e.g. the dev
 // client with the redirect URI of a public URL that is not loopback.
-func (s *Sim) RegisterEntraClient(c EntraClient) {
-	s.entra.mu.Lock()
-	defer s.entra.mu.Unlock()
-	s.entra.clients[c.ID] = c
+func (s *Entra) RegisterClient(c Client) {
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	s.st.clients[c.ID] = c
 }
 
-// AddEntraRedirectURI lets an existing client use one more redirect URI.
-func (s *Sim) AddEntraRedirectURI(clientID, uri string) {
-	s.entra.mu.Lock()
-	defer s.entra.mu.Unlock()
-	if c, ok := s.entra.clients[clientID]; ok && !slices.Contains(c.RedirectURIs, uri) {
+// AddRedirectURI lets an existing client use one more redirect URI.
+func (s *Entra) AddRedirectURI(clientID, uri string) {
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	if c, ok := s.st.clients[clientID]; ok && !slices.Contains(c.RedirectURIs, uri) {
 		c.RedirectURIs = append(slices.Clone(c.RedirectURIs), uri)
-		s.entra.clients[clientID] = c
+		s.st.clients[clientID] = c
 	}
 }
 
-// SetEntraTokenLifetimes sets the lifetime of the access tokens and refresh
+// SetTokenLifetimes sets the lifetime of the access tokens and refresh
 // tokens the stand-in issues from now on (tests: short access tokens).
-func (s *Sim) SetEntraTokenLifetimes(access, refresh time.Duration) {
-	s.entra.mu.Lock()
-	defer s.entra.mu.Unlock()
-	s.entra.accessTTL, s.entra.refreshTTL = access, refresh
+func (s *Entra) SetTokenLifetimes(access, refresh time.Duration) {
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	s.st.accessTTL, s.st.refreshTTL = access, refresh
 }
 
 // IssueRefreshToken issues a refresh token as if the user had signed in to
@@ -189,16 +189,16 @@ func (s *Sim) SetEntraTokenLifetimes(access, refresh time.Duration) {
 // "https://service.flow.microsoft.com/Flows.Read.All"), without a browser.
 // Any Sim built with the same KeySeed accepts it. <resource>/.default is expanded
 // as the consent page would.
-func (s *Sim) IssueRefreshToken(tenantID, objectID, clientID string, scopes []string) string {
-	return s.entra.issueRefresh(strings.ToLower(tenantID), strings.ToLower(objectID), clientID, expandDefault(scopes))
+func (s *Entra) IssueRefreshToken(tenantID, objectID, clientID string, scopes []string) string {
+	return s.st.issueRefresh(strings.ToLower(tenantID), strings.ToLower(objectID), clientID, expandDefault(scopes))
 }
 
 // RevokeRefreshTokens makes every refresh token of the user issued so far
 // fail with invalid_grant (as when an admin revokes sessions), in this Sim.
-func (s *Sim) RevokeRefreshTokens(tenantID, objectID string) {
-	s.entra.mu.Lock()
-	defer s.entra.mu.Unlock()
-	s.entra.revoked[strings.ToLower(tenantID)+"."+strings.ToLower(objectID)] = s.now().UnixNano()
+func (s *Entra) RevokeRefreshTokens(tenantID, objectID string) {
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	s.st.revoked[strings.ToLower(tenantID)+"."+strings.ToLower(objectID)] = s.now().UnixNano()
 }
 
 func consentKey(tid, oid, clientID string) string { return tid + "." + oid + "." + clientID }
@@ -313,18 +313,14 @@ type entraTenant struct {
 	id       string // the tenant id when not a template
 }
 
-func (s *Sim) resolveTenant(segment string) (entraTenant, bool) {
+func (s *Entra) resolveTenant(segment string) (entraTenant, bool) {
 	seg := strings.ToLower(segment)
 	switch seg {
 	case "organizations", "common":
 		return entraTenant{segment: seg, template: true}, true
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, t := range s.tenants {
-		if seg == id || seg == t.domain || seg == strings.TrimSuffix(t.domain, ".com")+".onmicrosoft.com" {
-			return entraTenant{segment: seg, id: id}, true
-		}
+	if id, _, ok := s.dir.Tenant(seg); ok {
+		return entraTenant{segment: seg, id: id}, true
 	}
 	return entraTenant{}, false
 }
@@ -332,7 +328,9 @@ func (s *Sim) resolveTenant(segment string) (entraTenant, bool) {
 // allows reports whether a user of tenant tid may sign in here.
 func (t entraTenant) allows(tid string) bool { return t.template || t.id == tid }
 
-func (s *Sim) serveEntra(w http.ResponseWriter, r *http.Request, info requestInfo, path string) {
+// Serve answers a request for path (below the stand-in's mount) as the stand-in
+// reached at authority (its external URL, e.g. http://127.0.0.1:8080/sim/entra).
+func (s *Entra) Serve(w http.ResponseWriter, r *http.Request, authority, path string) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.entraDiscovery)
 	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.entraKeys)
@@ -343,16 +341,18 @@ func (s *Sim) serveEntra(w http.ResponseWriter, r *http.Request, info requestInf
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "AADSTS900561: The endpoint only accepts the documented methods and paths.", http.StatusNotFound)
 	})
-	routed := r.Clone(context.WithValue(r.Context(), requestInfoKey, info))
+	routed := r.Clone(context.WithValue(r.Context(), authorityKey{}, strings.TrimRight(authority, "/")))
 	routed.URL.Path = path
 	routed.URL.RawPath = ""
 	mux.ServeHTTP(w, routed)
 }
 
-// authority is the stand-in's authority URL as this request reached it.
-func authority(r *http.Request) string { return infoOf(r).base + EntraPath }
+type authorityKey struct{}
 
-func (s *Sim) entraDiscovery(w http.ResponseWriter, r *http.Request) {
+// authority is the stand-in's authority URL as this request reached it.
+func authority(r *http.Request) string { return r.Context().Value(authorityKey{}).(string) }
+
+func (s *Entra) entraDiscovery(w http.ResponseWriter, r *http.Request) {
 	t, ok := s.resolveTenant(r.PathValue("tenant"))
 	if !ok {
 		entraError(w, http.StatusBadRequest, "invalid_tenant", 90002, "Tenant '"+r.PathValue("tenant")+"' not found.")
@@ -387,14 +387,14 @@ func (s *Sim) entraDiscovery(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Sim) entraKeys(w http.ResponseWriter, r *http.Request) {
+func (s *Entra) entraKeys(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.resolveTenant(r.PathValue("tenant")); !ok {
 		entraError(w, http.StatusBadRequest, "invalid_tenant", 90002, "Tenant '"+r.PathValue("tenant")+"' not found.")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "max-age=86400, private")
-	w.Write(s.JWKS())
+	w.Write(s.signer.JWKS())
 }
 
 // ---- authorize: sign-in page, consent page, redirect ----
@@ -402,7 +402,7 @@ func (s *Sim) entraKeys(w http.ResponseWriter, r *http.Request) {
 // authorizeRequest is a validated authorize query.
 type authorizeRequest struct {
 	tenant      entraTenant
-	client      EntraClient
+	client      Client
 	redirectURI string
 	state       string
 	nonce       string
@@ -411,16 +411,16 @@ type authorizeRequest struct {
 	scopes      []string
 }
 
-func (s *Sim) entraAuthorize(w http.ResponseWriter, r *http.Request) {
+func (s *Entra) entraAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	t, ok := s.resolveTenant(r.PathValue("tenant"))
 	if !ok {
 		s.entraPage(w, http.StatusBadRequest, pageData{Title: "Sign in", Error: "AADSTS90002: Tenant '" + r.PathValue("tenant") + "' not found."})
 		return
 	}
-	s.entra.mu.Lock()
-	client, ok := s.entra.clients[q.Get("client_id")]
-	s.entra.mu.Unlock()
+	s.st.mu.Lock()
+	client, ok := s.st.clients[q.Get("client_id")]
+	s.st.mu.Unlock()
 	if !ok {
 		s.entraPage(w, http.StatusBadRequest, pageData{Title: "Sign in", Error: "AADSTS700016: Application with identifier '" +
 			q.Get("client_id") + "' was not found in the directory."})
@@ -481,7 +481,7 @@ func (s *Sim) entraAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.entraSignInPage(w, r, ar, "Enter an email address, like alice@contoso.com.")
 		return
 	}
-	tid, oid := s.UserFor(email)
+	tid, oid := s.dir.UserFor(email)
 	if !ar.tenant.allows(tid) {
 		s.entraSignInPage(w, r, ar, "AADSTS50020: User account '"+email+"' from another tenant does not exist in this tenant.")
 		return
@@ -496,24 +496,24 @@ func (s *Sim) entraAuthorize(w http.ResponseWriter, r *http.Request) {
 		key := consentKey(tid, oid, client.ID)
 		var remembered []string
 		if ck, err := r.Cookie(consentCookie); err == nil {
-			if c := s.entra.openConsent(ck.Value); c != nil && c.Key == key {
+			if c := s.st.openConsent(ck.Value); c != nil && c.Key == key {
 				remembered = c.Scopes
 			}
 		}
-		consented := s.entra.addConsent(tid, oid, client.ID, remembered, asked)
-		http.SetCookie(w, &http.Cookie{Name: consentCookie, Value: s.entra.sealConsent(consentClaims{Key: key, Scopes: consented}),
+		consented := s.st.addConsent(tid, oid, client.ID, remembered, asked)
+		http.SetCookie(w, &http.Cookie{Name: consentCookie, Value: s.st.sealConsent(consentClaims{Key: key, Scopes: consented}),
 			Path: entraCookiePath(r), HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
 		code := rand.Text() + rand.Text()
-		s.entra.mu.Lock()
+		s.st.mu.Lock()
 		now := s.now()
-		for k, c := range s.entra.codes { // prune
+		for k, c := range s.st.codes { // prune
 			if now.After(c.expires) {
-				delete(s.entra.codes, k)
+				delete(s.st.codes, k)
 			}
 		}
-		s.entra.codes[code] = &authCode{clientID: client.ID, redirectURI: redirectURI, challenge: ar.challenge, nonce: ar.nonce,
+		s.st.codes[code] = &authCode{clientID: client.ID, redirectURI: redirectURI, challenge: ar.challenge, nonce: ar.nonce,
 			tenantID: tid, objectID: oid, email: email, scopes: asked, consented: consented, expires: now.Add(codeTTL)}
-		s.entra.mu.Unlock()
+		s.st.mu.Unlock()
 		redirectWith(w, r, redirectURI, url.Values{"code": {code}, "state": {ar.state}, "session_state": {uuid.NewString()}})
 	default:
 		http.Error(w, "bad form", http.StatusBadRequest)
@@ -534,7 +534,7 @@ func validEmail(email string) bool {
 }
 
 // redirectAllowed is Entra's exact match, plus any port for loopback.
-func redirectAllowed(c EntraClient, uri string) bool {
+func redirectAllowed(c Client, uri string) bool {
 	if uri == "" {
 		return false
 	}
@@ -570,40 +570,20 @@ func redirectWith(w http.ResponseWriter, r *http.Request, target string, v url.V
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 
-// SimUser is a simulated person offered on the sign-in page.
-type SimUser struct{ Email, Name, Tenant string }
-
-// SignInUsers are the simulated people the sign-in page lists; any other
-// email works too (see UserFor).
-var SignInUsers = []SimUser{
-	{"alice@contoso.com", "Alice (maker)", "Contoso"},
-	{"bob@contoso.com", "Bob (owns a private flow)", "Contoso"},
-	{"admin@contoso.com", "Contoso admin", "Contoso"},
-	{"alice@fabrikam.com", "Alice (maker)", "Fabrikam"},
-	{"gary@fabrikam.com", "Gary (owns a private flow)", "Fabrikam"},
-	{"admin@fabrikam.com", "Fabrikam admin", "Fabrikam"},
-}
-
 type pageData struct {
 	Title, Error, Action, Hint string
-	Users                      []SimUser
+	Users                      []Person
 	Email, TenantName, AppID   string
 	Scopes                     []string
 }
 
-func (s *Sim) entraSignInPage(w http.ResponseWriter, r *http.Request, ar authorizeRequest, errMsg string) {
-	var users []SimUser
-	s.mu.Lock()
-	for _, u := range SignInUsers {
-		tid := ContosoTenantID
-		if strings.HasSuffix(u.Email, "@fabrikam.com") {
-			tid = FabrikamTenantID
-		}
-		if ar.tenant.allows(tid) {
+func (s *Entra) entraSignInPage(w http.ResponseWriter, r *http.Request, ar authorizeRequest, errMsg string) {
+	var users []Person
+	for _, u := range s.dir.People() {
+		if tid, _ := s.dir.UserFor(u.Email); ar.tenant.allows(tid) {
 			users = append(users, u)
 		}
 	}
-	s.mu.Unlock()
 	status := http.StatusOK
 	if errMsg != "" {
 		status = http.StatusBadRequest
@@ -612,13 +592,11 @@ func (s *Sim) entraSignInPage(w http.ResponseWriter, r *http.Request, ar authori
 		Users: users, Hint: ar.loginHint, AppID: ar.client.ID})
 }
 
-func (s *Sim) entraConsentPage(w http.ResponseWriter, r *http.Request, ar authorizeRequest, email, tid string) {
-	s.mu.Lock()
+func (s *Entra) entraConsentPage(w http.ResponseWriter, r *http.Request, ar authorizeRequest, email, tid string) {
 	name := tid
-	if t := s.tenants[tid]; t != nil {
-		name = t.name
+	if _, n, ok := s.dir.Tenant(tid); ok {
+		name = n
 	}
-	s.mu.Unlock()
 	s.entraPage(w, http.StatusOK, pageData{Title: "Permissions requested", Action: "authorize?" + r.URL.RawQuery, Email: email,
 		TenantName: name, AppID: ar.client.ID, Scopes: describeScopes(ar.scopes)})
 }
@@ -697,7 +675,7 @@ var entraPageTmpl = template.Must(template.New("entra").Parse(`<!doctype html>
 </main></body></html>
 `))
 
-func (s *Sim) entraPage(w http.ResponseWriter, status int, d pageData) {
+func (s *Entra) entraPage(w http.ResponseWriter, status int, d pageData) {
 	var buf bytes.Buffer
 	err := entraPageTmpl.Execute(&buf, struct {
 		pageData
@@ -741,7 +719,7 @@ func entraError(w http.ResponseWriter, status int, code string, aadsts int, msg 
 	json.NewEncoder(w).Encode(body)
 }
 
-func (s *Sim) entraToken(w http.ResponseWriter, r *http.Request) {
+func (s *Entra) entraToken(w http.ResponseWriter, r *http.Request) {
 	t, ok := s.resolveTenant(r.PathValue("tenant"))
 	if !ok {
 		entraError(w, http.StatusBadRequest, "invalid_request", 90002, "Tenant '"+r.PathValue("tenant")+"' not found.")
@@ -760,9 +738,9 @@ func (s *Sim) entraToken(w http.ResponseWriter, r *http.Request) {
 	} else {
 		clientID, secret = f.Get("client_id"), f.Get("client_secret")
 	}
-	s.entra.mu.Lock()
-	client, known := s.entra.clients[clientID]
-	s.entra.mu.Unlock()
+	s.st.mu.Lock()
+	client, known := s.st.clients[clientID]
+	s.st.mu.Unlock()
 	switch {
 	case clientID == "":
 		entraError(w, http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'.")
@@ -796,15 +774,15 @@ func (s *Sim) entraToken(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Sim) redeemCode(w http.ResponseWriter, r *http.Request, t entraTenant, client EntraClient) {
+func (s *Entra) redeemCode(w http.ResponseWriter, r *http.Request, t entraTenant, client Client) {
 	f := r.PostForm
-	s.entra.mu.Lock()
-	c := s.entra.codes[f.Get("code")]
+	s.st.mu.Lock()
+	c := s.st.codes[f.Get("code")]
 	var prior bool
 	if c != nil && c.clientID == client.ID {
 		prior, c.used = c.used, true // a code is burned by its first redemption attempt
 	}
-	s.entra.mu.Unlock()
+	s.st.mu.Unlock()
 	switch {
 	case c == nil || c.clientID != client.ID:
 		entraError(w, http.StatusBadRequest, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid: the authorization code is not known.")
@@ -858,9 +836,9 @@ func pkceMatches(verifier, challenge string) bool {
 	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1
 }
 
-func (s *Sim) redeemRefresh(w http.ResponseWriter, r *http.Request, t entraTenant, client EntraClient) {
+func (s *Entra) redeemRefresh(w http.ResponseWriter, r *http.Request, t entraTenant, client Client) {
 	f := r.PostForm
-	rt := s.entra.openRefresh(f.Get("refresh_token"))
+	rt := s.st.openRefresh(f.Get("refresh_token"))
 	if rt == nil {
 		entraError(w, http.StatusBadRequest, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid: the refresh token is not valid.")
 		return
@@ -906,7 +884,7 @@ func (s *Sim) redeemRefresh(w http.ResponseWriter, r *http.Request, t entraTenan
 	}
 	// A valid refresh token proves what its holder consented to; that and
 	// what they consented to since is the consent now.
-	userConsent := s.entra.addConsent(rt.TenantID, rt.ObjectID, client.ID, rt.Scopes)
+	userConsent := s.st.addConsent(rt.TenantID, rt.ObjectID, client.ID, rt.Scopes)
 	consented := consentedPerms(userConsent, resource.key)
 	if slices.Contains(perms, ".default") {
 		perms = consented
@@ -925,7 +903,7 @@ func (s *Sim) redeemRefresh(w http.ResponseWriter, r *http.Request, t entraTenan
 	}
 	// Rotation and revocation: check and mark under one lock, so two
 	// redemptions of one token cannot both succeed.
-	s.entra.mu.Lock()
+	s.st.mu.Lock()
 	now := s.now()
 	var refusal func()
 	switch {
@@ -933,24 +911,24 @@ func (s *Sim) redeemRefresh(w http.ResponseWriter, r *http.Request, t entraTenan
 		refusal = func() {
 			entraError(w, http.StatusBadRequest, "invalid_grant", 700082, "The refresh token has expired due to inactivity.")
 		}
-	case rt.IssuedAt < s.entra.revoked[rt.TenantID+"."+rt.ObjectID]:
+	case rt.IssuedAt < s.st.revoked[rt.TenantID+"."+rt.ObjectID]:
 		refusal = func() {
 			entraError(w, http.StatusBadRequest, "invalid_grant", 50173, "The provided grant has expired due to it being revoked, a fresh auth token is needed.")
 		}
-	case s.entra.used[rt.ID] != 0:
+	case s.st.used[rt.ID] != 0:
 		refusal = func() {
 			entraError(w, http.StatusBadRequest, "invalid_grant", 70008, "The provided authorization code or refresh token has expired due to inactivity. (This refresh token was already redeemed: the simulator rotates refresh tokens, so use the one returned with it.)")
 		}
 	}
 	if refusal == nil {
-		for id, exp := range s.entra.used { // prune what has expired anyway
+		for id, exp := range s.st.used { // prune what has expired anyway
 			if exp < now.Unix() {
-				delete(s.entra.used, id)
+				delete(s.st.used, id)
 			}
 		}
-		s.entra.used[rt.ID] = rt.Expires
+		s.st.used[rt.ID] = rt.Expires
 	}
-	s.entra.mu.Unlock()
+	s.st.mu.Unlock()
 	if refusal != nil {
 		refusal()
 		return
@@ -970,10 +948,10 @@ func (s *Sim) redeemRefresh(w http.ResponseWriter, r *http.Request, t entraTenan
 // scopes in req (one resource, may be empty), a new refresh token serving
 // everything consented when offline_access is among it, and an id_token when
 // idScopes (the OpenID scopes that decide its claims) is not nil.
-func (s *Sim) respondTokens(w http.ResponseWriter, r *http.Request, tid, oid, clientID string, consented, req []string, nonce string, idScopes []string) {
-	s.entra.mu.Lock()
-	accessTTL := s.entra.accessTTL
-	s.entra.mu.Unlock()
+func (s *Entra) respondTokens(w http.ResponseWriter, r *http.Request, tid, oid, clientID string, consented, req []string, nonce string, idScopes []string) {
+	s.st.mu.Lock()
+	accessTTL := s.st.accessTTL
+	s.st.mu.Unlock()
 	out := map[string]any{"token_type": "Bearer"}
 	if len(req) > 0 {
 		res, _, _ := parseScope(req[0])
@@ -989,13 +967,13 @@ func (s *Sim) respondTokens(w http.ResponseWriter, r *http.Request, tid, oid, cl
 				req = append(req, res.prefix+p)
 			}
 		}
-		out["access_token"] = s.MintAccessToken(tid, oid, res.aud, perms, accessTTL)
+		out["access_token"] = s.signer.MintAccessToken(tid, oid, res.aud, perms, accessTTL)
 		out["scope"] = strings.Join(req, " ")
 		out["expires_in"] = int(accessTTL.Seconds())
 		out["ext_expires_in"] = int(accessTTL.Seconds())
 	}
 	if slices.Contains(consented, "offline_access") {
-		out["refresh_token"] = s.entra.issueRefresh(tid, oid, clientID, consented)
+		out["refresh_token"] = s.st.issueRefresh(tid, oid, clientID, consented)
 	}
 	if idScopes != nil {
 		out["id_token"] = s.idToken(r, tid, oid, clientID, nonce, idScopes)
@@ -1020,10 +998,8 @@ type idClaims struct {
 
 // idToken signs a v2.0 id_token. As in Entra, oid, name and
 // preferred_username come only with the profile scope, email only with email.
-func (s *Sim) idToken(r *http.Request, tid, oid, clientID, nonce string, scopes []string) string {
-	s.mu.Lock()
-	email := s.users[oid]
-	s.mu.Unlock()
+func (s *Entra) idToken(r *http.Request, tid, oid, clientID, nonce string, scopes []string) string {
+	email := s.dir.Email(oid)
 	name := ""
 	if local, _, ok := strings.Cut(email, "@"); ok && local != "" {
 		name = strings.ToUpper(local[:1]) + local[1:]
@@ -1047,7 +1023,7 @@ func (s *Sim) idToken(r *http.Request, tid, oid, clientID, nonce string, scopes 
 	if slices.Contains(scopes, "email") {
 		c.Email = email
 	}
-	return s.Sign(c)
+	return s.signer.Sign(c)
 }
 
 // ---- scopes and resources ----

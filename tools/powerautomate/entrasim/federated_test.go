@@ -1,4 +1,4 @@
-package sim
+package entrasim_test
 
 import (
 	"encoding/json"
@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowstudio/mcp/tools/powerautomate/entrasim"
+	"github.com/flowstudio/mcp/tools/powerautomate/sim"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -15,7 +17,7 @@ import (
 // a Container App: GET IDENTITY_ENDPOINT with X-IDENTITY-HEADER.
 func (h *entraHarness) identityEndpoint(t *testing.T, header string, q url.Values) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", h.authority+ManagedIdentityPath+"?"+q.Encode(), nil)
+	req, _ := http.NewRequest("GET", h.authority+entrasim.ManagedIdentityPath+"?"+q.Encode(), nil)
 	req.Header.Set("X-IDENTITY-HEADER", header)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -29,7 +31,7 @@ func (h *entraHarness) identityEndpoint(t *testing.T, header string, q url.Value
 }
 
 func assertionForm(rt, assertion string) url.Values {
-	return url.Values{"grant_type": {"refresh_token"}, "client_id": {DevClientID}, "refresh_token": {rt},
+	return url.Values{"grant_type": {"refresh_token"}, "client_id": {entrasim.DevClientID}, "refresh_token": {rt},
 		"scope":                 {"https://service.powerapps.com/User"},
 		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion}}
 }
@@ -42,8 +44,8 @@ func assertionForm(rt, assertion string) url.Values {
 func TestEntraFederatedCredential(t *testing.T) {
 	var now atomic.Int64
 	now.Store(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano())
-	h := newEntraHarness(t, Options{Now: func() time.Time { return time.Unix(0, now.Load()) }})
-	h.sim.RegisterEntraClient(EntraClient{ID: "no-secret-app", LoopbackRedirects: true, Federated: []FederatedCredential{DevFederatedCredential}})
+	h := newEntraHarness(t, sim.Options{Now: func() time.Time { return time.Unix(0, now.Load()) }})
+	h.entra.RegisterClient(entrasim.Client{ID: "no-secret-app", LoopbackRedirects: true, Federated: []entrasim.FederatedCredential{entrasim.DevFederatedCredential}})
 	tid, oid := h.sim.UserFor("alice@contoso.com")
 
 	for _, c := range []struct {
@@ -51,25 +53,25 @@ func TestEntraFederatedCredential(t *testing.T) {
 		q            url.Values
 		status       int
 	}{
-		{"no header", "", url.Values{"api-version": {"2019-08-01"}, "resource": {FederatedAudience}}, 401},
-		{"wrong header", "guess", url.Values{"api-version": {"2019-08-01"}, "resource": {FederatedAudience}}, 401},
-		{"old api", IdentityHeader, url.Values{"api-version": {"2017-09-01"}, "resource": {FederatedAudience}}, 400},
-		{"no resource", IdentityHeader, url.Values{"api-version": {"2019-08-01"}}, 400},
-		{"other identity", IdentityHeader, url.Values{"api-version": {"2019-08-01"}, "resource": {FederatedAudience}, "client_id": {"other"}}, 400},
+		{"no header", "", url.Values{"api-version": {"2019-08-01"}, "resource": {entrasim.FederatedAudience}}, 401},
+		{"wrong header", "guess", url.Values{"api-version": {"2019-08-01"}, "resource": {entrasim.FederatedAudience}}, 401},
+		{"old api", entrasim.IdentityHeader, url.Values{"api-version": {"2017-09-01"}, "resource": {entrasim.FederatedAudience}}, 400},
+		{"no resource", entrasim.IdentityHeader, url.Values{"api-version": {"2019-08-01"}}, 400},
+		{"other identity", entrasim.IdentityHeader, url.Values{"api-version": {"2019-08-01"}, "resource": {entrasim.FederatedAudience}, "client_id": {"other"}}, 400},
 	} {
 		if status, body := h.identityEndpoint(t, c.header, c.q); status != c.status || body["access_token"] != nil {
 			t.Errorf("identity endpoint, %s: %d %v", c.name, status, body)
 		}
 	}
-	status, body := h.identityEndpoint(t, IdentityHeader, url.Values{"api-version": {"2019-08-01"},
-		"resource": {FederatedAudience}, "client_id": {ManagedIdentityClientID}})
+	status, body := h.identityEndpoint(t, entrasim.IdentityHeader, url.Values{"api-version": {"2019-08-01"},
+		"resource": {entrasim.FederatedAudience}, "client_id": {entrasim.ManagedIdentityClientID}})
 	assertion, _ := body["access_token"].(string)
 	if status != 200 || assertion == "" || body["expires_on"] != "1772370000" {
 		t.Fatalf("identity endpoint: %d %v", status, body)
 	}
 
-	for _, client := range []string{DevClientID, "no-secret-app"} {
-		rt := h.sim.IssueRefreshToken(tid, oid, client, signInScopes)
+	for _, client := range []string{entrasim.DevClientID, "no-secret-app"} {
+		rt := h.entra.IssueRefreshToken(tid, oid, client, signInScopes)
 		form := assertionForm(rt, assertion)
 		form.Set("client_id", client)
 		if status, body := h.tokenCall(t, "organizations", form); status != 200 || body["access_token"] == nil {
@@ -77,41 +79,41 @@ func TestEntraFederatedCredential(t *testing.T) {
 		}
 	}
 
-	other := New(Options{}) // another key: not this stand-in's signature
+	other := sim.New(sim.Options{}) // another key: not this stand-in's signature
 	forged := func(mutate func(*managedIdentityClaims)) string {
 		var c managedIdentityClaims
-		if _, _, err := jwt.NewParser().ParseUnverified(h.sim.ManagedIdentityToken(h.authority, FederatedAudience, time.Hour), &c); err != nil {
+		if _, _, err := jwt.NewParser().ParseUnverified(h.entra.ManagedIdentityToken(h.authority, entrasim.FederatedAudience, time.Hour), &c); err != nil {
 			t.Fatal(err)
 		}
 		mutate(&c)
 		return h.sim.Sign(c)
 	}
-	rt := h.sim.IssueRefreshToken(tid, oid, "no-secret-app", signInScopes)
+	rt := h.entra.IssueRefreshToken(tid, oid, "no-secret-app", signInScopes)
 	for _, c := range []struct {
 		name   string
 		form   func(url.Values)
 		aadsts string
 	}{
 		{"another signer", func(f url.Values) {
-			f.Set("client_assertion", other.ManagedIdentityToken(h.authority, FederatedAudience, time.Hour))
+			f.Set("client_assertion", other.Entra().ManagedIdentityToken(h.authority, entrasim.FederatedAudience, time.Hour))
 		}, "AADSTS50027"},
 		{"not a JWT", func(f url.Values) { f.Set("client_assertion", "mi-token") }, "AADSTS50027"},
 		{"wrong type", func(f url.Values) {
 			f.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:saml2-bearer")
 		}, "AADSTS700023"},
 		{"wrong audience", func(f url.Values) {
-			f.Set("client_assertion", h.sim.ManagedIdentityToken(h.authority, "https://management.azure.com/", time.Hour))
+			f.Set("client_assertion", h.entra.ManagedIdentityToken(h.authority, "https://management.azure.com/", time.Hour))
 		}, "AADSTS700212"},
 		{"wrong subject", func(f url.Values) {
 			f.Set("client_assertion", forged(func(c *managedIdentityClaims) { c.Subject = "another-identity" }))
 		}, "AADSTS700213"},
 		{"wrong issuer", func(f url.Values) {
-			f.Set("client_assertion", h.sim.ManagedIdentityToken("https://login.example", FederatedAudience, time.Hour))
+			f.Set("client_assertion", h.entra.ManagedIdentityToken("https://login.example", entrasim.FederatedAudience, time.Hour))
 		}, "AADSTS700211"},
 		{"expired", func(f url.Values) {
-			f.Set("client_assertion", h.sim.ManagedIdentityToken(h.authority, FederatedAudience, -time.Second))
+			f.Set("client_assertion", h.entra.ManagedIdentityToken(h.authority, entrasim.FederatedAudience, -time.Second))
 		}, "AADSTS700024"},
-		{"secret as well", func(f url.Values) { f.Set("client_secret", DevClientSecret) }, "AADSTS7000219"},
+		{"secret as well", func(f url.Values) { f.Set("client_secret", entrasim.DevClientSecret) }, "AADSTS7000219"},
 	} {
 		form := assertionForm(rt, assertion)
 		form.Set("client_id", "no-secret-app")
@@ -134,7 +136,7 @@ func TestEntraFederatedCredential(t *testing.T) {
 	now.Add(int64(time.Hour + time.Minute))
 	status, body = h.tokenCall(t, "organizations", func() url.Values { f := assertionForm(rt, assertion); f.Set("client_id", "no-secret-app"); return f }())
 	wantOAuthError(t, status, body, 401, "invalid_client", "AADSTS700024")
-	_, body = h.identityEndpoint(t, IdentityHeader, url.Values{"api-version": {"2019-08-01"}, "resource": {FederatedAudience}})
+	_, body = h.identityEndpoint(t, entrasim.IdentityHeader, url.Values{"api-version": {"2019-08-01"}, "resource": {entrasim.FederatedAudience}})
 	fresh, _ := body["access_token"].(string)
 	form = assertionForm(rt, fresh)
 	form.Set("client_id", "no-secret-app")

@@ -1,4 +1,4 @@
-package sim
+package entrasim_test
 
 import (
 	"encoding/json"
@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/flowstudio/mcp/tools/powerautomate/entrasim"
+	"github.com/flowstudio/mcp/tools/powerautomate/sim"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/oauth2"
 )
@@ -24,22 +26,33 @@ var signInScopes = []string{"openid", "profile", "email", "offline_access",
 	"https://service.flow.microsoft.com/Flows.Read.All", "https://service.flow.microsoft.com/Flows.Manage.All",
 	"https://service.powerapps.com/User"}
 
+// testSeed makes every test's stand-in share one signing key (generated once).
+var testSeed = []byte("entrasim package tests")
+
+// entraHarness is the stand-in as the simulator mounts it, with the simulator's
+// tenants and people.
 type entraHarness struct {
-	sim       *Sim
+	sim       *sim.Sim
+	entra     *entrasim.Entra
 	srv       *httptest.Server
 	authority string
 	browser   *http.Client // never follows redirects
 }
 
-func newEntraHarness(t *testing.T, opts Options) *entraHarness {
+func newEntraHarness(t *testing.T, opts sim.Options) *entraHarness {
 	t.Helper()
-	s, srv := newTestSim(t, opts)
-	return &entraHarness{sim: s, srv: srv, authority: srv.URL + EntraPath,
+	if opts.KeySeed == nil {
+		opts.KeySeed = testSeed
+	}
+	s := sim.New(opts)
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return &entraHarness{sim: s, entra: s.Entra(), srv: srv, authority: srv.URL + entrasim.Path,
 		browser: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
 func (h *entraHarness) oauth(tenant string) *oauth2.Config {
-	return &oauth2.Config{ClientID: DevClientID, ClientSecret: DevClientSecret, RedirectURL: testRedirect, Scopes: signInScopes,
+	return &oauth2.Config{ClientID: entrasim.DevClientID, ClientSecret: entrasim.DevClientSecret, RedirectURL: testRedirect, Scopes: signInScopes,
 		Endpoint: oauth2.Endpoint{AuthURL: h.authority + "/" + tenant + "/oauth2/v2.0/authorize",
 			TokenURL: h.authority + "/" + tenant + "/oauth2/v2.0/token", AuthStyle: oauth2.AuthStyleInParams}}
 }
@@ -107,7 +120,7 @@ func (h *entraHarness) tokenCall(t *testing.T, tenant string, form url.Values) (
 }
 
 func refreshForm(rt, scope string) url.Values {
-	return url.Values{"grant_type": {"refresh_token"}, "client_id": {DevClientID}, "client_secret": {DevClientSecret},
+	return url.Values{"grant_type": {"refresh_token"}, "client_id": {entrasim.DevClientID}, "client_secret": {entrasim.DevClientSecret},
 		"refresh_token": {rt}, "scope": {scope}}
 }
 
@@ -123,12 +136,12 @@ func wantOAuthError(t *testing.T, status int, body map[string]any, wantStatus in
 }
 
 func TestEntraDiscoveryPerTenant(t *testing.T) {
-	h := newEntraHarness(t, Options{})
+	h := newEntraHarness(t, sim.Options{})
 	for _, tc := range []struct{ tenant, issuer string }{
 		{"organizations", h.authority + "/{tenantid}/v2.0"},
 		{"common", h.authority + "/{tenantid}/v2.0"},
-		{ContosoTenantID, h.authority + "/" + ContosoTenantID + "/v2.0"},
-		{"fabrikam.com", h.authority + "/" + FabrikamTenantID + "/v2.0"},
+		{sim.ContosoTenantID, h.authority + "/" + sim.ContosoTenantID + "/v2.0"},
+		{"fabrikam.com", h.authority + "/" + sim.FabrikamTenantID + "/v2.0"},
 	} {
 		t.Run(tc.tenant, func(t *testing.T) {
 			resp, err := http.Get(h.authority + "/" + tc.tenant + "/v2.0/.well-known/openid-configuration")
@@ -154,7 +167,7 @@ func TestEntraDiscoveryPerTenant(t *testing.T) {
 }
 
 func TestEntraCodeFlowWithPKCEAndIDToken(t *testing.T) {
-	h := newEntraHarness(t, Options{})
+	h := newEntraHarness(t, sim.Options{})
 	// go-oidc against the template tenant, as the consent pages use it.
 	ctx := oidc.InsecureIssuerURLContext(t.Context(), h.authority+"/{tenantid}/v2.0")
 	provider, err := oidc.NewProvider(ctx, h.authority+"/organizations/v2.0")
@@ -192,7 +205,7 @@ func TestEntraCodeFlowWithPKCEAndIDToken(t *testing.T) {
 		t.Fatalf("token %+v", tok)
 	}
 	rawID, _ := tok.Extra("id_token").(string)
-	idt, err := provider.Verifier(&oidc.Config{ClientID: DevClientID, SkipIssuerCheck: true}).Verify(t.Context(), rawID)
+	idt, err := provider.Verifier(&oidc.Config{ClientID: entrasim.DevClientID, SkipIssuerCheck: true}).Verify(t.Context(), rawID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +215,7 @@ func TestEntraCodeFlowWithPKCEAndIDToken(t *testing.T) {
 	}
 	idt.Claims(&claims)
 	_, oid := h.sim.UserFor("gary@fabrikam.com")
-	if idt.Issuer != h.authority+"/"+FabrikamTenantID+"/v2.0" || claims.Tid != FabrikamTenantID || claims.Oid != oid ||
+	if idt.Issuer != h.authority+"/"+sim.FabrikamTenantID+"/v2.0" || claims.Tid != sim.FabrikamTenantID || claims.Oid != oid ||
 		claims.Email != "gary@fabrikam.com" || claims.Nonce != "n2" || claims.Name != "Gary" || claims.PreferredUsername != "gary@fabrikam.com" {
 		t.Fatalf("id token iss %s claims %+v", idt.Issuer, claims)
 	}
@@ -221,7 +234,7 @@ func TestEntraCodeFlowWithPKCEAndIDToken(t *testing.T) {
 }
 
 func TestEntraAuthorizeRefusals(t *testing.T) {
-	h := newEntraHarness(t, Options{})
+	h := newEntraHarness(t, sim.Options{})
 	cfg := h.oauth("organizations")
 	challenge := oauth2.S256ChallengeOption(oauth2.GenerateVerifier())
 	base := cfg.AuthCodeURL("s", challenge)
@@ -274,14 +287,14 @@ func TestEntraAuthorizeRefusals(t *testing.T) {
 		}
 	})
 	t.Run("user of another tenant", func(t *testing.T) {
-		u := h.oauth(ContosoTenantID).AuthCodeURL("s", challenge)
+		u := h.oauth(sim.ContosoTenantID).AuthCodeURL("s", challenge)
 		resp, _ := h.browser.PostForm(u, url.Values{"login_email": {"gary@fabrikam.com"}})
 		if body := readBody(t, resp); resp.StatusCode != 400 || !strings.Contains(body, "AADSTS50020") {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
 	})
 	t.Run("registered redirect", func(t *testing.T) {
-		h.sim.AddEntraRedirectURI(DevClientID, "https://flowstudio.example/callback")
+		h.entra.AddRedirectURI(entrasim.DevClientID, "https://flowstudio.example/callback")
 		resp, _ := h.browser.Get(with("redirect_uri", "https://flowstudio.example/callback"))
 		if body := readBody(t, resp); resp.StatusCode != 200 {
 			t.Fatalf("%d %s", resp.StatusCode, body)
@@ -290,9 +303,9 @@ func TestEntraAuthorizeRefusals(t *testing.T) {
 }
 
 func TestEntraTokenEndpointClientAuth(t *testing.T) {
-	h := newEntraHarness(t, Options{})
+	h := newEntraHarness(t, sim.Options{})
 	tid, oid := h.sim.UserFor("alice@contoso.com")
-	rt := h.sim.IssueRefreshToken(tid, oid, DevClientID, signInScopes)
+	rt := h.entra.IssueRefreshToken(tid, oid, entrasim.DevClientID, signInScopes)
 	form := refreshForm(rt, "https://service.powerapps.com/User")
 	form.Set("client_secret", "wrong")
 	status, body := h.tokenCall(t, "organizations", form)
@@ -304,7 +317,7 @@ func TestEntraTokenEndpointClientAuth(t *testing.T) {
 	req, _ := http.NewRequest("POST", h.authority+"/organizations/oauth2/v2.0/token",
 		strings.NewReader(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "scope": {"https://service.powerapps.com/User"}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(DevClientID, DevClientSecret)
+	req.SetBasicAuth(entrasim.DevClientID, entrasim.DevClientSecret)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -315,9 +328,9 @@ func TestEntraTokenEndpointClientAuth(t *testing.T) {
 }
 
 func TestEntraRefreshRotationAndScopes(t *testing.T) {
-	h := newEntraHarness(t, Options{})
+	h := newEntraHarness(t, sim.Options{})
 	tid, oid := h.sim.UserFor("alice@contoso.com")
-	rt := h.sim.IssueRefreshToken(tid, oid, DevClientID, signInScopes)
+	rt := h.entra.IssueRefreshToken(tid, oid, entrasim.DevClientID, signInScopes)
 
 	audOf := func(tok string) (string, string) {
 		var c accessClaims
@@ -373,10 +386,10 @@ func TestEntraRefreshRotationAndScopes(t *testing.T) {
 	// Garbage, another tenant, another client.
 	status, body := h.tokenCall(t, "organizations", refreshForm("0.AS.bogus", "https://service.powerapps.com/User"))
 	wantOAuthError(t, status, body, 400, "invalid_grant", "AADSTS9002313")
-	rt2 := h.sim.IssueRefreshToken(tid, oid, DevClientID, signInScopes)
-	status, body = h.tokenCall(t, FabrikamTenantID, refreshForm(rt2, "https://service.powerapps.com/User"))
+	rt2 := h.entra.IssueRefreshToken(tid, oid, entrasim.DevClientID, signInScopes)
+	status, body = h.tokenCall(t, sim.FabrikamTenantID, refreshForm(rt2, "https://service.powerapps.com/User"))
 	wantOAuthError(t, status, body, 400, "invalid_grant", "AADSTS9002313")
-	h.sim.RegisterEntraClient(EntraClient{ID: "other", Secret: "s"})
+	h.entra.RegisterClient(entrasim.Client{ID: "other", Secret: "s"})
 	f := refreshForm(rt2, "https://service.powerapps.com/User")
 	f.Set("client_id", "other")
 	f.Set("client_secret", "s")
@@ -385,27 +398,27 @@ func TestEntraRefreshRotationAndScopes(t *testing.T) {
 }
 
 func TestEntraRevokeAndExpiry(t *testing.T) {
-	h := newEntraHarness(t, Options{})
+	h := newEntraHarness(t, sim.Options{})
 	tid, oid := h.sim.UserFor("bob@contoso.com")
-	rt := h.sim.IssueRefreshToken(tid, oid, DevClientID, signInScopes)
-	h.sim.RevokeRefreshTokens(tid, oid)
+	rt := h.entra.IssueRefreshToken(tid, oid, entrasim.DevClientID, signInScopes)
+	h.entra.RevokeRefreshTokens(tid, oid)
 	status, body := h.tokenCall(t, "organizations", refreshForm(rt, "https://service.powerapps.com/User"))
 	wantOAuthError(t, status, body, 400, "invalid_grant", "AADSTS50173")
 	// A token issued after the revocation works.
-	rt = h.sim.IssueRefreshToken(tid, oid, DevClientID, signInScopes)
+	rt = h.entra.IssueRefreshToken(tid, oid, entrasim.DevClientID, signInScopes)
 	if status, body := h.tokenCall(t, "organizations", refreshForm(rt, "https://service.powerapps.com/User")); status != 200 {
 		t.Fatalf("%d %v", status, body)
 	}
-	h.sim.SetEntraTokenLifetimes(time.Minute, -time.Second)
-	rt = h.sim.IssueRefreshToken(tid, oid, DevClientID, signInScopes)
+	h.entra.SetTokenLifetimes(time.Minute, -time.Second)
+	rt = h.entra.IssueRefreshToken(tid, oid, entrasim.DevClientID, signInScopes)
 	status, body = h.tokenCall(t, "organizations", refreshForm(rt, "https://service.powerapps.com/User"))
 	wantOAuthError(t, status, body, 400, "invalid_grant", "AADSTS700082")
 }
 
 func TestEntraConcurrentRedemptionsOfOneTokenOnlyOneWins(t *testing.T) {
-	h := newEntraHarness(t, Options{})
+	h := newEntraHarness(t, sim.Options{})
 	tid, oid := h.sim.UserFor("alice@contoso.com")
-	rt := h.sim.IssueRefreshToken(tid, oid, DevClientID, signInScopes)
+	rt := h.entra.IssueRefreshToken(tid, oid, entrasim.DevClientID, signInScopes)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	ok := 0
@@ -434,11 +447,11 @@ func TestEntraConcurrentRedemptionsOfOneTokenOnlyOneWins(t *testing.T) {
 // one process, the server redeems in another.
 func TestEntraRefreshTokensAcrossSimsWithOneSeed(t *testing.T) {
 	seed := []byte("cross-process seed")
-	issuer := New(Options{KeySeed: seed})
+	issuer := sim.New(sim.Options{KeySeed: seed})
 	tid, oid := issuer.UserFor("alice@contoso.com")
-	rt := issuer.IssueRefreshToken(tid, oid, DevClientID, signInScopes)
+	rt := issuer.Entra().IssueRefreshToken(tid, oid, entrasim.DevClientID, signInScopes)
 
-	h := newEntraHarness(t, Options{KeySeed: seed})
+	h := newEntraHarness(t, sim.Options{KeySeed: seed})
 	status, body := h.tokenCall(t, "organizations", refreshForm(rt, "https://service.flow.microsoft.com/Flows.Read.All"))
 	if status != 200 {
 		t.Fatalf("%d %v", status, body)
@@ -446,22 +459,22 @@ func TestEntraRefreshTokensAcrossSimsWithOneSeed(t *testing.T) {
 	status, body = h.tokenCall(t, "organizations", refreshForm(rt, "https://service.flow.microsoft.com/Flows.Read.All"))
 	wantOAuthError(t, status, body, 400, "invalid_grant", "AADSTS70008")
 
-	other := newEntraHarness(t, Options{KeySeed: []byte("another seed")})
-	status, body = other.tokenCall(t, "organizations", refreshForm(issuer.IssueRefreshToken(tid, oid, DevClientID, signInScopes), "https://service.powerapps.com/User"))
+	other := newEntraHarness(t, sim.Options{KeySeed: []byte("another seed")})
+	status, body = other.tokenCall(t, "organizations", refreshForm(issuer.Entra().IssueRefreshToken(tid, oid, entrasim.DevClientID, signInScopes), "https://service.powerapps.com/User"))
 	wantOAuthError(t, status, body, 400, "invalid_grant", "AADSTS9002313")
 }
 
 func TestEntraJWKSVerifiesIDTokens(t *testing.T) {
-	h := newEntraHarness(t, Options{})
-	resp, err := http.Get(h.authority + "/" + ContosoTenantID + "/discovery/v2.0/keys")
+	h := newEntraHarness(t, sim.Options{})
+	resp, err := http.Get(h.authority + "/" + sim.ContosoTenantID + "/discovery/v2.0/keys")
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := oidc.NewRemoteKeySet(t.Context(), h.authority+"/"+ContosoTenantID+"/discovery/v2.0/keys")
+	keys := oidc.NewRemoteKeySet(t.Context(), h.authority+"/"+sim.ContosoTenantID+"/discovery/v2.0/keys")
 	readBody(t, resp)
 	tid, oid := h.sim.UserFor("alice@contoso.com")
-	rt := h.sim.IssueRefreshToken(tid, oid, DevClientID, signInScopes)
-	status, body := h.tokenCall(t, ContosoTenantID, refreshForm(rt, "openid https://service.powerapps.com/User"))
+	rt := h.entra.IssueRefreshToken(tid, oid, entrasim.DevClientID, signInScopes)
+	status, body := h.tokenCall(t, sim.ContosoTenantID, refreshForm(rt, "openid https://service.powerapps.com/User"))
 	if status != 200 {
 		t.Fatalf("%d %v", status, body)
 	}
@@ -509,7 +522,7 @@ func consentSteps(t *testing.T, browser *http.Client, authURL, email string) (co
 // survives a restart of the stand-in through the browser cookie.
 func TestEntraIncrementalConsent(t *testing.T) {
 	seed := []byte("incremental consent seed")
-	h := newEntraHarness(t, Options{KeySeed: seed})
+	h := newEntraHarness(t, sim.Options{KeySeed: seed})
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	tid, oid := h.sim.UserFor("alice@contoso.com")
@@ -578,10 +591,10 @@ func TestEntraIncrementalConsent(t *testing.T) {
 
 	// A restarted stand-in (same seed, empty memory) adds a later consent to the one
 	// the browser's cookie remembers (cookies ignore the port: both run on 127.0.0.1).
-	before := newEntraHarness(t, Options{KeySeed: seed})
+	before := newEntraHarness(t, sim.Options{KeySeed: seed})
 	browser.Jar, _ = cookiejar.New(nil)
 	exchange(t, before, signInScopes, false)
-	after := newEntraHarness(t, Options{KeySeed: seed})
+	after := newEntraHarness(t, sim.Options{KeySeed: seed})
 	tok, _ = exchange(t, after, grantScopes, true)
 	if status, body := redeem(t, after, tok.RefreshToken, "https://service.flow.microsoft.com/Flows.Read.All"); status != 200 {
 		t.Fatalf("after a restart the grant's token lost the earlier consent: %d %v", status, body)
