@@ -411,7 +411,7 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 			}
 		}()
 	} else {
-		paConfig = powerautomate.Config{FlowURL: settings.FlowAPIURL, PowerAppsURL: settings.PowerAppsAPIURL, BAPURL: settings.BAPAPIURL}
+		paConfig = settings.Upstream()
 	}
 	// Refresh tokens are sealed with keys from Key Vault (or the data directory's key
 	// file); delegated tokens are redeemed at Entra ID, in embedded mode at the
@@ -576,15 +576,11 @@ func devKey(args []string, stdout, stderr io.Writer, getenv func(string) string)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	store, err := openStore(ctx, settings, getenv)
+	store, sealer, err := openStoreAndSealer(ctx, settings, getenv)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	sealer, err := openSealer(settings, getenv)
-	if err != nil {
-		return err
-	}
 	var grants []identity.Grant
 	for _, name := range strings.FieldsFunc(grantNames, func(r rune) bool { return r == ',' }) {
 		g, ok := identity.LookupGrant(strings.TrimSpace(name))

@@ -127,18 +127,14 @@ func syncCommand(args []string, stdout, stderr io.Writer, getenv func(string) st
 			paConfig = sim.ConfigFor(settings.PublicURL + "/sim")
 		}
 	} else {
-		paConfig = powerautomate.Config{FlowURL: settings.FlowAPIURL, PowerAppsURL: settings.PowerAppsAPIURL, BAPURL: settings.BAPAPIURL}
+		paConfig = settings.Upstream()
 	}
 
-	store, err := openStore(ctx, settings, getenv)
+	store, sealer, err := openStoreAndSealer(ctx, settings, getenv)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	sealer, err := openSealer(settings, getenv)
-	if err != nil {
-		return err
-	}
 	app, err := entraApp(settings, getenv)
 	if err != nil {
 		return err
@@ -255,7 +251,3 @@ func getWithin5s(ctx context.Context, u string) (*http.Response, context.CancelF
 	}
 	return resp, cancel, nil
 }
-
-// The cancelled plan's ttl is set by the Stripe webhook (server) and by sync
-// (teamcache): a compile error here means the two differ.
-const _ = uint(teamcache.CanceledCacheTTL-server.CanceledCacheTTL) + uint(server.CanceledCacheTTL-teamcache.CanceledCacheTTL)

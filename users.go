@@ -68,6 +68,21 @@ func delegatedTokens(app identity.App, users identity.Users, sealer identity.Sea
 	return identity.NewTokenSource(identity.Config{App: app, Logger: log.Named("tokens")}, users, sealer)
 }
 
+// openStoreAndSealer opens the store and the refresh-token sealer: the preamble of
+// every command that reads or writes refresh tokens. The caller closes the store.
+func openStoreAndSealer(ctx context.Context, settings server.Settings, getenv func(string) string) (*cosmos.Store, *sealing.Sealer, error) {
+	store, err := openStore(ctx, settings, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	sealer, err := openSealer(settings, getenv)
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	return store, sealer, nil
+}
+
 // operatorEnv is what the operator commands open: settings, keys and the store.
 type operatorEnv struct {
 	settings server.Settings
@@ -236,15 +251,11 @@ func rotateKey(args []string, stdout, stderr io.Writer, getenv func(string) stri
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	store, err := openStore(ctx, settings, getenv)
+	store, sealer, err := openStoreAndSealer(ctx, settings, getenv)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	sealer, err := openSealer(settings, getenv)
-	if err != nil {
-		return err
-	}
 	if !resealOnly {
 		v, err := sealer.Rotate(ctx)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/flowstudio/mcp/server/identity"
 	"github.com/flowstudio/mcp/tools/alerts/notify"
 	"github.com/flowstudio/mcp/tools/metering"
+	"github.com/flowstudio/mcp/tools/powerautomate"
 )
 
 // Settings are every setting the binary reads, from the environment (flags may
@@ -41,6 +42,9 @@ type Settings struct {
 	EntraAuthority    string
 	EntraTenant       string
 
+	// Cloud is FLOWSTUDIO_CLOUD: the Power Platform cloud whose hosts, token
+	// audiences and Entra authority are the defaults (powerautomate.ForCloud).
+	Cloud           powerautomate.Cloud
 	FlowAPIURL      string
 	PowerAppsAPIURL string
 	BAPAPIURL       string
@@ -114,6 +118,22 @@ func (s Settings) Entra(managedIdentity func() (azcore.TokenCredential, error)) 
 	return identity.NewApp(s.EntraAuthority, s.EntraTenant, s.EntraClientID, s.EntraClientSecret, managedIdentity)
 }
 
+// Upstream is the Power Automate client's configuration outside embedded mode: the
+// cloud's preset (FLOWSTUDIO_CLOUD), with FLOW_API_URL, POWERAPPS_API_URL and
+// BAP_API_URL overriding its hosts when set.
+func (s Settings) Upstream() powerautomate.Config {
+	c, _ := powerautomate.ForCloud(s.Cloud) // checked by LoadSettings; unknown: public defaults
+	for _, o := range []struct {
+		to *string
+		v  string
+	}{{&c.FlowURL, s.FlowAPIURL}, {&c.PowerAppsURL, s.PowerAppsAPIURL}, {&c.BAPURL, s.BAPAPIURL}} {
+		if o.v != "" {
+			*o.to = o.v
+		}
+	}
+	return c
+}
+
 // LoadSettings reads the environment through getenv.
 func LoadSettings(getenv func(string) string) (Settings, error) {
 	get := func(name, def string) string {
@@ -131,7 +151,7 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 		TokenSecret:         getenv("TOKEN_SECRET"),
 		EntraClientID:       get("ENTRA_CLIENT_ID", ""),
 		EntraClientSecret:   getenv("ENTRA_CLIENT_SECRET"),
-		EntraAuthority:      strings.TrimRight(get("ENTRA_AUTHORITY", "https://login.microsoftonline.com"), "/"),
+		Cloud:               powerautomate.Cloud(strings.ToLower(get("FLOWSTUDIO_CLOUD", string(powerautomate.CloudPublic)))),
 		EntraTenant:         get("ENTRA_TENANT", "organizations"),
 		FlowAPIURL:          strings.TrimRight(get("FLOW_API_URL", ""), "/"),
 		PowerAppsAPIURL:     strings.TrimRight(get("POWERAPPS_API_URL", ""), "/"),
@@ -158,6 +178,11 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 			}
 		}
 	}
+	cloud, ok := powerautomate.ForCloud(s.Cloud)
+	if !ok {
+		return s, errors.New("FLOWSTUDIO_CLOUD must be public, gcc, gcchigh, dod or china")
+	}
+	s.EntraAuthority = strings.TrimRight(get("ENTRA_AUTHORITY", cloud.EntraAuthority), "/")
 	var err error
 	if s.DrainTimeout, err = time.ParseDuration(get("FLOWSTUDIO_DRAIN_TIMEOUT", "20s")); err != nil {
 		return s, fmt.Errorf("FLOWSTUDIO_DRAIN_TIMEOUT: %w", err)

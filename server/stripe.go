@@ -14,6 +14,7 @@ import (
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/rpc"
 	"github.com/flowstudio/mcp/rpc/logsafe"
+	"github.com/flowstudio/mcp/tools/teamcache"
 	"github.com/stripe/stripe-go/v82"
 	"github.com/stripe/stripe-go/v82/webhook"
 	"go.uber.org/zap"
@@ -66,8 +67,6 @@ type BillingStore interface {
 const (
 	// MaxStripeBodyBytes caps a webhook body; subscription events are a few KiB.
 	MaxStripeBodyBytes = 256 << 10
-	// CanceledCacheTTL is the ttl, in seconds, of a former Team user's cache.
-	CanceledCacheTTL = 30 * 24 * 3600
 	// StripeUserIDKey is the subscription metadata key naming the user.
 	StripeUserIDKey = "flowstudio_user_id"
 )
@@ -246,10 +245,10 @@ func (s *Server) applyStripeEvent(ctx context.Context, event *stripe.Event) (str
 	// The cache: every step is idempotent, so a retry after a failure here
 	// finishes the job.
 	if tier == cosmos.TierTeam {
-		_, err = s.deps.Billing.SetUserCacheTTL(ctx, userID, -1, func(cur int) bool { return cur == CanceledCacheTTL })
+		_, err = s.deps.Billing.SetUserCacheTTL(ctx, userID, -1, func(cur int) bool { return cur == teamcache.CanceledCacheTTL })
 	} else {
-		_, err = s.deps.Billing.SetUserCacheTTL(ctx, userID, CanceledCacheTTL,
-			func(cur int) bool { return cur <= 0 || cur > CanceledCacheTTL })
+		_, err = s.deps.Billing.SetUserCacheTTL(ctx, userID, teamcache.CanceledCacheTTL,
+			func(cur int) bool { return cur <= 0 || cur > teamcache.CanceledCacheTTL })
 	}
 	if err != nil {
 		return "", err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/server/keyring"
+	"github.com/flowstudio/mcp/tools/teamcache"
 	"github.com/stripe/stripe-go/v82/webhook"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -183,8 +184,8 @@ func TestStripeSubscriptionLifecycle(t *testing.T) {
 	if u := h.user(t, alice); u.Tier != cosmos.TierFree || u.Subscription.Status != "canceled" {
 		t.Fatalf("after deleted: %+v", u)
 	}
-	if ttl := h.cacheTTL(t, alice, "f1"); ttl != CanceledCacheTTL {
-		t.Fatalf("cache ttl %d after cancellation, want %d", ttl, CanceledCacheTTL)
+	if ttl := h.cacheTTL(t, alice, "f1"); ttl != teamcache.CanceledCacheTTL {
+		t.Fatalf("cache ttl %d after cancellation, want %d", ttl, teamcache.CanceledCacheTTL)
 	}
 	// The earlier creation, replayed now, stays a duplicate: no resurrection.
 	code, body = h.deliver(t, "evt_created", "customer.subscription.created", t0, team)
@@ -213,7 +214,7 @@ func TestStripeSubscriptionLifecycle(t *testing.T) {
 	// Status canceled on an update also means free.
 	code, body = h.deliver(t, "evt_cancel_update", "customer.subscription.updated", t0+40, sub{id: "sub_2", status: "canceled", user: alice, lookupKey: "team"})
 	wantOutcome(t, code, body, 200, outcomeApplied)
-	if u := h.user(t, alice); u.Tier != cosmos.TierFree || h.cacheTTL(t, alice, "f2") != CanceledCacheTTL {
+	if u := h.user(t, alice); u.Tier != cosmos.TierFree || h.cacheTTL(t, alice, "f2") != teamcache.CanceledCacheTTL {
 		t.Fatalf("after status canceled: %+v", u)
 	}
 

@@ -103,6 +103,9 @@ type Config struct {
 	MaxRetryWait    time.Duration // a Retry-After longer than this is returned to the caller instead of waited out
 	MaxContentBytes int64         // FetchContent default read cap
 	HTTPClient      *http.Client  // transport to use; its CheckRedirect is replaced
+	// EntraAuthority is the cloud's sign-in authority (ForCloud fills it; the client
+	// does not use it: the settings default ENTRA_AUTHORITY to it).
+	EntraAuthority string
 }
 
 // Cloud names a Power Platform cloud for ForCloud.
@@ -119,13 +122,13 @@ const (
 // ForCloud returns the host and audience preset of a cloud (see the table
 // on Config) and false for an unknown name.
 func ForCloud(c Cloud) (Config, bool) {
-	type preset struct{ flow, powerApps, bap, ppapi, flowAud, powerAppsAud string }
+	type preset struct{ flow, powerApps, bap, ppapi, flowAud, powerAppsAud, entra string }
 	presets := map[Cloud]preset{
-		CloudPublic:  {"api.flow.microsoft.com", "api.powerapps.com", "api.bap.microsoft.com", "api.powerplatform.com", AudienceFlow, AudiencePowerApps},
-		CloudGCC:     {"gov.api.flow.microsoft.us", "gov.api.powerapps.us", "gov.api.bap.microsoft.us", "api.gov.powerplatform.microsoft.us", "https://gov.service.flow.microsoft.us/", "https://gov.service.powerapps.us/"},
-		CloudGCCHigh: {"high.api.flow.microsoft.us", "high.api.powerapps.us", "high.api.bap.microsoft.us", "api.high.powerplatform.microsoft.us", "https://high.service.flow.microsoft.us/", "https://high.service.powerapps.us/"},
-		CloudDoD:     {"api.flow.appsplatform.us", "api.apps.appsplatform.us", "api.bap.appsplatform.us", "api.appsplatform.us", "https://service.flow.appsplatform.us/", "https://service.apps.appsplatform.us/"},
-		CloudChina:   {"api.powerautomate.cn", "api.powerapps.cn", "api.bap.partner.microsoftonline.cn", "api.powerplatform.partner.microsoftonline.cn", "https://service.powerautomate.cn/", "https://service.powerapps.cn/"},
+		CloudPublic:  {"api.flow.microsoft.com", "api.powerapps.com", "api.bap.microsoft.com", "api.powerplatform.com", AudienceFlow, AudiencePowerApps, "login.microsoftonline.com"},
+		CloudGCC:     {"gov.api.flow.microsoft.us", "gov.api.powerapps.us", "gov.api.bap.microsoft.us", "api.gov.powerplatform.microsoft.us", "https://gov.service.flow.microsoft.us/", "https://gov.service.powerapps.us/", "login.microsoftonline.com"},
+		CloudGCCHigh: {"high.api.flow.microsoft.us", "high.api.powerapps.us", "high.api.bap.microsoft.us", "api.high.powerplatform.microsoft.us", "https://high.service.flow.microsoft.us/", "https://high.service.powerapps.us/", "login.microsoftonline.us"},
+		CloudDoD:     {"api.flow.appsplatform.us", "api.apps.appsplatform.us", "api.bap.appsplatform.us", "api.appsplatform.us", "https://service.flow.appsplatform.us/", "https://service.apps.appsplatform.us/", "login.microsoftonline.us"},
+		CloudChina:   {"api.powerautomate.cn", "api.powerapps.cn", "api.bap.partner.microsoftonline.cn", "api.powerplatform.partner.microsoftonline.cn", "https://service.powerautomate.cn/", "https://service.powerapps.cn/", "login.chinacloudapi.cn"},
 	}
 	p, ok := presets[c]
 	if !ok {
@@ -138,6 +141,7 @@ func ForCloud(c Cloud) (Config, bool) {
 		PowerPlatformURL:  "https://{envhost}.environment." + p.ppapi,
 		FlowAudience:      p.flowAud,
 		PowerAppsAudience: p.powerAppsAud,
+		EntraAuthority:    "https://" + p.entra,
 	}, true
 }
 

@@ -64,7 +64,7 @@ const OrphanGovernanceTTL = 21 * 24 * 3600
 
 // CanceledCacheTTL is the ttl, in seconds, every cache item of a user gets when the
 // user leaves the Team plan (the Stripe webhook sets it; sync applies it too when a
-// user left the plan while being synced). It must equal server.CanceledCacheTTL.
+// user left the plan while being synced). Defined here only.
 const CanceledCacheTTL = 30 * 24 * 3600
 
 // Key joins an environment and a flow or connection name into an item key. Keys are

@@ -984,8 +984,8 @@ func (s *Entra) respondTokens(w http.ResponseWriter, r *http.Request, tid, oid, 
 	json.NewEncoder(w).Encode(out)
 }
 
-// idClaims are the claims of a v2.0 id_token.
-type idClaims struct {
+// IDClaims are the claims of a v2.0 id_token.
+type IDClaims struct {
 	jwt.RegisteredClaims
 	Nonce             string `json:"nonce,omitempty"`
 	TenantID          string `json:"tid"`
@@ -1006,7 +1006,7 @@ func (s *Entra) idToken(r *http.Request, tid, oid, clientID, nonce string, scope
 	}
 	sub := sha256.Sum256([]byte(oid + "\x00" + clientID))
 	now := s.now()
-	c := idClaims{
+	c := IDClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    authority(r) + "/" + tid + "/v2.0",
 			Subject:   base64.RawURLEncoding.EncodeToString(sub[:]),

@@ -108,7 +108,15 @@ func readBody(t *testing.T, resp *http.Response) string {
 // tokenCall posts a form to the token endpoint and returns status and decoded body.
 func (h *entraHarness) tokenCall(t *testing.T, tenant string, form url.Values) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.PostForm(h.authority+"/"+tenant+"/oauth2/v2.0/token", form)
+	req, _ := http.NewRequest("POST", h.authority+"/"+tenant+"/oauth2/v2.0/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return jsonCall(t, req)
+}
+
+// jsonCall sends req and returns the status and the decoded JSON body.
+func jsonCall(t *testing.T, req *http.Request) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +228,7 @@ func TestEntraCodeFlowWithPKCEAndIDToken(t *testing.T) {
 		t.Fatalf("id token iss %s claims %+v", idt.Issuer, claims)
 	}
 	// The access token from the code is for the first resource asked for.
-	var ac accessClaims
+	var ac sim.AccessClaims
 	if _, err := jwt.ParseWithClaims(tok.AccessToken, &ac, func(*jwt.Token) (any, error) { return h.sim.PublicKey(), nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +236,9 @@ func TestEntraCodeFlowWithPKCEAndIDToken(t *testing.T) {
 		t.Fatalf("access token aud %v scp %q", ac.Audience, ac.Scope)
 	}
 	// And the simulated Flow API takes it.
-	if status, body := rawCall(t, "GET", h.srv.URL+"/flow/providers/Microsoft.ProcessSimple/environments?api-version=2016-11-01", tok.AccessToken, ""); status != 200 {
+	apiReq, _ := http.NewRequest("GET", h.srv.URL+"/flow/providers/Microsoft.ProcessSimple/environments?api-version=2016-11-01", nil)
+	apiReq.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	if status, body := jsonCall(t, apiReq); status != 200 {
 		t.Fatalf("flow api: %d %s", status, body)
 	}
 }
@@ -333,7 +343,7 @@ func TestEntraRefreshRotationAndScopes(t *testing.T) {
 	rt := h.entra.IssueRefreshToken(tid, oid, entrasim.DevClientID, signInScopes)
 
 	audOf := func(tok string) (string, string) {
-		var c accessClaims
+		var c sim.AccessClaims
 		if _, err := jwt.ParseWithClaims(tok, &c, func(*jwt.Token) (any, error) { return h.sim.PublicKey(), nil }); err != nil {
 			t.Fatal(err)
 		}
@@ -567,12 +577,12 @@ func TestEntraIncrementalConsent(t *testing.T) {
 	if got, _ := tok.Extra("scope").(string); got != "https://apihub.azure.com/user_impersonation" {
 		t.Errorf("token response scope %q", got)
 	}
-	var ac accessClaims
+	var ac sim.AccessClaims
 	if _, err := jwt.ParseWithClaims(tok.AccessToken, &ac, func(*jwt.Token) (any, error) { return h.sim.PublicKey(), nil }); err != nil ||
 		ac.Audience[0] != "https://apihub.azure.com" || ac.Scope != "user_impersonation" {
 		t.Fatalf("access token aud %v scp %q (%v)", ac.Audience, ac.Scope, err)
 	}
-	var id idClaims
+	var id entrasim.IDClaims
 	rawID, _ := tok.Extra("id_token").(string)
 	if _, _, err := jwt.NewParser().ParseUnverified(rawID, &id); err != nil {
 		t.Fatal(err)

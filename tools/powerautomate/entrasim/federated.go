@@ -43,8 +43,8 @@ type FederatedCredential struct {
 // development app has it beside its secret.
 var DevFederatedCredential = FederatedCredential{Subject: ManagedIdentityObjectID, Audience: FederatedAudience}
 
-// managedIdentityClaims are the claims of a managed identity's v2.0 token.
-type managedIdentityClaims struct {
+// ManagedIdentityClaims are the claims of a managed identity's v2.0 token.
+type ManagedIdentityClaims struct {
 	jwt.RegisteredClaims
 	TenantID string `json:"tid"`
 	ObjectID string `json:"oid"`
@@ -58,7 +58,7 @@ type managedIdentityClaims struct {
 // endpoint.
 func (s *Entra) ManagedIdentityToken(authority, audience string, ttl time.Duration) string {
 	now := s.now()
-	return s.signer.Sign(managedIdentityClaims{
+	return s.signer.Sign(ManagedIdentityClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    strings.TrimRight(authority, "/") + "/" + s.hostTenant + "/v2.0",
 			Subject:   ManagedIdentityObjectID,
@@ -136,7 +136,7 @@ func (s *Entra) checkAssertion(r *http.Request, client Client) error {
 	if f.Get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
 		return &errAssertion{700023, "Invalid client_assertion_type: only urn:ietf:params:oauth:client-assertion-type:jwt-bearer is supported."}
 	}
-	var c managedIdentityClaims
+	var c ManagedIdentityClaims
 	_, err := jwt.ParseWithClaims(f.Get("client_assertion"), &c, func(t *jwt.Token) (any, error) { return s.signer.PublicKey(), nil },
 		jwt.WithValidMethods([]string{"RS256"}), jwt.WithTimeFunc(s.now), jwt.WithExpirationRequired())
 	switch {

@@ -1,7 +1,6 @@
 package entrasim_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"sync/atomic"
@@ -19,15 +18,7 @@ func (h *entraHarness) identityEndpoint(t *testing.T, header string, q url.Value
 	t.Helper()
 	req, _ := http.NewRequest("GET", h.authority+entrasim.ManagedIdentityPath+"?"+q.Encode(), nil)
 	req.Header.Set("X-IDENTITY-HEADER", header)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var body map[string]any
-	if err := json.Unmarshal([]byte(readBody(t, resp)), &body); err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, body
+	return jsonCall(t, req)
 }
 
 func assertionForm(rt, assertion string) url.Values {
@@ -80,8 +71,8 @@ func TestEntraFederatedCredential(t *testing.T) {
 	}
 
 	other := sim.New(sim.Options{}) // another key: not this stand-in's signature
-	forged := func(mutate func(*managedIdentityClaims)) string {
-		var c managedIdentityClaims
+	forged := func(mutate func(*entrasim.ManagedIdentityClaims)) string {
+		var c entrasim.ManagedIdentityClaims
 		if _, _, err := jwt.NewParser().ParseUnverified(h.entra.ManagedIdentityToken(h.authority, entrasim.FederatedAudience, time.Hour), &c); err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +96,7 @@ func TestEntraFederatedCredential(t *testing.T) {
 			f.Set("client_assertion", h.entra.ManagedIdentityToken(h.authority, "https://management.azure.com/", time.Hour))
 		}, "AADSTS700212"},
 		{"wrong subject", func(f url.Values) {
-			f.Set("client_assertion", forged(func(c *managedIdentityClaims) { c.Subject = "another-identity" }))
+			f.Set("client_assertion", forged(func(c *entrasim.ManagedIdentityClaims) { c.Subject = "another-identity" }))
 		}, "AADSTS700213"},
 		{"wrong issuer", func(f url.Values) {
 			f.Set("client_assertion", h.entra.ManagedIdentityToken("https://login.example", entrasim.FederatedAudience, time.Hour))

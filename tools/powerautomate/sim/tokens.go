@@ -30,9 +30,9 @@ type caller struct {
 
 func (c *caller) hasScope(s string) bool { return slices.Contains(c.scopes, s) }
 
-// accessClaims are the claims of a v1 Entra ID access token that the
+// AccessClaims are the claims of a v1 Entra ID access token that the
 // simulator mints and reads.
-type accessClaims struct {
+type AccessClaims struct {
 	TenantID string `json:"tid"`
 	ObjectID string `json:"oid"`
 	Scope    string `json:"scp,omitempty"`
@@ -47,7 +47,7 @@ func Issuer(tenantID string) string { return "https://sts.windows.net/" + tenant
 // already expired token.
 func (s *Sim) MintAccessToken(tenantID, objectID, audience string, scopes []string, ttl time.Duration) string {
 	now := s.now()
-	return s.Sign(accessClaims{
+	return s.Sign(AccessClaims{
 		TenantID: tenantID,
 		ObjectID: objectID,
 		Scope:    strings.Join(scopes, " "),
@@ -122,7 +122,7 @@ func (s *Sim) authenticate(w http.ResponseWriter, r *http.Request, hostKey strin
 	if !ok || raw == "" {
 		return fail("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
 	}
-	var claims accessClaims
+	var claims AccessClaims
 	_, err := jwt.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return &s.key.PublicKey, nil },
 		jwt.WithValidMethods([]string{"RS256"}), jwt.WithExpirationRequired(), jwt.WithTimeFunc(s.now))
 	switch {
