@@ -6,6 +6,7 @@ package tools
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 
@@ -66,6 +67,8 @@ type Tool struct {
 	call func(ctx context.Context, env *Env, args map[string]any, raw json.RawMessage) (any, error)
 
 	compiled *compiledSchema
+	// inputType is Define's In, for the test that keeps Input and In in step.
+	inputType reflect.Type
 }
 
 // compiledSchema is the input schema, compiled once on first use.
@@ -95,6 +98,7 @@ func Define[In, Out any](t Tool, handler func(ctx context.Context, env *Env, in 
 		return handler(ctx, env, in)
 	}
 	t.compiled = &compiledSchema{}
+	t.inputType = reflect.TypeFor[In]()
 	t.environment = func(args map[string]any) string {
 		s, _ := args["environmentName"].(string)
 		return s
