@@ -339,38 +339,31 @@ func runtimeError(err error, dashboardURL, prefix string) error {
 		}
 		return err
 	}
-	te := &ToolError{Status: e.Status, Code: e.Code}
-	switch {
-	case ourTokenRefused(e):
-		te = consentError(dashboardURL, powerautomate.AudienceAPIHub, prefix)
+	if ourTokenRefused(e) {
+		te := consentError(dashboardURL, powerautomate.AudienceAPIHub, prefix)
 		te.Status, te.Code = e.Status, e.Code
 		return te
-	case e.Status == http.StatusUnauthorized || e.Status == http.StatusBadRequest && strings.Contains(strings.ToLower(e.Message), "token exchange"):
-		te.Message = "the connection's own sign-in is broken: the connector could not use its credential"
-		te.Next = fixConnectionHint
-	case isDLP(e.Code) || e.Status == 442:
-		te.Message = "a data loss prevention (DLP) policy of your tenant blocks this connector here"
-		te.Next = "ask a Power Platform admin about the DLP policy"
-	case e.Status == http.StatusForbidden:
-		te.Message = "the connector refused this: the connection's account lacks permission on the resource"
-		te.Next = "use a connection whose account has access, or ask for access to the resource"
-	case e.Status == http.StatusNotFound:
-		te.Message = "the connector answered not found: the connection is not in this environment, or a parameter value (site, list, project, …) is wrong"
-		te.Next = "check the values in parameters; resolve each one with get_live_dynamic_options first"
-	case e.Status == http.StatusTooManyRequests:
-		te.Message = "the connector is throttling requests"
-		te.Next = "wait " + retryHint(e) + " and retry"
-	case e.Status >= 500:
-		te.Message = "the connector had a server error"
-		te.Next = "retry in a minute"
-	case e.Status == http.StatusBadRequest:
-		te.Message = "the connector rejected the request as invalid"
-		te.Next = "check the parameter values against describe_live_connector"
-	default:
-		te.Message = "the connector refused the request"
 	}
+	r := classify(e)
+	if r == refusedInvalid && strings.Contains(strings.ToLower(e.Message), "token exchange") {
+		r = refusedAuth // the connector could not exchange the connection's credential
+	}
+	te := runtimeWords.toolError(e, r, dashboardURL)
 	te.Message = prefix + te.Message
 	return te
+}
+
+// runtimeWords word a connector runtime's refusals.
+var runtimeWords = refusalWords{
+	refusedOther:     {"the connector refused the request", ""},
+	refusedAuth:      {"the connection's own sign-in is broken: the connector could not use its credential", fixConnectionHint},
+	refusedDLP:       {"a data loss prevention (DLP) policy of your tenant blocks this connector here", "ask a Power Platform admin about the DLP policy"},
+	refusedForbidden: {"the connector refused this: the connection's account lacks permission on the resource", "use a connection whose account has access, or ask for access to the resource"},
+	refusedNotFound:  {"the connector answered not found: the connection is not in this environment, or a parameter value (site, list, project, …) is wrong", "check the values in parameters; resolve each one with get_live_dynamic_options first"},
+	refusedConflict:  {"the connector refused the request", ""},
+	refusedThrottled: {"the connector is throttling requests", "wait {wait} and retry"},
+	refusedServer:    {"the connector had a server error", "retry in a minute"},
+	refusedInvalid:   {"the connector rejected the request as invalid", "check the parameter values against describe_live_connector"},
 }
 
 // connectionsError maps a failure of a Power Apps or per-environment call made by the
@@ -382,36 +375,39 @@ func connectionsError(err error, what string) error {
 	if !errors.As(err, &e) {
 		return err // the catalog's generic mapping (reconnect, timeout, invalid id)
 	}
-	te := &ToolError{Status: e.Status, Code: e.Code}
+	r := classify(e)
 	switch {
-	case e.Status == http.StatusUnauthorized, e.Code == powerautomate.CodeEnvironmentAccessDenied, isDLP(e.Code),
-		e.Status == http.StatusTooManyRequests, e.Status >= 500:
-		return err
+	case r == refusedAuth || r == refusedDLP || r == refusedThrottled || r == refusedServer ||
+		e.Code == powerautomate.CodeEnvironmentAccessDenied:
+		return err // the catalog's generic mapping says it for every API alike
 	case e.Code == "ServiceToServiceEnvironmentNotFound" || e.Code == "EnvironmentNotFound":
-		te.Message = "environment not found"
-		te.Next = "pick an environment from list_live_environments"
-	case e.Code == "ConnectionNotFound" || e.Status == http.StatusNotFound && (what == "connection" || what == "dynamic"):
-		te.Message = "connection not found in this environment (or not visible to you)"
-		te.Next = "pick a connectionName together with its connector from list_live_connections"
-	case e.Code == "ApiNotFound" || e.Status == http.StatusNotFound && what == "connector":
-		te.Message = "connector not found in this environment"
-		te.Next = "use the connector field of list_live_connections, e.g. shared_sharepointonline"
-	case e.Status == http.StatusNotFound:
-		te.Message = "not found"
-		te.Next = "check environmentName and connectorName with list_live_environments and list_live_connections"
-	case e.Status == http.StatusForbidden:
-		te.Message = "Power Apps refused this for your account: the connection is not shared with you, or you lack permission in this environment"
-		te.Next = "use a connection from list_live_connections, or ask its owner to share it"
-	case e.Code == "DynamicOperationRequestClientFailure":
-		te.Message = "the connector could not resolve this lookup: the connection may be broken, or another parameter value is wrong"
-		te.Next = "run test_live_connection; check the values in parameters"
-	case e.Status == http.StatusBadRequest:
-		te.Message = "Power Apps rejected the request as invalid"
-		te.Next = "check the arguments against describe_live_connector"
-	default:
-		te.Message = "Power Apps refused the request"
+		return connectionsWords(e, "environment not found", "pick an environment from list_live_environments")
+	case e.Code == "ConnectionNotFound" || r == refusedNotFound && (what == "connection" || what == "dynamic"):
+		return connectionsWords(e, "connection not found in this environment (or not visible to you)",
+			"pick a connectionName together with its connector from list_live_connections")
+	case e.Code == "ApiNotFound" || r == refusedNotFound && what == "connector":
+		return connectionsWords(e, "connector not found in this environment",
+			"use the connector field of list_live_connections, e.g. shared_sharepointonline")
+	case e.Code == "DynamicOperationRequestClientFailure" && r != refusedForbidden && r != refusedNotFound:
+		return connectionsWords(e, "the connector could not resolve this lookup: the connection may be broken, or another parameter value is wrong",
+			"run test_live_connection; check the values in parameters")
 	}
-	return te
+	return powerAppsWords.toolError(e, r, "")
+}
+
+func connectionsWords(e *powerautomate.APIError, message, next string) *ToolError {
+	return &ToolError{Status: e.Status, Code: e.Code, Message: message, Next: next}
+}
+
+// powerAppsWords word the refusals of Power Apps and the per-environment API, for the
+// connection and connector tools (the generic 403/404 next steps speak of flows); the
+// classes connectionsError passes on to the generic mapping have no words here.
+var powerAppsWords = refusalWords{
+	refusedOther:     {"Power Apps refused the request", ""},
+	refusedForbidden: {"Power Apps refused this for your account: the connection is not shared with you, or you lack permission in this environment", "use a connection from list_live_connections, or ask its owner to share it"},
+	refusedNotFound:  {"not found", "check environmentName and connectorName with list_live_environments and list_live_connections"},
+	refusedConflict:  {"Power Apps refused the request", ""},
+	refusedInvalid:   {"Power Apps rejected the request as invalid", "check the arguments against describe_live_connector"},
 }
 
 func connCoalesce(vals ...string) string {

@@ -231,28 +231,17 @@ func TestListSkills(t *testing.T) {
 	}
 }
 
-// TestSkillsNameOnlyKnownTools keeps the bundles in step with the design's tool
-// names: a typo would silently drop a step forever.
-// notYetInCatalog are tools a skill names before the catalog has them, each with
-// the issue that adds it; the test fails once one is in the catalog, so the entry
-// cannot outlive its reason.
-var notYetInCatalog = map[string]string{}
-
-// TestSkillsNameOnlyKnownTools checks every step of every skill against the catalog
-// itself (All), not a typed copy of its names.
+// TestSkillsNameOnlyKnownTools keeps the bundles in step with the catalog: every step
+// of every skill is checked against All() itself, not a typed copy of its names (a
+// typo would silently drop a step forever).
 func TestSkillsNameOnlyKnownTools(t *testing.T) {
 	known := map[string]bool{}
 	for _, tool := range All() {
 		known[tool.Name] = true
 	}
-	for name, why := range notYetInCatalog {
-		if known[name] {
-			t.Errorf("%s is in the catalog now: drop it from notYetInCatalog (%s)", name, why)
-		}
-	}
 	for _, s := range skills {
 		for _, st := range s.Steps {
-			if !known[st.Tool] && notYetInCatalog[st.Tool] == "" {
+			if !known[st.Tool] {
 				t.Errorf("skill %s: unknown tool %s", s.Name, st.Tool)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/flowstudio/mcp/tools/powerautomate"
 )
@@ -42,43 +43,89 @@ func upstreamToolError(err error, dashboardURL string) *ToolError {
 	return nil
 }
 
-func apiToolError(e *powerautomate.APIError, dashboardURL string) *ToolError {
-	te := &ToolError{Status: e.Status, Code: e.Code}
+// refusal is a class of upstream refusal. classify is the one switch on upstream
+// statuses; each API (Power Automate, Power Apps, a connector runtime) words each class
+// in its own table (refusalWords), so the three mappings cannot drift apart.
+type refusal int
+
+const (
+	refusedOther refusal = iota
+	refusedAuth
+	refusedDLP
+	refusedForbidden
+	refusedNotFound
+	refusedConflict
+	refusedThrottled
+	refusedServer
+	refusedInvalid
+	numRefusals
+)
+
+func classify(e *powerautomate.APIError) refusal {
 	switch {
 	case e.Status == http.StatusUnauthorized:
-		te.Message = "Power Automate refused the delegated token"
-		te.Next = "reconnect at " + dashboardURL + " and retry"
-	case e.Code == powerautomate.CodeConnectionAuthorizationFailed:
-		te.Message = "you do not have access to this flow or to a connection it uses (or it does not exist)"
-		te.Next = "check the flowName with list_live_flows; ask the flow's owner to share it or its connections"
-	case e.Code == powerautomate.CodeEnvironmentAccessDenied:
-		te.Message = "you do not have access to this environment"
-		te.Next = "pick an environment from list_live_environments"
-	case isDLP(e.Code):
-		te.Message = "a data loss prevention (DLP) policy of your tenant blocks this"
-		te.Next = "ask a Power Platform admin about the DLP policy, or change the connectors the flow uses"
+		return refusedAuth
+	case isDLP(e.Code) || e.Status == 442: // 442: a connector's DLP refusal
+		return refusedDLP
 	case e.Status == http.StatusForbidden:
-		te.Message = "Power Automate refused this for your account"
-		te.Next = "check that you own or co-own the flow"
-	case e.Status == http.StatusNotFound || e.Code == powerautomate.CodeFlowNotFound || e.Code == powerautomate.CodeWorkflowRunNotFound:
-		te.Message = "not found"
-		te.Next = "list the parent with list_live_flows or get_live_flow_runs and use a returned name"
+		return refusedForbidden
+	case e.Status == http.StatusNotFound:
+		return refusedNotFound
 	case e.Status == http.StatusConflict:
-		te.Message = "the change conflicts with the flow's current state"
-		te.Next = "read the flow again with get_live_flow and retry"
+		return refusedConflict
 	case e.Status == http.StatusTooManyRequests:
-		te.Message = "Power Automate is throttling requests"
-		te.Next = "wait " + retryHint(e) + " and retry"
+		return refusedThrottled
 	case e.Status >= 500:
-		te.Message = "Power Automate had a server error"
-		te.Next = "retry in a minute"
+		return refusedServer
 	case e.Status == http.StatusBadRequest:
-		te.Message = "Power Automate rejected the request as invalid"
-		te.Next = "check the arguments; for definitions run validate_live_flow first"
-	default:
-		te.Message = "Power Automate refused the request"
+		return refusedInvalid
 	}
-	return te
+	return refusedOther
+}
+
+// refusalWords is one API's message and next step per refusal; in a next step
+// {dashboard} stands for the dashboard URL and {wait} for how long to wait.
+type refusalWords [numRefusals][2]string
+
+func (w *refusalWords) toolError(e *powerautomate.APIError, r refusal, dashboardURL string) *ToolError {
+	next := w[r][1]
+	if strings.Contains(next, "{") {
+		next = strings.NewReplacer("{dashboard}", dashboardURL, "{wait}", retryHint(e)).Replace(next)
+	}
+	return &ToolError{Status: e.Status, Code: e.Code, Message: w[r][0], Next: next}
+}
+
+// flowWords word Power Automate's refusals (the catalog's generic mapping).
+var flowWords = refusalWords{
+	refusedOther:     {"Power Automate refused the request", ""},
+	refusedAuth:      {"Power Automate refused the delegated token", "reconnect at {dashboard} and retry"},
+	refusedDLP:       {"a data loss prevention (DLP) policy of your tenant blocks this", "ask a Power Platform admin about the DLP policy, or change the connectors the flow uses"},
+	refusedForbidden: {"Power Automate refused this for your account", "check that you own or co-own the flow"},
+	refusedNotFound:  {"not found", "list the parent with list_live_flows or get_live_flow_runs and use a returned name"},
+	refusedConflict:  {"the change conflicts with the flow's current state", "read the flow again with get_live_flow and retry"},
+	refusedThrottled: {"Power Automate is throttling requests", "wait {wait} and retry"},
+	refusedServer:    {"Power Automate had a server error", "retry in a minute"},
+	refusedInvalid:   {"Power Automate rejected the request as invalid", "check the arguments; for definitions run validate_live_flow first"},
+}
+
+func apiToolError(e *powerautomate.APIError, dashboardURL string) *ToolError {
+	r := classify(e)
+	if r != refusedAuth {
+		switch e.Code {
+		case powerautomate.CodeConnectionAuthorizationFailed:
+			return &ToolError{Status: e.Status, Code: e.Code,
+				Message: "you do not have access to this flow or to a connection it uses (or it does not exist)",
+				Next:    "check the flowName with list_live_flows; ask the flow's owner to share it or its connections"}
+		case powerautomate.CodeEnvironmentAccessDenied:
+			return &ToolError{Status: e.Status, Code: e.Code, Message: "you do not have access to this environment",
+				Next: "pick an environment from list_live_environments"}
+		case powerautomate.CodeFlowNotFound, powerautomate.CodeWorkflowRunNotFound:
+			if r != refusedDLP && r != refusedForbidden {
+				r = refusedNotFound
+			}
+		}
+	}
+	return flowWords.toolError(e, r, dashboardURL)
 }
 
 func isDLP(code string) bool {
