@@ -64,6 +64,12 @@ Settings come from the environment; see the README. Every command takes --help.
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv)) }
 
+// commands are the subcommands by name; run answers version and help itself.
+var commands = map[string]func(args []string, stdout, stderr io.Writer, getenv func(string) string) error{
+	"serve": serve, "dev-key": devKey, "store": storeInit, "reports": reports, "user": userCommand,
+	"sync": syncCommand, "rotate-key": rotateKey, "sim": simCommand,
+}
+
 func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -71,26 +77,12 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 	cmd, rest := args[0], args[1:]
 	var err error
-	switch cmd {
-	case "serve":
-		err = serve(rest, stdout, stderr, getenv)
-	case "dev-key":
-		err = devKey(rest, stdout, stderr, getenv)
-	case "store":
-		err = storeInit(rest, stdout, stderr, getenv)
-	case "reports":
-		err = reports(rest, stdout, stderr, getenv)
-	case "user":
-		err = userCommand(rest, stdout, stderr, getenv)
-	case "sync":
-		err = syncCommand(rest, stdout, stderr, getenv)
-	case "rotate-key":
-		err = rotateKey(rest, stdout, stderr, getenv)
-	case "sim":
-		err = simCommand(rest, stdout, stderr, getenv)
-	case "version":
+	switch run, ok := commands[cmd]; {
+	case ok:
+		err = run(rest, stdout, stderr, getenv)
+	case cmd == "version":
 		fmt.Fprintln(stdout, "flowstudio", version)
-	case "-h", "--help", "help":
+	case cmd == "-h" || cmd == "--help" || cmd == "help":
 		fmt.Fprint(stdout, usage)
 	default:
 		fmt.Fprintf(stderr, "flowstudio: unknown command %q\n\n%s", cmd, usage)
