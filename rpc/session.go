@@ -31,10 +31,10 @@ type sessionClaims struct {
 	Version string `json:"v"`
 	// ElicitURL: the client declared URL-mode elicitation at initialize
 	// (capabilities.elicitation.url, 2025-11-25).
-	ElicitURL bool `json:"u,omitempty"`
-	Subject string `json:"s"` // base64url(sha256(subject)), never the subject itself
-	Issued  int64  `json:"i"`
-	Nonce   string `json:"n"`
+	ElicitURL bool   `json:"u,omitempty"`
+	Subject   string `json:"s"` // base64url(sha256(subject)), never the subject itself
+	Issued    int64  `json:"i"`
+	Nonce     string `json:"n"`
 }
 
 var errBadSession = errors.New("unknown or expired session")
@@ -50,9 +50,9 @@ func (c *sessionCodec) mint(version, subject string, elicitURL bool) string {
 	payload, _ := json.Marshal(sessionClaims{
 		Version:   version,
 		ElicitURL: elicitURL,
-		Subject: subjectDigest(subject),
-		Issued:  c.now().Unix(),
-		Nonce:   base64.RawURLEncoding.EncodeToString(nonce),
+		Subject:   subjectDigest(subject),
+		Issued:    c.now().Unix(),
+		Nonce:     base64.RawURLEncoding.EncodeToString(nonce),
 	})
 	body := base64.RawURLEncoding.EncodeToString(payload)
 	return body + "." + c.sign(body)

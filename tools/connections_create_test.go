@@ -260,4 +260,3 @@ func TestConnectorAuthOf(t *testing.T) {
 		t.Error("unreadable parameters were accepted")
 	}
 }
-

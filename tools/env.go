@@ -14,7 +14,7 @@ type Env struct {
 	// SignInReturnURL is where a connector's consent page sends a person back after
 	// signing a connection in (create_live_connection); "" means DashboardURL.
 	SignInReturnURL string
-	Logger       *zap.Logger
+	Logger          *zap.Logger
 	// Reports keeps report_bug submissions; nil means this server takes none.
 	Reports ReportStore
 	// Cache is the Team cache the store tools read (and update_store_flow writes);

@@ -23,7 +23,7 @@ type quickSchema struct {
 	hasConst                 bool
 	constVal                 any
 	pattern                  func(string) bool // nil: none
-	minLength, maxLength     int // -1: none
+	minLength, maxLength     int               // -1: none
 	minimum, maximum         *float64
 	exclMinimum, exclMaximum *float64
 	items                    *quickSchema

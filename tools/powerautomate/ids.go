@@ -39,7 +39,9 @@ func isGUID(s string) bool {
 	return true
 }
 
-func isAlnum(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
 
 // isRunName: [0-9A-Za-z]+.
 func isRunName(s string) bool {

@@ -126,8 +126,8 @@ func (s *Sim) getConnector(w http.ResponseWriter, r *http.Request) {
 			"iconBrandColor": "#2370ec", "apiEnvironment": "Shared", "isCustomApi": false, "tier": info.tier, "publisher": "Microsoft",
 			"capabilities": []string{"actions"}, "runtimeUrls": []string{runtime}, "primaryRuntimeUrl": runtime,
 			"connectionParameters": info.connectionParams(),
-			"metadata": map[string]string{"source": "marketplace", "brandColor": "#2370ec"},
-			"swagger":  info.swaggerFor(base), "createdTime": "2024-01-01T00:00:00Z", "changedTime": "2024-06-01T00:00:00Z",
+			"metadata":             map[string]string{"source": "marketplace", "brandColor": "#2370ec"},
+			"swagger":              info.swaggerFor(base), "createdTime": "2024-01-01T00:00:00Z", "changedTime": "2024-06-01T00:00:00Z",
 		},
 	})
 }
