@@ -9,6 +9,8 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -223,4 +225,98 @@ func TestToolsListPagesWithCursorsAndRefusesBadOnes(t *testing.T) {
 			t.Errorf("cursor %q: err %v, want -32602", bad, err)
 		}
 	}
+}
+
+// TestEverySchemaNodeHasAType walks every input and output schema of the catalog and
+// fails on any sub-schema that accepts any value (no type, enum, const, $ref or
+// combinator): a client validating structuredContent would have nothing to check.
+func TestEverySchemaNodeHasAType(t *testing.T) {
+	for _, tool := range All() {
+		for side, raw := range map[string]json.RawMessage{"input": tool.Input, "output": tool.Output} {
+			if raw == nil {
+				continue
+			}
+			var schema any
+			if err := json.Unmarshal(raw, &schema); err != nil {
+				t.Fatalf("%s %s schema: %v", tool.Name, side, err)
+			}
+			for _, where := range untypedSchemas(schema, "") {
+				t.Errorf("%s %s schema: %s accepts any value; give it a type (a union of types is fine)", tool.Name, side, where)
+			}
+		}
+	}
+}
+
+func TestUntypedSchemasFindsThem(t *testing.T) {
+	var schema any
+	_ = json.Unmarshal([]byte(`{"type":"object","properties":{
+		"a":{"description":"no type"},"b":{"type":"array","items":{}},"c":{"anyOf":[{"type":"string"},{}]},
+		"d":{"type":"object","additionalProperties":true},"e":{"type":["string","null"]},"f":{"enum":[1]},
+		"g":{"type":"object","patternProperties":{"^x":{"title":"t"}}},"h":{"type":"array","prefixItems":[{"const":1},true]}}}`), &schema)
+	got := untypedSchemas(schema, "")
+	want := []string{"/properties/a", "/properties/b/items", "/properties/c/anyOf/1", "/properties/d/additionalProperties",
+		"/properties/g/patternProperties/^x", "/properties/h/prefixItems/1"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatal(diff)
+	}
+}
+
+// untypedSchemas returns the JSON pointers of the sub-schemas of s that accept any
+// value, in a stable order.
+func untypedSchemas(s any, at string) []string {
+	switch s := s.(type) {
+	case bool:
+		if s {
+			return []string{at}
+		}
+		return nil
+	case map[string]any:
+		var out []string
+		typed := false
+		for _, k := range []string{"type", "enum", "const", "$ref", "anyOf", "oneOf", "allOf"} {
+			if _, ok := s[k]; ok {
+				typed = true
+			}
+		}
+		if !typed {
+			out = append(out, at)
+		}
+		for _, k := range []string{"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"} {
+			if m, ok := s[k].(map[string]any); ok {
+				names := make([]string, 0, len(m))
+				for name := range m {
+					names = append(names, name)
+				}
+				sort.Strings(names)
+				for _, name := range names {
+					out = append(out, untypedSchemas(m[name], at+"/"+k+"/"+name)...)
+				}
+			}
+		}
+		for _, k := range []string{"items", "additionalProperties", "unevaluatedProperties", "unevaluatedItems",
+			"contains", "propertyNames", "not", "if", "then", "else"} {
+			switch v := s[k].(type) {
+			case map[string]any, bool:
+				if k == "additionalProperties" || k == "unevaluatedProperties" || k == "unevaluatedItems" {
+					if v == false {
+						continue
+					}
+				}
+				out = append(out, untypedSchemas(v, at+"/"+k)...)
+			case []any: // items in its older array form
+				for i, item := range v {
+					out = append(out, untypedSchemas(item, at+"/"+k+"/"+strconv.Itoa(i))...)
+				}
+			}
+		}
+		for _, k := range []string{"anyOf", "oneOf", "allOf", "prefixItems"} {
+			if list, ok := s[k].([]any); ok {
+				for i, item := range list {
+					out = append(out, untypedSchemas(item, at+"/"+k+"/"+strconv.Itoa(i))...)
+				}
+			}
+		}
+		return out
+	}
+	return []string{at + " (not a schema)"}
 }

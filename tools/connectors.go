@@ -699,7 +699,7 @@ type describeOut struct {
 
 const paramDetailSchema = `{"type":"object","required":["name"],"properties":{"name":{"type":"string"},"in":{"type":"string"},
 "type":{"type":"string"},"items":{"type":"string"},"format":{"type":"string"},"required":{"type":"boolean"},"title":{"type":"string"},
-"description":{"type":"string"},"enum":{"type":"array"},"default":{},"internal":{"type":"boolean"},"dynamic":` + dynamicHintSchema + `}}`
+"description":{"type":"string"},"enum":{"type":"array"},"default":{` + anyJSONType + `,"description":"The default from the connector's definition."},"internal":{"type":"boolean"},"dynamic":` + dynamicHintSchema + `}}`
 
 const dynamicHintSchema = `{"type":"object","required":["kind","resolve"],"properties":{"kind":{"type":"string","enum":["options","tree","schema"]},
 "operationId":{"type":"string"},"dependsOn":{"type":"array","items":{"type":"string"}},"resolve":{"type":"string"}}}`
@@ -1085,7 +1085,7 @@ func getLiveDynamicOptions() *Tool {
 			dynamicInputProps + `,
 "parameter":` + parameterKeySchema + `}}`),
 		Output: json.RawMessage(`{"type":"object","required":["parameter","options","via"],"properties":{"parameter":{"type":"string"},
-"options":{"type":"array","items":{"type":"object","required":["value","displayName"],"properties":{"value":{},"displayName":{"type":"string"}}}},
+"options":{"type":"array","items":{"type":"object","required":["value","displayName"],"properties":{"value":{` + anyJSONType + `,"description":"What to pass for the parameter: usually a string or a number, as the connector returns it."},"displayName":{"type":"string"}}}},
 "truncated":{"type":"boolean"},"via":{"type":"string","enum":["listEnum","runtime"]}}}`),
 	}, func(ctx context.Context, env *Env, in dynamicIn) (dynamicOptionsOut, error) {
 		lc, err := loadLookup(ctx, env, in)

@@ -259,7 +259,7 @@ func getLiveFlow() *Tool {
 "definitionBytes":{"type":"integer","description":"Size of the whole definition in bytes (compact JSON)."},
 "definition":{"type":"object","description":"The whole definition, when neither path nor actionName is given."},
 "path":{"type":"string","description":"Where part sits in the definition (dotted)."},
-"part":{"description":"The part of the definition at path."}}}`),
+"part":{` + anyJSONType + `,"description":"The part of the definition at path: any JSON value."}}}`),
 	}, func(ctx context.Context, env *Env, in getFlowIn) (getFlowOut, error) {
 		if in.Path != "" && in.ActionName != "" {
 			return getFlowOut{}, &ToolError{Message: "invalid arguments: pass path or actionName, not both"}

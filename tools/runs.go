@@ -463,7 +463,7 @@ type actionOutputsOut struct {
 	Next      string          `json:"next,omitempty"`
 }
 
-const contentPieceSchema = `{"type":"object","properties":{"value":{"description":"The content as JSON, when complete."},
+const contentPieceSchema = `{"type":"object","properties":{"value":{` + anyJSONType + `,"description":"The content as JSON, when complete."},
 "text":{"type":"string","description":"The start of the content when truncated (cut at a JSON token boundary), or non-JSON content."},
 "truncated":{"type":"boolean"},"totalBytes":{"type":"integer"},"skipped":{"type":"string"},"error":{"type":"string"}}}`
 

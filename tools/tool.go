@@ -44,6 +44,11 @@ const (
 	Meta
 )
 
+// anyJSONType is the type keyword of an output value that can be any JSON (a part of
+// a definition, run content, a connector's default): a schema with no type keyword
+// would accept it too, but then a client has nothing to validate it against.
+const anyJSONType = `"type":["object","array","string","number","boolean","null"]`
+
 // Tool is one declaration: everything the catalog, tools/list, tools/call,
 // tool_search and the docs need to know about a tool.
 type Tool struct {
