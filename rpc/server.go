@@ -65,6 +65,10 @@ type Server struct {
 	sessions     sessionCodec
 	log          *zap.Logger
 	inflight     inflight // streamed calls, for notifications/cancelled
+	// complete opens every 2026-07-28 result (see completion); cacheable replaces it
+	// for the methods whose results carry a cache hint.
+	complete  []byte
+	cacheable map[string][]byte
 }
 
 // NewServer returns a server answering initialize, ping, logging/setLevel and
@@ -94,7 +98,12 @@ func NewServer(opts Options) *Server {
 		capabilities: map[string]any{"logging": map[string]any{}},
 		sessions:     sessionCodec{key: opts.SessionSecret, now: time.Now},
 		log:          opts.Logger,
+		cacheable:    map[string][]byte{},
 	}
+	s.complete = completion(opts.Info, nil)
+	// What server/discover says is the same for every caller and changes only with a
+	// release.
+	s.Cacheable("server/discover", 5*time.Minute, CachePublic)
 	s.methods["ping"] = func(context.Context, json.RawMessage) (any, error) { return struct{}{}, nil }
 	s.methods["logging/setLevel"] = setLevel
 	return s
@@ -105,6 +114,48 @@ func (s *Server) Handle(name string, m Method) { s.methods[name] = m }
 
 // Capability declares a server capability (e.g. "tools") for initialize.
 func (s *Server) Capability(name string, value any) { s.capabilities[name] = value }
+
+// CacheScope says who may reuse a cached 2026-07-28 result.
+type CacheScope string
+
+const (
+	// CachePublic results hold nothing about the caller: any cache may share them.
+	CachePublic CacheScope = "public"
+	// CachePrivate results may be reused only for the same credentials.
+	CachePrivate CacheScope = "private"
+)
+
+// Cacheable gives a method's 2026-07-28 results the ttlMs and cacheScope that the
+// revision requires on cacheable results (server/discover and the list methods).
+// Call it while setting the server up, before it serves.
+func (s *Server) Cacheable(method string, ttl time.Duration, scope CacheScope) {
+	s.cacheable[method] = completion(s.opts.Info, &cacheHint{ttl: ttl, scope: scope})
+}
+
+type cacheHint struct {
+	ttl   time.Duration
+	scope CacheScope
+}
+
+// completion encodes, once, the members a 2026-07-28 result starts with: resultType,
+// the cache hint if any, and _meta naming this server (clients read the server's name
+// and version from there, since there is no initialize).
+func completion(info Implementation, hint *cacheHint) []byte {
+	b := []byte(`"resultType":"complete"`)
+	if hint != nil {
+		b = append(b, `,"ttlMs":`...)
+		b = strconv.AppendInt(b, hint.ttl.Milliseconds(), 10)
+		b = append(b, `,"cacheScope":`...)
+		b = AppendString(b, string(hint.scope))
+	}
+	infoJSON, err := json.Marshal(info)
+	if err != nil { // three strings always encode
+		panic(err)
+	}
+	b = append(b, `,"_meta":{"`+metaServerInfo+`":`...)
+	b = append(b, infoJSON...)
+	return append(b, '}')
+}
 
 // httpError is a transport-level refusal: an HTTP status and, where useful, a JSON-RPC
 // error body with id null.
@@ -329,7 +380,11 @@ func (s *Server) serveOne(w http.ResponseWriter, r *http.Request, version string
 		return // cancelled by the client: the stream ends without a response
 	}
 	if isStateless(version) {
-		out = markComplete(out)
+		members, ok := s.cacheable[msg.Method]
+		if !ok {
+			members = s.complete
+		}
+		out = completeResult(out, members)
 	}
 	if call.stream != nil { // opened before the call, or by the call (ElicitURL)
 		call.stream.write("message", out)
@@ -438,10 +493,11 @@ func (s *Server) dispatch(ctx context.Context, msg *Message) (out []byte) {
 }
 
 func (s *Server) discover(context.Context, json.RawMessage) (any, error) {
+	// The server's name and version travel in the result's _meta (see completion),
+	// as the 2026-07-28 schema has them, not as a member of their own.
 	result := map[string]any{
 		"supportedVersions": SupportedVersions,
 		"capabilities":      s.capabilities,
-		"serverInfo":        s.opts.Info,
 	}
 	if s.opts.Instructions != "" {
 		result["instructions"] = s.opts.Instructions
@@ -514,19 +570,27 @@ func acceptsSSE(values []string) bool {
 	return false
 }
 
-// markComplete adds resultType "complete" to a 2026-07-28 result object.
-func markComplete(out []byte) []byte {
+// completeResult puts members (see completion) first in a 2026-07-28 result object,
+// in one allocation; an error response is returned as it is. No method's result has
+// members of these names itself (TestStatelessResultsMatchSchema checks every one).
+func completeResult(out, members []byte) []byte {
 	const key = `"result":{`
 	i := bytes.Index(out, []byte(key))
 	if i < 0 {
 		return out
 	}
 	at := i + len(key)
-	insert := `"resultType":"complete"`
+	comma := 0
 	if out[at] != '}' {
-		insert += ","
+		comma = 1
 	}
-	return append(out[:at:at], append([]byte(insert), out[at:]...)...)
+	b := make([]byte, 0, len(out)+len(members)+comma)
+	b = append(b, out[:at]...)
+	b = append(b, members...)
+	if comma == 1 {
+		b = append(b, ',')
+	}
+	return append(b, out[at:]...)
 }
 
 func truncate(s string, n int) string {

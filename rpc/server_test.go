@@ -345,8 +345,15 @@ func TestStatelessRevision(t *testing.T) {
 	t.Run("discover", func(t *testing.T) {
 		ex := post(t, s, `{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{`+meta+`}}`, modern("server/discover", nil))
 		result := ex.decoded["result"].(map[string]any)
-		if result["resultType"] != "complete" || result["serverInfo"] == nil {
+		if result["resultType"] != "complete" || result["ttlMs"] != float64(300000) || result["cacheScope"] != "public" {
 			t.Fatalf("discover result %v", result)
+		}
+		if _, ok := result["serverInfo"]; ok {
+			t.Fatal("serverInfo belongs in _meta, not at the top of the result")
+		}
+		info := result["_meta"].(map[string]any)["io.modelcontextprotocol/serverInfo"]
+		if diff := cmp.Diff(map[string]any{"name": "test", "version": "1"}, info); diff != "" {
+			t.Fatal(diff)
 		}
 		if diff := cmp.Diff([]any{"2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"}, result["supportedVersions"]); diff != "" {
 			t.Fatal(diff)
@@ -393,14 +400,32 @@ func TestStatelessRevision(t *testing.T) {
 	})
 }
 
-func TestMarkComplete(t *testing.T) {
+func TestCompleteResult(t *testing.T) {
+	members := []byte(`"resultType":"complete","_meta":{}`)
 	for in, want := range map[string]string{
-		`{"jsonrpc":"2.0","id":1,"result":{}}`:        `{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete"}}`,
-		`{"jsonrpc":"2.0","id":1,"result":{"a":1}}`:   `{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete","a":1}}`,
+		`{"jsonrpc":"2.0","id":1,"result":{}}`:        `{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete","_meta":{}}}`,
+		`{"jsonrpc":"2.0","id":1,"result":{"a":1}}`:   `{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete","_meta":{},"a":1}}`,
 		`{"jsonrpc":"2.0","id":1,"error":{"code":1}}`: `{"jsonrpc":"2.0","id":1,"error":{"code":1}}`,
 	} {
-		if got := string(markComplete([]byte(in))); got != want {
-			t.Errorf("markComplete(%s) = %s", in, got)
+		if got := string(completeResult([]byte(in), members)); got != want {
+			t.Errorf("completeResult(%s) = %s", in, got)
+		}
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	info := Implementation{Name: "n\"q", Version: "1.0"}
+	for _, tc := range []struct {
+		hint *cacheHint
+		want string
+	}{
+		{nil, `{"resultType":"complete","_meta":{"io.modelcontextprotocol/serverInfo":{"name":"n\"q","version":"1.0"}}}`},
+		{&cacheHint{ttl: 90 * time.Second, scope: CachePrivate},
+			`{"resultType":"complete","ttlMs":90000,"cacheScope":"private","_meta":{"io.modelcontextprotocol/serverInfo":{"name":"n\"q","version":"1.0"}}}`},
+	} {
+		got := "{" + string(completion(info, tc.hint)) + "}"
+		if got != tc.want || !json.Valid([]byte(got)) {
+			t.Errorf("completion = %s, want %s", got, tc.want)
 		}
 	}
 }

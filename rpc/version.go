@@ -17,9 +17,11 @@ var SupportedVersions = []string{Version20250326, Version20250618, Version202511
 // do not speak.
 const LatestHandshakeVersion = Version20251125
 
-// Keys of the 2026-07-28 request envelope in params._meta.
+// Keys of the 2026-07-28 envelope in _meta.
 const (
 	metaProtocolVersion = "io.modelcontextprotocol/protocolVersion"
+	// metaServerInfo names the server in a result's _meta.
+	metaServerInfo = "io.modelcontextprotocol/serverInfo"
 )
 
 func isSupported(v string) bool {

@@ -103,6 +103,7 @@ func New(d Deps) *Server {
 	s.mcp.Handle("resources/list", func(context.Context, json.RawMessage) (any, error) {
 		return map[string]any{"resources": []any{}}, nil
 	})
+	s.mcp.Cacheable("resources/list", 5*time.Minute, rpc.CachePublic)
 
 	s.mux.Handle("/mcp", s.checkOrigin(s.authenticate(s.mcp)))
 	s.mux.HandleFunc("GET /healthz", s.healthz)

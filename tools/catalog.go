@@ -112,11 +112,17 @@ func checkDeclaration(t *Tool) error {
 	return nil
 }
 
+// listCacheTTL is how long a 2026-07-28 client may reuse tools/list and prompts/list.
+const listCacheTTL = 5 * time.Minute
+
 // Register adds tools/list and tools/call, and the skills as prompts
 // (prompts/list, prompts/get), to an MCP server.
 func (c *Catalog) Register(s *rpc.Server) {
 	s.Capability("tools", map[string]any{"listChanged": false})
 	s.Handle("tools/list", c.list)
+	// The list depends on the key (read-only keys see no write tool), so a cache keeps
+	// it per credential; it changes only with a release.
+	s.Cacheable("tools/list", listCacheTTL, rpc.CachePrivate)
 	s.Handle("tools/call", c.call)
 	c.registerPrompts(s)
 }

@@ -413,6 +413,7 @@ func listSkills() *Tool {
 func (c *Catalog) registerPrompts(s *rpc.Server) {
 	s.Capability("prompts", map[string]any{"listChanged": false})
 	s.Handle("prompts/list", c.listPrompts)
+	s.Cacheable("prompts/list", listCacheTTL, rpc.CachePrivate)
 	s.Handle("prompts/get", c.getPrompt)
 }
 
