@@ -154,6 +154,20 @@ func decodeOne(raw json.RawMessage) (*Message, json.RawMessage, *jsonrpc2.Error)
 	return m, nil, nil
 }
 
+// RequestIDOf returns the id of body when it is one JSON-RPC request with a valid id,
+// else null: what a refusal made before the body is read (a 401) answers with, so
+// that clients which match answers to requests by id show the refusal's message.
+func RequestIDOf(body []byte) json.RawMessage {
+	var m struct {
+		ID json.RawMessage `json:"id"`
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || body[0] != '{' || json.Unmarshal(body, &m) != nil || !validID(m.ID) {
+		return nullID
+	}
+	return m.ID
+}
+
 func validID(id json.RawMessage) bool {
 	id = bytes.TrimSpace(id)
 	if len(id) == 0 {

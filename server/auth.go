@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -27,7 +28,13 @@ type UserStore interface {
 // clients would take as an invitation to start an OAuth flow.
 const APIKeyHeader = "X-Api-Key"
 
-const challenge = `ApiKey realm="mcp", header="x-api-key"`
+// challenge is the WWW-Authenticate value of a 401: not Bearer and no
+// resource_metadata, so OAuth-capable clients find no invitation here; the reason goes
+// in error_description for clients that show the challenge rather than the body.
+const challenge = `ApiKey realm="mcp", header="x-api-key", error_description=`
+
+// maxRefusedBody is how much of a refused request's body is read to find its id.
+const maxRefusedBody = 16 << 10
 
 // authenticate checks the API key on every request (sessions never authenticate) and
 // puts the principal in the context.
@@ -108,10 +115,40 @@ func hasMisplacedKey(r *http.Request) bool {
 	return false
 }
 
+// unauthorized answers 401 with msg (our own words: never the key, and the user is
+// named only for a key we signed) in the challenge and in a JSON-RPC error carrying
+// the request's id, which the Go SDK needs to show the message at all.
 func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, msg, reason string) {
 	s.log.Info("mcp request unauthorized", zap.String("request_id", rpc.RequestID(r.Context())), zap.String("reason", reason))
-	w.Header().Set("WWW-Authenticate", challenge)
-	writeRPCError(w, http.StatusUnauthorized, rpc.NewError(rpc.CodeUnauthorized, msg, nil))
+	w.Header().Set("WWW-Authenticate", challenge+quote(msg))
+	id := rpc.RequestIDOf(nil)
+	if r.Method == http.MethodPost && r.Body != nil {
+		if body, err := io.ReadAll(io.LimitReader(r.Body, maxRefusedBody+1)); err == nil && len(body) <= maxRefusedBody {
+			id = rpc.RequestIDOf(body)
+		}
+	}
+	writeJSON(w, http.StatusUnauthorized, map[string]any{"jsonrpc": "2.0", "id": id,
+		"error": rpc.NewError(rpc.CodeUnauthorized, msg, nil)})
+}
+
+// quote makes s an HTTP quoted-string (RFC 9110 5.6.4): backslash before " and \,
+// and anything outside visible ASCII and space dropped.
+func quote(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c >= 0x20 && c < 0x7f:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 func (s *Server) dashboardURL() string { return s.deps.Settings.PublicURL + "/dashboard" }

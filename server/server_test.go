@@ -97,6 +97,42 @@ func (h *harness) do(t *testing.T, method, target string, headers map[string]str
 
 const ping = `{"jsonrpc":"2.0","id":1,"method":"ping"}`
 
+// forged is a well-formed key for user signed with a secret that is not the server's.
+func forged(t *testing.T, user string, gen int64) string {
+	t.Helper()
+	other, err := keyring.New(strings.Repeat("f", 40))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := other.Issue(user, gen, time.Now(), "full")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// TestUnauthorizedAnswersTheRequestID: a 401 carries the id of the request it refuses
+// when there is exactly one valid one, and null otherwise; the body is read only so far.
+func TestUnauthorizedAnswersTheRequestID(t *testing.T) {
+	h := newHarness(t, nil)
+	for body, want := range map[string]string{
+		`{"jsonrpc":"2.0","id":"abc","method":"tools/list"}`:     `"abc"`,
+		`{"jsonrpc":"2.0","id":-7,"method":"tools/list"}`:        `-7`,
+		`{"jsonrpc":"2.0","id":{"x":1},"method":"tools/list"}`:   `null`,
+		`{"jsonrpc":"2.0","id":1.5,"method":"tools/list"}`:       `null`,
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`: `null`,
+		`[{"jsonrpc":"2.0","id":1,"method":"ping"}]`:             `null`,
+		`not json`: `null`,
+		`{"jsonrpc":"2.0","id":2,"method":"ping","params":{"pad":"` + strings.Repeat("x", maxRefusedBody) + `"}}`: `null`,
+	} {
+		rec := h.do(t, "POST", "/mcp", nil, body)
+		var got struct{ ID json.RawMessage }
+		if rec.Code != 401 || json.Unmarshal(rec.Body.Bytes(), &got) != nil || string(got.ID) != want {
+			t.Errorf("body %.60s: %d %s, want id %s", body, rec.Code, rec.Body, want)
+		}
+	}
+}
+
 func TestAPIKeyIsRequiredOnEveryRequest(t *testing.T) {
 	h := newHarness(t, nil)
 	good := h.key(t, "t.alice", 2, "full")
@@ -114,6 +150,9 @@ func TestAPIKeyIsRequiredOnEveryRequest(t *testing.T) {
 		{"bearer instead", "POST", "/mcp", map[string]string{"Authorization": "Bearer " + good}, 401, "x-api-key header"},
 		{"query string instead", "POST", "/mcp?x-api-key=" + good, nil, 401, "x-api-key header"},
 		{"garbage key", "POST", "/mcp", map[string]string{"X-Api-Key": "garbage"}, 401, "invalid x-api-key"},
+		// A key signed with another secret says nothing about whether its user exists.
+		{"forged key of a user", "POST", "/mcp", map[string]string{"X-Api-Key": forged(t, "t.alice", 2)}, 401, "invalid x-api-key"},
+		{"forged key of nobody", "POST", "/mcp", map[string]string{"X-Api-Key": forged(t, "t.nobody", 1)}, 401, "invalid x-api-key"},
 		{"unknown user", "POST", "/mcp", map[string]string{"X-Api-Key": h.key(t, "t.nobody", 1, "full")}, 401, "no longer exists"},
 		{"revoked consent", "POST", "/mcp", map[string]string{"X-Api-Key": h.key(t, "t.gone", 1, "full")}, 401, "revoked"},
 		{"stale generation", "POST", "/mcp", map[string]string{"X-Api-Key": h.key(t, "t.alice", 1, "full")}, 401, "replaced"},
@@ -129,9 +168,6 @@ func TestAPIKeyIsRequiredOnEveryRequest(t *testing.T) {
 			if tc.status != 401 {
 				return
 			}
-			if got := rec.Header().Get("WWW-Authenticate"); !strings.Contains(got, "x-api-key") || strings.Contains(strings.ToLower(got), "bearer") {
-				t.Fatalf("WWW-Authenticate %q must name x-api-key and not Bearer", got)
-			}
 			var body struct {
 				ID    json.RawMessage
 				Error struct {
@@ -139,13 +175,23 @@ func TestAPIKeyIsRequiredOnEveryRequest(t *testing.T) {
 					Message string
 				}
 			}
-			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || string(body.ID) != "null" || body.Error.Code != -32001 {
-				t.Fatalf("401 body must be a JSON-RPC error with id null: %s", rec.Body)
+			wantID := "1" // the ping's own id, so that clients match the answer to it
+			if tc.method != "POST" {
+				wantID = "null"
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || string(body.ID) != wantID || body.Error.Code != -32001 {
+				t.Fatalf("401 body must be a JSON-RPC error with id %s: %s", wantID, rec.Body)
 			}
 			if !strings.Contains(body.Error.Message, tc.message) {
 				t.Fatalf("message %q lacks %q", body.Error.Message, tc.message)
 			}
-			if strings.Contains(rec.Body.String(), good) {
+			// Not Bearer and no resource_metadata: nothing invites an OAuth flow. The
+			// reason is in error_description too, for clients that show only the header.
+			got := rec.Header().Get("WWW-Authenticate")
+			if want := `ApiKey realm="mcp", header="x-api-key", error_description="` + strings.ReplaceAll(body.Error.Message, `"`, `\"`) + `"`; got != want {
+				t.Fatalf("WWW-Authenticate %q, want %q", got, want)
+			}
+			if strings.Contains(rec.Body.String(), good) || strings.Contains(got, good) {
 				t.Fatal("the key was echoed")
 			}
 		})

@@ -309,3 +309,39 @@ func text(c mcp.Content) string {
 	}
 	return fmt.Sprintf("%T", c)
 }
+
+// TestWrongKey pins what each client shows for a refused key, as the README says:
+// the Go SDK shows our message (the 401 answers the request's id), mcp-go only that
+// authorization is required.
+func TestWrongKey(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	client := mcp.NewClient(&mcp.Implementation{Name: "flowstudio-ci", Version: "1"}, nil)
+	_, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: server.url,
+		HTTPClient: &http.Client{Transport: badKey{}}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "Unauthorized: invalid x-api-key") {
+		t.Errorf("go-sdk: %v", err)
+	}
+	t.Logf("go-sdk shows: %v", err)
+	c, err := mcpgo.NewStreamableHttpClient(server.url, transport.WithHTTPHeaders(map[string]string{"x-api-key": "wrong"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Initialize(ctx, mcpgotypes.InitializeRequest{})
+	if err == nil || !strings.Contains(err.Error(), "authorization required") {
+		t.Errorf("mcp-go: %v", err)
+	}
+	t.Logf("mcp-go shows: %v", err)
+}
+
+type badKey struct{}
+
+func (badKey) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("x-api-key", "wrong")
+	return http.DefaultTransport.RoundTrip(r)
+}
