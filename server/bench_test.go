@@ -70,15 +70,19 @@ func BenchmarkToolsCallRoundTrip(b *testing.B) {
 	}
 	env := firstName(b, call(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_live_environments","arguments":{}}}`), "environments")
 	flow := firstName(b, call(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_live_flows","arguments":{"environmentName":"`+env+`"}}}`), "flows")
-	for _, bc := range []struct{ name, body string }{
+	for _, bc := range []struct{ name, body, method string }{
 		// The shared bench's two cases: a meta tool, and one flow read with one upstream GET.
-		{"list_skills", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_skills","arguments":{"skill":"discover"}}}`},
-		{"get_live_flow", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_live_flow","arguments":{"environmentName":"` + env + `","flowName":"` + flow + `"}}}`},
+		{"list_skills", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_skills","arguments":{"skill":"discover"}}}`, ""},
+		{"get_live_flow", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_live_flow","arguments":{"environmentName":"` + env + `","flowName":"` + flow + `"}}}`, ""},
 		// The whole path including an upstream call to the simulator (RS256 token
 		// minting and checking dominate it).
-		{"list_live_environments", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_live_environments","arguments":{}}}`},
+		{"list_live_environments", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_live_environments","arguments":{}}}`, ""},
 		// Our own overhead: auth, store read, rpc, validation, no upstream.
-		{"invalid_arguments", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_live_flows","arguments":{"pageSize":0}}}`},
+		{"invalid_arguments", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_live_flows","arguments":{"pageSize":0}}}`, ""},
+		// The same at 2026-07-28: headers checked against the body, resultType and
+		// serverInfo added to the result.
+		{"invalid_arguments_2026-07-28", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_live_flows","arguments":{"pageSize":0},` +
+			`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`, "list_live_flows"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			users.reads = 0
@@ -88,6 +92,11 @@ func BenchmarkToolsCallRoundTrip(b *testing.B) {
 				req.Host = "127.0.0.1:8080"
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("X-Api-Key", key)
+				if bc.method != "" {
+					req.Header.Set("MCP-Protocol-Version", "2026-07-28")
+					req.Header.Set("Mcp-Method", "tools/call")
+					req.Header.Set("Mcp-Name", bc.method)
+				}
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, req)
 				if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"result"`) {
