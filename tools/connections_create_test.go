@@ -260,3 +260,18 @@ func TestConnectorAuthOf(t *testing.T) {
 		t.Error("unreadable parameters were accepted")
 	}
 }
+
+// TestCreateLiveConnectionRefusesHostileConnectionName: the optional connectionName
+// is checked like every identifier, before any request.
+func TestCreateLiveConnectionRefusesHostileConnectionName(t *testing.T) {
+	t.Parallel()
+	h := newLiveHarness(t, liveOptions{})
+	for _, bad := range hostileIDs {
+		h.Sim.ResetRequests()
+		connError(t, h.call(t, "create_live_connection", map[string]any{"environmentName": sim.ContosoDefaultEnv,
+			"connectorName": "shared_contosotasks", "connectionName": bad}), "connectionName")
+		if n := len(h.Sim.Requests()); n != 0 {
+			t.Errorf("connectionName %q: %d upstream requests", bad, n)
+		}
+	}
+}
