@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 
 const url = new URL(process.env.MCP_URL);
 const key = process.env.MCP_API_KEY;
@@ -120,6 +121,64 @@ test('AbortSignal cancels a call that waits for a run', async () => {
     // client is still usable.
     const again = await client.callTool({ name: 'list_live_environments', arguments: {} });
     assert.equal(again.isError, false);
+  } finally {
+    await client.close();
+  }
+});
+
+// The person's part of a connector sign-in: open the consent page the link names and
+// submit its form (the simulated consent service signs the connection in).
+async function signIn(link) {
+  const page = await fetch(link);
+  assert.equal(page.status, 200, 'the sign-in page opens');
+  const u = new URL(link);
+  const form = new URLSearchParams(u.searchParams);
+  form.set('consent', 'accept');
+  const done = await fetch(link, { method: 'POST', body: form, redirect: 'manual' });
+  assert.equal(done.status, 302, 'the sign-in page sends the person back');
+  return new URL(done.headers.get('location'));
+}
+
+test('create_live_connection asks a client with URL elicitation to open the sign-in page', async () => {
+  const client = new Client({ name: 'flowstudio-e2e', version: '1.0.0' }, { capabilities: { elicitation: { url: {} } } });
+  const elicited = [];
+  client.setRequestHandler(ElicitRequestSchema, async (req) => {
+    elicited.push(req.params);
+    return { action: 'accept' };
+  });
+  const transport = new StreamableHTTPClientTransport(url, { requestInit: { headers: { 'x-api-key': key } } });
+  await client.connect(transport);
+  try {
+    const env = await defaultEnvironment(client);
+    const r = await client.callTool({ name: 'create_live_connection', arguments: { environmentName: env.name, connectorName: 'shared_contosotasks' } });
+    assert.equal(r.isError, false, JSON.stringify(r.content));
+    const out = r.structuredContent;
+    assert.equal(out.signIn, 'elicited');
+    assert.equal(out.status, 'signInRequired');
+    assert.equal(out.signInLink, undefined, 'no link for the agent when the client was asked');
+    assert.equal(elicited.length, 1, 'one elicitation/create reached the client');
+    assert.equal(elicited[0].mode, 'url');
+    assert.equal(elicited[0].elicitationId, out.connectionName);
+    const back = await signIn(elicited[0].url);
+    assert.equal(back.pathname, '/connections/signed-in');
+    const page = await fetch(back);
+    assert.equal(page.status, 200);
+    const done = await client.callTool({ name: 'create_live_connection',
+      arguments: { environmentName: env.name, connectorName: 'shared_contosotasks', connectionName: out.connectionName } });
+    assert.equal(done.structuredContent.status, 'connected', JSON.stringify(done.structuredContent));
+    assert.equal(done.structuredContent.connectionReference.connectionName, out.connectionName);
+  } finally {
+    await client.close();
+  }
+});
+
+test('create_live_connection gives a client without URL elicitation a link to show', async () => {
+  const client = await connect();
+  try {
+    const env = await defaultEnvironment(client);
+    const r = await client.callTool({ name: 'create_live_connection', arguments: { environmentName: env.name, connectorName: 'shared_contosotasks' } });
+    assert.equal(r.structuredContent.signIn, 'link', JSON.stringify(r.structuredContent));
+    assert.match(r.structuredContent.signInLink, /\/consent\/login\?/);
   } finally {
     await client.close();
   }
