@@ -131,4 +131,12 @@ func TestReportBugArgumentsPerAction(t *testing.T) {
 	if got, _ := store.ListMyBugReports(t.Context(), ada.UserID, 50); len(got) != 0 {
 		t.Fatalf("refused calls stored %d reports", len(got))
 	}
+	// Filing with an empty evidence stays accepted, as before status and append existed.
+	if o := callTool(t, c, ada, "report_bug", map[string]any{"title": "t", "description": "d", "evidence": ""}); o.IsError {
+		t.Fatalf("empty evidence: %s", o.Text)
+	}
+	if o := callTool(t, c, ada, "report_bug", map[string]any{"action": "append", "reportId": id, "evidence": ""}); !o.IsError ||
+		!strings.Contains(o.Text, "action append needs reportId and evidence") {
+		t.Fatalf("append of nothing: %+v", o)
+	}
 }
