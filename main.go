@@ -30,6 +30,7 @@ import (
 	"github.com/flowstudio/mcp/server"
 	"github.com/flowstudio/mcp/server/identity"
 	"github.com/flowstudio/mcp/server/keyring"
+	"github.com/flowstudio/mcp/server/telemetry/otelexport"
 	"github.com/flowstudio/mcp/tools"
 	"github.com/flowstudio/mcp/tools/metering"
 	"github.com/flowstudio/mcp/tools/powerautomate"
@@ -451,12 +452,12 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	srv := server.New(deps)
 	httpServer := newHTTPServer(srv.Handler(), log)
 
-	// The internal metrics listener (FLOWSTUDIO_METRICS_ADDR; off when unset), never on ln.
-	var metricsLn *server.MetricsListener
-	if settings.MetricsAddr != "" {
-		if metricsLn, err = server.StartMetrics(settings.MetricsAddr, log); err != nil {
-			return err
-		}
+	// Metrics: the internal Prometheus listener (FLOWSTUDIO_METRICS_ADDR, never on ln)
+	// and OTLP export (OTEL_EXPORTER_OTLP_ENDPOINT); nothing at all when both are unset.
+	metrics, err := otelexport.Start(ctx, otelexport.Options{MetricsAddr: settings.MetricsAddr, Version: version,
+		Log: log, Getenv: getenv})
+	if err != nil {
+		return err
 	}
 	mode := "azure"
 	if settings.Embedded() {
@@ -478,14 +479,15 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	drainCtx, cancel := context.WithTimeout(context.Background(), settings.DrainTimeout)
 	defer cancel()
 	drainErr := httpServer.Shutdown(drainCtx)
-	if metricsLn != nil {
-		_ = metricsLn.Shutdown(drainCtx)
-	}
 	// Write the usage counted since the last flush: a replica that stops loses no count.
 	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancelFlush()
 	if err := meter.Close(flushCtx); err != nil {
 		log.Error("usage counters not written at drain", logsafe.Error(err))
+	}
+	// Stop the metrics listener and push the last OTLP export, counting the drain.
+	if err := metrics.Shutdown(flushCtx); err != nil {
+		log.Warn("metrics not shut down cleanly", logsafe.Error(err))
 	}
 	if drainErr != nil {
 		log.Error("drain incomplete", zap.Error(drainErr))

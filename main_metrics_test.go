@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // metricsAddrFrom finds the address the internal metrics listener logged at start.
@@ -29,13 +31,18 @@ func metricsAddrFrom(t *testing.T, logs string) string {
 }
 
 // The real binary with FLOWSTUDIO_METRICS_ADDR: /metrics answers there in the
-// Prometheus text format, the public listener still answers 404 for it, and the
-// metrics listener stops with the server on drain.
+// Prometheus text format with the runtime's figures and the tool calls just made,
+// the public listener still answers 404 for it, and the metrics listener stops
+// with the server on drain.
 func TestServeMetricsListener(t *testing.T) {
 	p := startServer(t, "FLOWSTUDIO_METRICS_ADDR=127.0.0.1:0")
 	addr := metricsAddrFrom(t, p.logs())
 	if !strings.HasPrefix(addr, "127.0.0.1:") || strings.HasSuffix(addr, ":0") {
 		t.Fatalf("metrics_addr %q", addr)
+	}
+	key := p.devKey(t, "metrics@contoso.com")
+	if status, body, err := p.call(key, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_live_environments","arguments":{}}}`); err != nil || status != 200 || !strings.Contains(body, `"isError":false`) {
+		t.Fatalf("tools/call: %d %v %.300s", status, err, body)
 	}
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -47,23 +54,36 @@ func TestServeMetricsListener(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain; version=0.0.4") {
 		t.Fatalf("GET /metrics: %d %q\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
-	values := map[string]float64{}
-	for _, line := range strings.Split(strings.TrimSpace(body), "\n") {
-		if strings.HasPrefix(line, "# HELP ") || strings.HasPrefix(line, "# TYPE ") {
-			continue
-		}
-		f := strings.Fields(line)
-		if len(f) != 2 {
-			t.Fatalf("not `name value`: %q", line)
-		}
-		v, err := strconv.ParseFloat(f[1], 64)
-		if err != nil {
-			t.Fatalf("%q: %v", line, err)
-		}
-		values[f[0]] = v
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("not the Prometheus text format: %v\n%s", err, body)
 	}
-	if values["go_goroutines"] <= 0 || values["process_resident_memory_bytes"] <= 0 || values["process_start_time_seconds"] <= 0 {
-		t.Fatalf("implausible metrics:\n%s", body)
+	gauge := func(name string) float64 {
+		f := families[name]
+		if f == nil || len(f.GetMetric()) == 0 {
+			t.Fatalf("no %s in:\n%s", name, body)
+		}
+		return f.GetMetric()[0].GetGauge().GetValue()
+	}
+	if gauge("go_goroutine_count") <= 0 || gauge("go_memory_used_bytes") <= 0 || gauge("process_memory_usage_bytes") <= 0 {
+		t.Fatalf("implausible runtime metrics:\n%s", body)
+	}
+	calls := 0.0
+	for _, m := range families["flowstudio_tool_calls_total"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["tool"] == "list_live_environments" && labels["outcome"] == "ok" {
+			calls = m.GetCounter().GetValue()
+		}
+	}
+	if calls != 1 {
+		t.Fatalf("flowstudio_tool_calls_total{tool=list_live_environments,outcome=ok} = %v, want 1:\n%s", calls, body)
+	}
+	if strings.Contains(body, "metrics@contoso.com") || strings.Contains(body, key) {
+		t.Fatal("the exposition names the caller")
 	}
 
 	public := strings.TrimSuffix(p.url, "/mcp")

@@ -111,6 +111,9 @@ param publicUrl string = ''
 @description('FLOWSTUDIO_ALLOWED_ORIGINS, comma separated; empty: the public URL only.')
 param allowedOrigins string = ''
 
+@description('OTLP endpoint for the metrics of the server, forwarded by the managed OpenTelemetry agent (an OpenTelemetry Collector or the OTLP intake of a vendor); empty: metrics are not exported.')
+param otlpMetricsEndpoint string = ''
+
 @description('Seconds the server drains in-flight calls after SIGTERM (FLOWSTUDIO_DRAIN_TIMEOUT).')
 param drainTimeout string = '20s'
 
@@ -280,6 +283,8 @@ module containerEnv 'modules/containerapps-env.bicep' = {
     location: location
     tags: allTags
     workspaceName: monitoring.outputs.workspaceName
+    appInsightsName: monitoring.outputs.appInsightsName
+    otlpMetricsEndpoint: otlpMetricsEndpoint
   }
 }
 
@@ -356,6 +361,12 @@ var settings = concat(
     {
       name: 'FLOWSTUDIO_DRAIN_TIMEOUT'
       value: drainTimeout
+    }
+    {
+      // The server exports metrics to the managed OpenTelemetry agent only when the
+      // agent has somewhere to send them (otlpMetricsEndpoint).
+      name: 'OTEL_METRICS_EXPORTER'
+      value: empty(otlpMetricsEndpoint) ? 'none' : 'otlp'
     }
     {
       name: 'TOKEN_SECRET'

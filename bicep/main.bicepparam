@@ -27,6 +27,7 @@ param alertSchedule = readEnvironmentVariable('FLOWSTUDIO_ALERT_SCHEDULE', '*/5 
 param publicUrl = readEnvironmentVariable('FLOWSTUDIO_PUBLIC_URL', '')
 param allowedOrigins = readEnvironmentVariable('FLOWSTUDIO_ALLOWED_ORIGINS', '')
 param drainTimeout = readEnvironmentVariable('FLOWSTUDIO_DRAIN_TIMEOUT', '20s')
+param otlpMetricsEndpoint = readEnvironmentVariable('FLOWSTUDIO_OTLP_METRICS_ENDPOINT', '')
 param entraClientId = readEnvironmentVariable('ENTRA_CLIENT_ID', '')
 // Key Vault secret names; 'none' turns the setting off (no client secret: federated
 // credential; no Stripe webhook secret: billing webhooks off).

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/flowstudio/mcp/server/telemetry"
 )
 
 // Store is the typed persistence layer. OpenCosmos and OpenEmbedded return
@@ -86,7 +88,9 @@ var (
 )
 
 func newStore(b backend) *Store {
-	t := func(spec containerSpec) table { return table{name: spec.name, c: b.container(spec)} }
+	t := func(spec containerSpec) table {
+		return table{name: spec.name, c: b.container(spec), stats: telemetry.ContainerFor(spec.name)}
+	}
 	return &Store{b: b, users: t(usersSpec), cache: t(cacheSpec), usage: t(usageSpec)}
 }
 
@@ -117,8 +121,9 @@ func (s *Store) Close() error { return s.b.close() }
 // table is a container with a name: it bounds each call with opTimeout and
 // names the operation and item in every error.
 type table struct {
-	name string
-	c    container
+	name  string
+	c     container
+	stats *telemetry.Container // operations by outcome, for the metrics
 }
 
 func (t table) wrap(op, id string, err error) error {
@@ -128,10 +133,26 @@ func (t table) wrap(op, id string, err error) error {
 	return fmt.Errorf("cosmos: %s %s/%s: %w", op, t.name, id, err)
 }
 
+// count counts one backend operation by how it ended.
+func (t table) count(op telemetry.StoreOp, err error) {
+	o := telemetry.StoreOK
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNotFound):
+		o = telemetry.StoreNotFound
+	case errors.Is(err, ErrConflict), errors.Is(err, ErrPreconditionFailed):
+		o = telemetry.StoreConflict
+	default:
+		o = telemetry.StoreError
+	}
+	t.stats.Count(op, o)
+}
+
 func (t table) read(ctx context.Context, pk, id string) (item, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	it, err := t.c.read(ctx, pk, id)
+	t.count(telemetry.Read, err)
 	return it, t.wrap("read", id, err)
 }
 
@@ -139,6 +160,7 @@ func (t table) create(ctx context.Context, it item) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	etag, err := t.c.create(ctx, it)
+	t.count(telemetry.Create, err)
 	return etag, t.wrap("create", it.id, err)
 }
 
@@ -149,6 +171,7 @@ func (t table) replace(ctx context.Context, it item, ifMatch string) (string, er
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	etag, err := t.c.replace(ctx, it, ifMatch)
+	t.count(telemetry.Replace, err)
 	return etag, t.wrap("replace", it.id, err)
 }
 
@@ -156,13 +179,16 @@ func (t table) upsert(ctx context.Context, it item) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	etag, err := t.c.upsert(ctx, it)
+	t.count(telemetry.Upsert, err)
 	return etag, t.wrap("upsert", it.id, err)
 }
 
 func (t table) delete(ctx context.Context, pk, id, ifMatch string) error {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	return t.wrap("delete", id, t.c.delete(ctx, pk, id, ifMatch))
+	err := t.c.delete(ctx, pk, id, ifMatch)
+	t.count(telemetry.Delete, err)
+	return t.wrap("delete", id, err)
 }
 
 func (t table) query(ctx context.Context, pk string, q query) ([]item, string, error) {
@@ -177,6 +203,7 @@ func (t table) query(ctx context.Context, pk string, q query) ([]item, string, e
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	items, next, err := t.c.query(ctx, pk, q)
+	t.count(telemetry.Query, err)
 	return items, next, t.wrap("query", "*", err)
 }
 
@@ -184,6 +211,7 @@ func (t table) increment(ctx context.Context, seed item, field string, by int64)
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	n, err := t.c.increment(ctx, seed, field, by)
+	t.count(telemetry.Increment, err)
 	return n, t.wrap("increment", seed.id, err)
 }
 
@@ -191,7 +219,9 @@ func (t table) increment(ctx context.Context, seed item, field string, by int64)
 func (t table) deletePartition(ctx context.Context, pk string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*opTimeout)
 	defer cancel()
-	return t.wrap("delete partition", pk, t.c.deletePartition(ctx, pk))
+	err := t.c.deletePartition(ctx, pk)
+	t.count(telemetry.DeletePartition, err)
+	return t.wrap("delete partition", pk, err)
 }
 
 // PageRequest asks for one page of a listing.

@@ -12,6 +12,7 @@ import (
 	"github.com/flowstudio/mcp/rpc"
 	"github.com/flowstudio/mcp/rpc/logsafe"
 	"github.com/flowstudio/mcp/server/keyring"
+	"github.com/flowstudio/mcp/server/telemetry"
 	"github.com/flowstudio/mcp/tools"
 	"github.com/flowstudio/mcp/tools/powerautomate"
 	"github.com/sourcegraph/jsonrpc2"
@@ -89,6 +90,7 @@ func (s *Server) serveAs(w http.ResponseWriter, r *http.Request, next http.Handl
 	}
 	release, ok := s.slots.acquire(r.Context(), user.ID)
 	if !ok {
+		telemetry.QuotaRefusal(telemetry.InFlight, string(tier))
 		s.log.Info("mcp request refused", zap.String("request_id", rpc.RequestID(r.Context())), zap.String("reason", "too many in flight"))
 		w.Header().Set("Retry-After", "1")
 		writeRPCError(w, http.StatusTooManyRequests, rpc.NewError(rpc.CodeTooManyRequests,

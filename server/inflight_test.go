@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"github.com/flowstudio/mcp/server/telemetry"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -118,7 +119,11 @@ func TestInFlightPerUserOverHTTP(t *testing.T) {
 	first := make(chan *httptest.ResponseRecorder)
 	go func() { first <- call() }()
 	<-started
+	refusedBefore := inFlightRefusals()
 	second := call()
+	if d := inFlightRefusals() - refusedBefore; d != 1 {
+		t.Errorf("in-flight refusals of the pro plan +%d, want 1", d)
+	}
 	if second.Code != http.StatusTooManyRequests || second.Header().Get("Retry-After") != "1" ||
 		!strings.Contains(second.Body.String(), "Too many requests in flight for this user (at most 1 at once)") ||
 		!strings.Contains(second.Body.String(), `"code":-32012`) {
@@ -131,4 +136,14 @@ func TestInFlightPerUserOverHTTP(t *testing.T) {
 	if r := call(); r.Code != 200 {
 		t.Fatalf("after the slot was freed: %d %s", r.Code, r.Body)
 	}
+}
+
+func inFlightRefusals() uint64 {
+	var got uint64
+	telemetry.QuotaRefusals(func(r telemetry.Refusal, plan string, n uint64) {
+		if r == telemetry.InFlight && plan == "pro" {
+			got = n
+		}
+	})
+	return got
 }

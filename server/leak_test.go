@@ -186,6 +186,8 @@ type leakHarness struct {
 	ops, mtr *leakBuffer
 	tokens   *recordingTokens
 	sim      *sim.Sim
+	user     *cosmos.User
+	catalog  *tools.Catalog
 }
 
 func newLeakHarness(t *testing.T) *leakHarness {
@@ -227,7 +229,7 @@ func newLeakHarness(t *testing.T) *leakHarness {
 	}
 	srv := New(Deps{Settings: settings, Logger: log, Keys: keys, Users: store, Catalog: catalog, Billing: store})
 	key, _ := keys.Issue(user.ID, 1, time.Unix(user.KeyIssuedAt, 0), tools.ScopeFull)
-	return &leakHarness{h: srv.Handler(), key: key, ops: ops, mtr: mtr, tokens: tokens, sim: simulator}
+	return &leakHarness{h: srv.Handler(), key: key, ops: ops, mtr: mtr, tokens: tokens, sim: simulator, user: user, catalog: catalog}
 }
 
 func (h *leakHarness) post(t *testing.T, body string) string {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/flowstudio/mcp/rpc"
 	"github.com/flowstudio/mcp/rpc/logsafe"
+	"github.com/flowstudio/mcp/server/telemetry"
 	"go.uber.org/zap"
 )
 
@@ -70,6 +71,8 @@ func NewCatalog(env *Env, meter Meter, pageSize int, all []*Tool) (*Catalog, err
 		if c.byName[t.Name] != nil {
 			return nil, fmt.Errorf("tool %s declared twice", t.Name)
 		}
+		// Its counters are bound here, once: a call only adds to them.
+		t.stats = telemetry.ToolFor(t.Name)
 		c.byName[t.Name] = t
 		c.tools = append(c.tools, t)
 	}
@@ -241,9 +244,19 @@ func (c *Catalog) call(ctx context.Context, params json.RawMessage) (any, error)
 		return nil, rpc.NewError(rpc.CodeInvalidParams, "Unknown tool: "+truncateName(p.Name), nil)
 	}
 	started := time.Now()
-	result, rec := c.run(ctx, t, principal, p.Arguments)
+	stats := t.stats
+	stats.Start()
+	finished := false
+	defer func() {
+		if !finished { // the handler panicked: rpc answers -32603
+			stats.Done(telemetry.InternalError, time.Since(started))
+		}
+	}()
+	result, rec, outcome := c.run(ctx, t, principal, p.Arguments)
 	body := result.encode()
 	rec.Latency = time.Since(started)
+	finished = true
+	stats.Done(outcome, rec.Latency)
 	rec.Bytes = len(body)
 	rec.IsError = result.isError
 	if c.meter != nil {
@@ -252,40 +265,43 @@ func (c *Catalog) call(ctx context.Context, params json.RawMessage) (any, error)
 	return body, nil
 }
 
-// run validates, gates and executes one call; every outcome is a CallToolResult.
-func (c *Catalog) run(ctx context.Context, t *Tool, principal *Principal, rawArgs json.RawMessage) (*callResult, CallRecord) {
+// run validates, gates and executes one call; every outcome is a CallToolResult,
+// and the outcome says which kind it is (for the call counters).
+func (c *Catalog) run(ctx context.Context, t *Tool, principal *Principal, rawArgs json.RawMessage) (*callResult, CallRecord, telemetry.Outcome) {
 	rec := CallRecord{Tool: t.Name, Principal: principal}
 	if len(rawArgs) == 0 || string(rawArgs) == "null" {
 		rawArgs = json.RawMessage("{}")
 	}
 	args := make(map[string]any, 8) // the decoder would make room for 64
 	if err := json.Unmarshal(rawArgs, &args); err != nil {
-		return errorResult("invalid arguments: arguments must be a JSON object"), rec
+		return errorResult("invalid arguments: arguments must be a JSON object"), rec, telemetry.InvalidArguments
 	}
 	rec.Environment = safeEnvironment(t.environment(args))
 	msg, err := t.validate(args)
 	if err != nil {
-		return c.internalError(ctx, t, err, nil), rec
+		return c.internalError(ctx, t, err, nil), rec, telemetry.InternalError
 	}
 	if msg != "" {
-		return errorResult(msg), rec
+		return errorResult(msg), rec, telemetry.InvalidArguments
 	}
 	if principal != nil && !principal.Tier.AtLeast(t.MinTier()) {
 		return errorResult(fmt.Sprintf("%s needs the %s plan; this key's plan is %s. Upgrade on the dashboard (%s).",
-			t.Name, t.MinTier(), principal.Tier, c.env.DashboardURL)), rec
+			t.Name, t.MinTier(), principal.Tier, c.env.DashboardURL)), rec, telemetry.Refused
 	}
 	if c.meter != nil && principal != nil {
 		if err := c.meter.Admit(ctx, principal, t); err != nil {
-			return c.errorToResult(ctx, t, err, nil), rec
+			result, _ := c.errorToResult(ctx, t, err, nil)
+			return result, rec, telemetry.Refused
 		}
 	}
 	ctx, stats := withUpstreamStatus(ctx)
 	out, err := t.call(ctx, c.env, args, rawArgs)
 	rec.UpstreamStatus = stats()
 	if err != nil {
-		return c.errorToResult(ctx, t, err, argStrings(args)), rec
+		result, outcome := c.errorToResult(ctx, t, err, argStrings(args))
+		return result, rec, outcome
 	}
-	return structuredResult(out), rec
+	return structuredResult(out), rec, telemetry.OK
 }
 
 func structuredResult(out any) *callResult {
@@ -308,15 +324,15 @@ func errorResult(msg string) *callResult {
 
 // errorToResult maps a handler's error; redact lists the call's argument
 // strings, kept out of the log line of an internal error.
-func (c *Catalog) errorToResult(ctx context.Context, t *Tool, err error, redact []string) *callResult {
+func (c *Catalog) errorToResult(ctx context.Context, t *Tool, err error, redact []string) (*callResult, telemetry.Outcome) {
 	var te *ToolError
 	if errors.As(err, &te) {
-		return errorResult(te.Error())
+		return errorResult(te.Error()), telemetry.ToolError
 	}
 	if te := upstreamToolError(err, c.env.DashboardURL); te != nil {
-		return errorResult(te.Error())
+		return errorResult(te.Error()), telemetry.ToolError
 	}
-	return c.internalError(ctx, t, err, redact)
+	return c.internalError(ctx, t, err, redact), telemetry.InternalError
 }
 
 // internalError logs err without arguments, URLs, quoted values or tokens

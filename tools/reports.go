@@ -10,6 +10,7 @@ import (
 
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/rpc"
+	"github.com/flowstudio/mcp/server/telemetry"
 )
 
 // --- report_bug: the product's support channel ---
@@ -111,6 +112,9 @@ func reportBug() *Tool {
 			out, err = reportAppend(ctx, env, p, in)
 		default:
 			out, err = reportFile(ctx, env, p, in)
+		}
+		if _, ok := errors.AsType[*cosmos.ReportLimitError](err); ok {
+			telemetry.QuotaRefusal(telemetry.BugReports, string(p.Tier))
 		}
 		return out, reportStoreError(err, in.Action)
 	})

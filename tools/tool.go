@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/server/telemetry"
 	json "github.com/segmentio/encoding/json"
 
 	"github.com/google/jsonschema-go/jsonschema"
@@ -74,6 +75,8 @@ type Tool struct {
 	compiled *compiledSchema
 	// inputType is Define's In, for the test that keeps Input and In in step.
 	inputType reflect.Type
+	// stats are the tool's call counters, bound once by NewCatalog.
+	stats *telemetry.Tool
 }
 
 // compiledSchema is the input schema, compiled once on first use.

@@ -22,6 +22,7 @@ import (
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/rpc/logsafe"
 	"github.com/flowstudio/mcp/server/sealing"
+	"github.com/flowstudio/mcp/server/telemetry"
 	"github.com/flowstudio/mcp/tools/powerautomate"
 )
 
@@ -232,12 +233,13 @@ func consentRequired(audience, grant, why string) error {
 	return fmt.Errorf("%w: token audience %s needs the %q grant (%s)", powerautomate.ErrConsentRequired, audience, grant, why)
 }
 
-func (t *TokenSource) redeem(ctx context.Context, p *powerautomate.Caller, key cacheKey) (string, error) {
+func (t *TokenSource) redeem(ctx context.Context, p *powerautomate.Caller, key cacheKey) (_ string, err error) {
 	unlock := t.lockUser(p.UserID)
 	defer unlock()
 	if tok, ok := t.cached(key); ok { // filled while we waited for the lock
 		return tok, nil
 	}
+	defer func() { telemetry.TokenRedemption(redemptionOutcome(err)) }()
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
 	defer cancel()
 	log := t.log.With(zap.String(logEmailHash, p.EmailHash), zap.String(logAudience, key.audience))
@@ -300,6 +302,19 @@ func (t *TokenSource) redeem(ctx context.Context, p *powerautomate.Caller, key c
 		t.store(key, res.AccessToken, expires)
 		return res.AccessToken, nil
 	}
+}
+
+// redemptionOutcome is the counter a redemption that ended with err goes to.
+func redemptionOutcome(err error) telemetry.Redemption {
+	switch {
+	case err == nil:
+		return telemetry.Redeemed
+	case errors.Is(err, powerautomate.ErrReconnect):
+		return telemetry.Reconnect
+	case errors.Is(err, powerautomate.ErrConsentRequired):
+		return telemetry.ConsentRequired
+	}
+	return telemetry.RedeemFailed
 }
 
 // sameToken reports whether the user's stored token is still the one we
@@ -460,6 +475,7 @@ func (t *TokenSource) post(ctx context.Context, userTenant, form string) (*redee
 	req.Header.Set("Accept", "application/json")
 	resp, err := t.cfg.HTTPClient.Do(req)
 	if err != nil {
+		telemetry.UpstreamAnswer(telemetry.Entra, telemetry.NoResponse)
 		// The URL in a *url.Error carries no secret (the form is the body);
 		// keep only the cause anyway.
 		var ue *url.Error
@@ -469,6 +485,7 @@ func (t *TokenSource) post(ctx context.Context, userTenant, form string) (*redee
 		return nil, fmt.Errorf("entra token endpoint: %w", err), ctx.Err() == nil
 	}
 	defer resp.Body.Close()
+	telemetry.UpstreamAnswer(telemetry.Entra, resp.StatusCode)
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("entra token endpoint: %w", err), ctx.Err() == nil

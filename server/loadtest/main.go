@@ -725,7 +725,7 @@ func (c *mcpClient) loop(seed int, deadline time.Time, stats *mixStats) {
 	}
 }
 
-// scrapeGoroutines reads go_goroutines from the server's internal /metrics.
+// scrapeGoroutines reads go_goroutine_count from the server's internal /metrics.
 func scrapeGoroutines(metricsURL string) (int, error) {
 	resp, err := http.Get(metricsURL)
 	if err != nil {
@@ -737,11 +737,11 @@ func scrapeGoroutines(metricsURL string) (int, error) {
 		return 0, fmt.Errorf("GET %s: %d %v", metricsURL, resp.StatusCode, err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "go_goroutines" {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "go_goroutine_count" {
 			return strconv.Atoi(f[1])
 		}
 	}
-	return 0, fmt.Errorf("no go_goroutines at %s", metricsURL)
+	return 0, fmt.Errorf("no go_goroutine_count at %s", metricsURL)
 }
 
 // procStatusMiB reads a kB field of /proc/PID/status (VmRSS, VmHWM) in MiB.

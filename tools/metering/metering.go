@@ -62,6 +62,7 @@ import (
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/rpc"
 	"github.com/flowstudio/mcp/rpc/logsafe"
+	"github.com/flowstudio/mcp/server/telemetry"
 	"github.com/flowstudio/mcp/tools"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -244,12 +245,14 @@ func (m *Meter) Admit(ctx context.Context, p *tools.Principal, t *tools.Tool) er
 	if t.Group == tools.Meta {
 		k := metaKey{p.UserID, now.Unix() / 60}
 		if m.meta[k] >= q.PerMinute {
+			telemetry.QuotaRefusal(telemetry.MetaRate, string(p.Tier))
 			return m.metaRefusal(p.Tier, q.PerMinute, minuteReset(now))
 		}
 		m.meta[k]++
 		return nil
 	}
 	if !m.failingSince.IsZero() && now.Sub(m.failingSince) >= failClosedAfter {
+		telemetry.QuotaRefusal(telemetry.Uncounted, string(p.Tier))
 		return &tools.ToolError{Message: "your usage could not be counted just now, so the call was not run",
 			Next: "retry in a few seconds"}
 	}
@@ -257,8 +260,10 @@ func (m *Meter) Admit(ctx context.Context, p *tools.Principal, t *tools.Tool) er
 	minute, minuteNew := m.counterFor(p.UserID, cosmos.PerMinute, now)
 	switch {
 	case day.total() >= q.PerDay:
+		telemetry.QuotaRefusal(telemetry.DailyQuota, string(p.Tier))
 		return m.refusal(p.Tier, fmt.Sprintf("%d tool calls per day", q.PerDay), dayReset(now))
 	case minute.total() >= q.PerMinute:
+		telemetry.QuotaRefusal(telemetry.MinuteQuota, string(p.Tier))
 		return m.refusal(p.Tier, fmt.Sprintf("%d tool calls per minute", q.PerMinute), minuteReset(now))
 	}
 	day.pending++

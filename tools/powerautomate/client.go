@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/flowstudio/mcp/server/telemetry"
 )
 
 // TokenSource yields delegated access tokens for the calling user (read from
@@ -43,6 +45,7 @@ type apiBase struct {
 	host     string
 	path     string
 	audience string
+	family   telemetry.Family // the label of its answers in the upstream counters
 }
 
 // maxAPIResponseBytes bounds a JSON answer from an API host; definitions and
@@ -59,25 +62,28 @@ func New(cfg Config, ts TokenSource) (*Client, error) {
 	for _, s := range []*string{&c.cfg.FlowURL, &c.cfg.PowerAppsURL, &c.cfg.BAPURL, &c.cfg.PowerPlatformURL, &c.cfg.ApihubURL} {
 		*s = strings.TrimRight(*s, "/")
 	}
-	type baseSpec struct{ raw, audience string }
+	type baseSpec struct {
+		raw, audience string
+		family        telemetry.Family
+	}
 	for _, b := range []baseSpec{
-		{c.cfg.FlowURL, c.cfg.FlowAudience},
-		{c.cfg.PowerAppsURL, c.cfg.PowerAppsAudience},
-		{c.cfg.BAPURL, c.cfg.PowerAppsAudience},
-		{c.cfg.ApihubURL, c.cfg.APIHubAudience},
+		{c.cfg.FlowURL, c.cfg.FlowAudience, telemetry.Flow},
+		{c.cfg.PowerAppsURL, c.cfg.PowerAppsAudience, telemetry.PowerApps},
+		{c.cfg.BAPURL, c.cfg.PowerAppsAudience, telemetry.BAP},
+		{c.cfg.ApihubURL, c.cfg.APIHubAudience, telemetry.ConnectorRuntime},
 	} {
 		u, err := parseBaseURL(b.raw)
 		if err != nil {
 			return nil, err
 		}
-		c.bases = append(c.bases, apiBase{u.Scheme, normalHost(u), u.Path, b.audience})
+		c.bases = append(c.bases, apiBase{u.Scheme, normalHost(u), u.Path, b.audience, b.family})
 	}
 	// Connector runtimes live on subdomains of the apihub host.
 	apihub := c.bases[len(c.bases)-1]
 	apihub.host = "." + apihub.host
 	c.bases = append(c.bases, apihub)
 	for _, h := range c.cfg.RuntimeHosts {
-		c.bases = append(c.bases, apiBase{"https", strings.ToLower(h), "", c.cfg.APIHubAudience})
+		c.bases = append(c.bases, apiBase{"https", strings.ToLower(h), "", c.cfg.APIHubAudience, telemetry.ConnectorRuntime})
 	}
 	// The per-environment template matches every environment: "{envhost}."
 	// in the host becomes a suffix pattern, "{envhost}" in the path a prefix.
@@ -89,7 +95,7 @@ func New(cfg Config, ts TokenSource) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	pp := apiBase{scheme: u.Scheme, host: normalHost(u), path: u.Path, audience: c.cfg.FlowAudience}
+	pp := apiBase{scheme: u.Scheme, host: normalHost(u), path: u.Path, audience: c.cfg.FlowAudience, family: telemetry.PowerPlatform}
 	if i := strings.Index(pp.host, "envhost."); i == 0 {
 		pp.host = pp.host[len("envhost"):]
 	} else {
@@ -187,9 +193,10 @@ type request struct {
 	op        string // for errors, e.g. "GetFlow"
 	method    string
 	url       string
-	body      []byte // nil: no body
-	audience  string // "" means anonymous (content client, no Authorization)
-	readLimit int64  // body cap; exceeding it sets response.truncated
+	body      []byte           // nil: no body
+	audience  string           // "" means anonymous (content client, no Authorization)
+	readLimit int64            // body cap; exceeding it sets response.truncated
+	family    telemetry.Family // of an API request; anonymous ones count as Content
 }
 
 type response struct {
@@ -213,7 +220,7 @@ func (c *Client) apiCall(ctx context.Context, op, method, rawURL string, body an
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrLinkNotAllowed, op)
 	}
-	req := request{op: op, method: method, url: rawURL, audience: base.audience, readLimit: maxAPIResponseBytes}
+	req := request{op: op, method: method, url: rawURL, audience: base.audience, readLimit: maxAPIResponseBytes, family: base.family}
 	switch b := body.(type) {
 	case nil:
 	case []byte:
@@ -298,8 +305,9 @@ func (c *Client) attempt(ctx context.Context, req request) (*response, error) {
 	if req.body != nil {
 		hreq.Header["Content-Type"] = jsonMediaType
 	}
-	hc := c.content
+	hc, family := c.content, telemetry.Content
 	if req.audience != "" {
+		family = req.family
 		tok, err := c.tokens.Token(ctx, req.audience)
 		if err != nil {
 			return nil, &permanentError{fmt.Errorf("token for %s: %w", req.audience, err)}
@@ -309,6 +317,7 @@ func (c *Client) attempt(ctx context.Context, req request) (*response, error) {
 	}
 	hresp, err := hc.Do(hreq)
 	if err != nil {
+		telemetry.UpstreamAnswer(family, telemetry.NoResponse)
 		if errors.Is(err, ErrRedirectRefused) {
 			return nil, &permanentError{ErrRedirectRefused}
 		}
@@ -317,6 +326,7 @@ func (c *Client) attempt(ctx context.Context, req request) (*response, error) {
 	defer hresp.Body.Close()
 	data, err := readLimited(hresp.Body, hresp.ContentLength, req.readLimit+1)
 	recordCall(ctx, hresp.StatusCode, int64(len(data)))
+	telemetry.UpstreamAnswer(family, hresp.StatusCode)
 	if err != nil {
 		return nil, err
 	}

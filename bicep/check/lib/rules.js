@@ -173,14 +173,21 @@ function bicepparamMatches(project) {
   return problems;
 }
 
-// Every resource type names an API version: 'Namespace/type@yyyy-mm-dd', not preview.
+// Preview API versions allowed, each because no GA version has what the template needs.
+const PREVIEW_ALLOWED = new Map([
+  ['Microsoft.App/managedEnvironments@2024-02-02-preview',
+    'the managed OpenTelemetry agent (appInsightsConfiguration, openTelemetryConfiguration)'],
+]);
+
+// Every resource type names an API version: 'Namespace/type@yyyy-mm-dd', not preview
+// (but for PREVIEW_ALLOWED).
 function apiVersions(project) {
   const problems = [];
   for (const file of project.list()) {
     for (const d of B.declarations(file)) {
       if (d.kind !== 'resource') continue;
       if (d.path === null) problems.push(`${at(file, d.node)}: resource type must be a plain string`);
-      else if (!/^[A-Za-z0-9.]+\/[A-Za-z0-9./]+@\d{4}-\d{2}-\d{2}$/.test(d.path)) {
+      else if (!/^[A-Za-z0-9.]+\/[A-Za-z0-9./]+@\d{4}-\d{2}-\d{2}$/.test(d.path) && !PREVIEW_ALLOWED.has(d.path)) {
         problems.push(`${at(file, d.node)}: resource '${d.name}' type '${d.path}' needs a GA @api-version`);
       }
     }

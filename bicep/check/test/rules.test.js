@@ -30,6 +30,7 @@ const CASES = [
 
   ['apiVersions', 'resource type without @api-version', [[M, "'Microsoft.KeyVault/vaults@2023-07-01'", "'Microsoft.KeyVault/vaults'"]], /resource 'vault' type 'Microsoft\.KeyVault\/vaults' needs a GA @api-version/],
   ['apiVersions', 'preview api-version', [[A, "'Microsoft.App/containerApps@2024-03-01'", "'Microsoft.App/containerApps@2024-02-02-preview'"]], /needs a GA @api-version/],
+  ['apiVersions', 'a preview api-version other than the allowed one', [[A, "'Microsoft.App/containerApps@2024-03-01'", "'Microsoft.App/managedEnvironments@2025-02-02-preview'"]], /needs a GA @api-version/],
 
   ['secureParams', 'secret in a plain param', [[M, "param entraClientSecretName string = 'entra-client-secret'\n", "param entraClientSecretName string = 'entra-client-secret'\nparam tokenSecret string\n"]], /param 'tokenSecret' looks like a secret but is not @secure\(\)/],
   ['secureParams', 'secret in plain text in .bicepparam', [[P, "param location = 'australiaeast'", "param location = 'australiaeast'\nparam stripeWebhookSecret = 'whsec_123'"]], /'stripeWebhookSecret' assigns a secret in plain text/],
