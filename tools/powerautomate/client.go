@@ -407,6 +407,19 @@ func (c *Client) ctxError(ctx context.Context, op string) error {
 	return fmt.Errorf("powerautomate: %s: %w", op, ctx.Err())
 }
 
+// callJSON is apiCall followed by decode: one call whose answer is a T.
+func callJSON[T any](ctx context.Context, c *Client, op, method, u string, body any) (*T, error) {
+	resp, err := c.apiCall(ctx, op, method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	var out T
+	if err := decode(op, resp, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 func decode(op string, resp *response, out any) error {
 	// ZeroCopy: strings and raw JSON point into the body, which is never changed
 	// after this and is kept only as long as they are.

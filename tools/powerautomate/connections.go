@@ -125,15 +125,11 @@ func (c *Client) GetConnection(ctx context.Context, env, connector, connection s
 	}
 	u := c.cfg.PowerAppsURL + "/providers/Microsoft.PowerApps/apis/" + esc(connector) + "/connections/" + esc(connection) +
 		"?" + encodeQuery(envFilter(apiVersionConnections, env))
-	resp, err := c.apiCall(ctx, "GetConnection", "GET", u, nil)
+	r, err := callJSON[armResource[connectionProps]](ctx, c, "GetConnection", "GET", u, nil)
 	if err != nil {
 		return nil, err
 	}
-	var r armResource[connectionProps]
-	if err := decode("GetConnection", resp, &r); err != nil {
-		return nil, err
-	}
-	conn := toConnection(r)
+	conn := toConnection(*r)
 	return &conn, nil
 }
 

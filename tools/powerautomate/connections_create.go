@@ -57,16 +57,12 @@ func (c *Client) CreateConnection(ctx context.Context, req CreateConnectionReque
 	if req.DisplayName != "" {
 		props["displayName"] = req.DisplayName
 	}
-	resp, err := c.apiCall(ctx, "CreateConnection", "PUT", c.connectionURL(req.Environment, req.Connector, req.Name, ""),
-		map[string]any{"properties": props})
+	r, err := callJSON[armResource[connectionProps]](ctx, c, "CreateConnection", "PUT",
+		c.connectionURL(req.Environment, req.Connector, req.Name, ""), map[string]any{"properties": props})
 	if err != nil {
 		return nil, err
 	}
-	var r armResource[connectionProps]
-	if err := decode("CreateConnection", resp, &r); err != nil {
-		return nil, err
-	}
-	conn := toConnection(r)
+	conn := toConnection(*r)
 	return &conn, nil
 }
 

@@ -50,12 +50,8 @@ func (c *Client) GetConnector(ctx context.Context, env, connector string) (*Conn
 		return nil, err
 	}
 	u := c.cfg.PowerAppsURL + "/providers/Microsoft.PowerApps/apis/" + esc(connector) + "?" + encodeQuery(envFilter(apiVersionConnectors, env))
-	resp, err := c.apiCall(ctx, "GetConnector", "GET", u, nil)
+	r, err := callJSON[armResource[connectorProps]](ctx, c, "GetConnector", "GET", u, nil)
 	if err != nil {
-		return nil, err
-	}
-	var r armResource[connectorProps]
-	if err := decode("GetConnector", resp, &r); err != nil {
 		return nil, err
 	}
 	p := r.Properties

@@ -43,21 +43,7 @@ const maxListPages = 20
 // ListEnvironments returns every environment the user can use.
 func (c *Client) ListEnvironments(ctx context.Context) ([]Environment, error) {
 	first := c.cfg.FlowURL + "/providers/Microsoft.ProcessSimple/environments?" + encodeQuery(url.Values{"api-version": {apiVersionFlow}})
-	var out []Environment
-	link := ""
-	for range maxListPages {
-		p, err := getPage[armResource[environmentProps]](ctx, c, "ListEnvironments", first, link)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range p.Value {
-			out = append(out, toEnvironment(r))
-		}
-		if link = p.next(); link == "" {
-			break
-		}
-	}
-	return out, nil
+	return getAll(ctx, c, "ListEnvironments", first, toEnvironment)
 }
 
 // GetEnvironment returns one environment; "~default" names the tenant's default.
@@ -66,14 +52,10 @@ func (c *Client) GetEnvironment(ctx context.Context, env string) (*Environment, 
 		return nil, err
 	}
 	u := c.cfg.FlowURL + "/providers/Microsoft.ProcessSimple/environments/" + esc(env) + "?" + encodeQuery(url.Values{"api-version": {apiVersionFlow}})
-	resp, err := c.apiCall(ctx, "GetEnvironment", "GET", u, nil)
+	r, err := callJSON[armResource[environmentProps]](ctx, c, "GetEnvironment", "GET", u, nil)
 	if err != nil {
 		return nil, err
 	}
-	var r armResource[environmentProps]
-	if err := decode("GetEnvironment", resp, &r); err != nil {
-		return nil, err
-	}
-	e := toEnvironment(r)
+	e := toEnvironment(*r)
 	return &e, nil
 }

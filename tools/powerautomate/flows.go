@@ -220,15 +220,11 @@ func (c *Client) UpdateFlow(ctx context.Context, ref FlowRef, u FlowUpdate) (*Fl
 }
 
 func (c *Client) flowCall(ctx context.Context, op, method, u string, body any) (*Flow, error) {
-	resp, err := c.apiCall(ctx, op, method, u, body)
+	r, err := callJSON[armResource[flowProps]](ctx, c, op, method, u, body)
 	if err != nil {
 		return nil, err
 	}
-	var r armResource[flowProps]
-	if err := decode(op, resp, &r); err != nil {
-		return nil, err
-	}
-	f := toFlow(r)
+	f := toFlow(*r)
 	return &f, nil
 }
 

@@ -38,15 +38,27 @@ func getPage[T any](ctx context.Context, c *Client, op, first, nextLink string) 
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.apiCall(ctx, op, "GET", u, nil)
-	if err != nil {
-		return nil, err
+	return callJSON[page[T]](ctx, c, op, "GET", u, nil)
+}
+
+// getAll follows a collection's nextLinks (at most maxListPages pages) and
+// returns every item, each converted by conv.
+func getAll[T, U any](ctx context.Context, c *Client, op, first string, conv func(T) U) ([]U, error) {
+	var out []U
+	link := ""
+	for range maxListPages {
+		p, err := getPage[T](ctx, c, op, first, link)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range p.Value {
+			out = append(out, conv(r))
+		}
+		if link = p.next(); link == "" {
+			break
+		}
 	}
-	var p page[T]
-	if err := decode(op, resp, &p); err != nil {
-		return nil, err
-	}
-	return &p, nil
+	return out, nil
 }
 
 // pageURL returns first, or nextLink when one is given. A nextLink is

@@ -191,15 +191,11 @@ func (c *Client) GetRun(ctx context.Context, ref FlowRef, run string, withAction
 	if withActions {
 		q.Set("$expand", "properties/actions")
 	}
-	resp, err := c.apiCall(ctx, "GetRun", "GET", c.flowURL(ref.path()+"/runs/"+esc(run), q), nil)
+	r, err := callJSON[armResource[runProps]](ctx, c, "GetRun", "GET", c.flowURL(ref.path()+"/runs/"+esc(run), q), nil)
 	if err != nil {
 		return nil, err
 	}
-	var r armResource[runProps]
-	if err := decode("GetRun", resp, &r); err != nil {
-		return nil, err
-	}
-	out := toRun(r)
+	out := toRun(*r)
 	return &out, nil
 }
 
@@ -213,21 +209,9 @@ func (c *Client) ListRunActions(ctx context.Context, ref FlowRef, run string) ([
 		return nil, err
 	}
 	first := c.flowURL(ref.path()+"/runs/"+esc(run)+"/actions", nil)
-	var out []RunAction
-	link := ""
-	for range maxListPages {
-		p, err := getPage[armResource[actionProps]](ctx, c, "ListRunActions", first, link)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range p.Value {
-			out = append(out, toRunAction(r.Name, r.Properties))
-		}
-		if link = p.next(); link == "" {
-			break
-		}
-	}
-	return out, nil
+	return getAll(ctx, c, "ListRunActions", first, func(r armResource[actionProps]) RunAction {
+		return toRunAction(r.Name, r.Properties)
+	})
 }
 
 // Repetition is one iteration of an action inside Foreach/Until loops.

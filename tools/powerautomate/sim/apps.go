@@ -76,15 +76,7 @@ func (s *Sim) listApps(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sort.Slice(apps, func(i, j int) bool { return apps[i].name < apps[j].name })
-	page, next, ok := paginate(w, r, apps, func(a *app) string { return a.name }, 100)
-	if !ok {
-		return
-	}
-	items := make([]any, 0, len(page))
-	for _, a := range page {
-		items = append(items, s.appJSON(a, infoOf(r).base))
-	}
-	collection(w, items, "nextLink", next)
+	writePage(w, r, apps, func(a *app) string { return a.name }, 100, "nextLink", func(a *app) any { return s.appJSON(a, infoOf(r).base) })
 }
 
 // appJSON is an app as the Power Apps API lists it (Microsoft.PowerApps/apps,

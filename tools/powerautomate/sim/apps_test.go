@@ -14,8 +14,7 @@ import (
 // carries it), the mandatory environment filter, tenant isolation, apps shared with
 // no one visible to their owner only, and nextLink paging.
 func TestAppsListing(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	c := newTestClient(t, s, srv.URL, alice)
+	s, srv, c := newAliceSim(t)
 	p, err := c.ListApps(ctx, ContosoDefaultEnv, powerautomate.ListAppsOptions{Top: 2})
 	if err != nil {
 		t.Fatal(err)

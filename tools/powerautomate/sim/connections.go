@@ -57,15 +57,7 @@ func (s *Sim) listConnections(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sort.Slice(conns, func(i, j int) bool { return conns[i].name < conns[j].name })
-	page, next, ok := paginate(w, r, conns, func(c *connection) string { return c.name }, 100)
-	if !ok {
-		return
-	}
-	items := make([]any, 0, len(page))
-	for _, c := range page {
-		items = append(items, s.connectionJSON(c))
-	}
-	collection(w, items, "@odata.nextLink", next)
+	writePage(w, r, conns, func(c *connection) string { return c.name }, 100, "@odata.nextLink", func(c *connection) any { return s.connectionJSON(c) })
 }
 
 func (s *Sim) getConnection(w http.ResponseWriter, r *http.Request) {

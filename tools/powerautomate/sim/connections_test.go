@@ -11,8 +11,7 @@ import (
 )
 
 func TestConnectionsPageWithODataNextLink(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	c := newTestClient(t, s, srv.URL, alice)
+	c := newAliceClient(t)
 	var conns []powerautomate.Connection
 	opts := powerautomate.ListConnectionsOptions{Top: 3}
 	for {
@@ -56,8 +55,7 @@ func TestConnectionsPageWithODataNextLink(t *testing.T) {
 }
 
 func TestConnectorAndDynamicValues(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	c := newTestClient(t, s, srv.URL, alice)
+	s, srv, c := newAliceSim(t)
 	api, err := c.GetConnector(ctx, ContosoDefaultEnv, "shared_contosotasks")
 	if err != nil {
 		t.Fatal(err)
@@ -104,8 +102,7 @@ func TestConnectorAndDynamicValues(t *testing.T) {
 }
 
 func TestDynamicValuesThroughABrokenConnection(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	c := newTestClient(t, s, srv.URL, alice)
+	c := newAliceClient(t)
 	tasks, err := c.ListConnections(ctx, ContosoDefaultEnv, powerautomate.ListConnectionsOptions{Connector: "shared_contosotasks"})
 	if err != nil {
 		t.Fatal(err)
@@ -122,8 +119,7 @@ func TestDynamicValuesThroughABrokenConnection(t *testing.T) {
 }
 
 func TestTestConnection(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	c := newTestClient(t, s, srv.URL, alice)
+	s, _, c := newAliceSim(t)
 	s.ResetRequests()
 	good, err := c.TestConnection(ctx, ContosoDefaultEnv, "shared_contosotasks", ContosoTasksConnection)
 	if err != nil {
@@ -164,8 +160,7 @@ func TestTestConnection(t *testing.T) {
 }
 
 func TestInvokeConnectorOperation(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	c := newTestClient(t, s, srv.URL, alice)
+	c := newAliceClient(t)
 	api, err := c.GetConnector(ctx, ContosoDefaultEnv, "shared_contosotasks")
 	if err != nil {
 		t.Fatal(err)

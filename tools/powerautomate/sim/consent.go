@@ -185,17 +185,13 @@ func (s *Sim) serveConsent(w http.ResponseWriter, r *http.Request, _ requestInfo
 // SignInConnection completes a connection's sign-in as its consent page would
 // (tests that do not drive the page).
 func (s *Sim) SignInConnection(env, name string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.envs[strings.ToLower(env)]
-	if e == nil {
-		return false
-	}
-	for _, c := range e.connections {
-		if strings.EqualFold(c.name, name) {
-			c.status, c.statusError, c.modified = "Connected", nil, time.Now().UTC()
-			return true
+	return s.inEnv(env, func(e *environment) bool {
+		for _, c := range e.connections {
+			if strings.EqualFold(c.name, name) {
+				c.status, c.statusError, c.modified = "Connected", nil, time.Now().UTC()
+				return true
+			}
 		}
-	}
-	return false
+		return false
+	})
 }

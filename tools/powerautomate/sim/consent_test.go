@@ -14,8 +14,7 @@ import (
 // 200 again, 400 without a required parameter) and getConsentLink (the owner only,
 // OAuth connectors only), and consent pages that refuse a forged link.
 func TestConnectionCreateAndConsent(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	c := newTestClient(t, s, srv.URL, alice)
+	s, srv, c := newAliceSim(t)
 	req := powerautomate.CreateConnectionRequest{Environment: ContosoDefaultEnv, Connector: "shared_contosotasks", Name: "0123456789abcdef0123456789abcdef"}
 	conn, err := c.CreateConnection(ctx, req)
 	if err != nil || conn.Connected() || conn.Statuses[0].Error == nil || conn.Statuses[0].Error.Code != "Unauthenticated" {

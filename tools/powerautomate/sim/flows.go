@@ -163,15 +163,7 @@ func (s *Sim) listFlows(w http.ResponseWriter, r *http.Request) {
 	}
 	key := func(f *flow) string { return strings.ToLower(f.displayName) + "|" + f.name }
 	sort.Slice(flows, func(i, j int) bool { return key(flows[i]) < key(flows[j]) })
-	page, next, ok := paginate(w, r, flows, key, 50)
-	if !ok {
-		return
-	}
-	items := make([]any, 0, len(page))
-	for _, f := range page {
-		items = append(items, flowJSON(f, c, admin, false))
-	}
-	collection(w, items, "nextLink", next)
+	writePage(w, r, flows, key, 50, "nextLink", func(f *flow) any { return flowJSON(f, c, admin, false) })
 }
 
 func (s *Sim) getFlow(w http.ResponseWriter, r *http.Request) {

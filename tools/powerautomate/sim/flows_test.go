@@ -11,8 +11,7 @@ import (
 )
 
 func TestFlowAccessErrors(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	asAlice := newTestClient(t, s, srv.URL, alice)
+	s, srv, asAlice := newAliceSim(t)
 	asBob := newTestClient(t, s, srv.URL, bob)
 	asAdmin := newTestClient(t, s, srv.URL, "admin@contoso.com")
 	missing := "00000000-0000-0000-0000-000000000001"
@@ -56,8 +55,7 @@ func TestRetiredAdminListAnswersWithStringError(t *testing.T) {
 }
 
 func TestListFlowsSearchPagingAndAdmin(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	asAlice := newTestClient(t, s, srv.URL, alice)
+	s, srv, asAlice := newAliceSim(t)
 	asBob := newTestClient(t, s, srv.URL, bob)
 	all := func(c *powerautomate.Client, opts powerautomate.ListFlowsOptions) []powerautomate.Flow {
 		t.Helper()
@@ -154,8 +152,7 @@ func TestTenantIsolation(t *testing.T) {
 }
 
 func TestStartStopAndDLP(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	c := newTestClient(t, s, srv.URL, alice)
+	c := newAliceClient(t)
 	r := ref(ContosoDefaultEnv, FlowDailySalesReport)
 	for range 2 { // idempotent
 		if err := c.StopFlow(ctx, r); err != nil {
@@ -184,8 +181,7 @@ func TestStartStopAndDLP(t *testing.T) {
 }
 
 func TestCreateUpdateAndCheckFlow(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	c := newTestClient(t, s, srv.URL, alice)
+	s, srv, c := newAliceSim(t)
 	def := json.RawMessage(`{"triggers":{"manual":{"type":"Request","kind":"Button","inputs":{}}},
 		"actions":{"Compose":{"type":"Compose","runAfter":{},"inputs":"hello"}}}`)
 	created, err := c.CreateFlow(ctx, ContosoSandboxEnv, powerautomate.FlowUpdate{DisplayName: "Made by a test", Definition: def, State: "Stopped"})
@@ -247,8 +243,7 @@ func TestCreateUpdateAndCheckFlow(t *testing.T) {
 }
 
 func TestTriggersAndEnvironment(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	c := newTestClient(t, s, srv.URL, alice)
+	c := newAliceClient(t)
 	env, err := c.GetEnvironment(ctx, "~default")
 	if err != nil || env.Name != ContosoDefaultEnv || !env.IsDefault || env.SKU != "Default" {
 		t.Fatalf("default environment = %+v, %v", env, err)

@@ -122,3 +122,18 @@ func finishRun(t *testing.T, s *Sim, c *powerautomate.Client, r powerautomate.Fl
 	}
 	return run
 }
+
+// newAliceSim is the usual start of a test: a default sim, its server, and a
+// client signed in as alice.
+func newAliceSim(t *testing.T) (*Sim, *httptest.Server, *powerautomate.Client) {
+	t.Helper()
+	s, srv := newTestSim(t, Options{})
+	return s, srv, newTestClient(t, s, srv.URL, alice)
+}
+
+// newAliceClient is newAliceSim for a test that needs only the client.
+func newAliceClient(t *testing.T) *powerautomate.Client {
+	t.Helper()
+	_, _, c := newAliceSim(t)
+	return c
+}

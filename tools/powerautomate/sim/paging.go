@@ -52,6 +52,20 @@ func paginate[T any](w http.ResponseWriter, r *http.Request, items []T, key func
 }
 
 // collection writes {"value": [...], "<linkField>": next}.
+// writePage answers a list request with the page of items paginate selects,
+// each written as toJSON makes it, and the next page's link in linkField.
+func writePage[T any](w http.ResponseWriter, r *http.Request, items []T, key func(T) string, defaultTop int, linkField string, toJSON func(T) any) {
+	page, next, ok := paginate(w, r, items, key, defaultTop)
+	if !ok {
+		return
+	}
+	out := make([]any, 0, len(page))
+	for _, it := range page {
+		out = append(out, toJSON(it))
+	}
+	collection(w, out, linkField, next)
+}
+
 func collection(w http.ResponseWriter, items []any, linkField, next string) {
 	body := map[string]any{"value": items}
 	if next != "" {

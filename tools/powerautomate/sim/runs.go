@@ -84,16 +84,8 @@ func (s *Sim) listRuns(w http.ResponseWriter, r *http.Request) {
 			runs = append(runs, rn)
 		}
 	}
-	page, next, ok := paginate(w, r, runs, func(rn *run) string { return rn.name }, 50)
-	if !ok {
-		return
-	}
 	base := infoOf(r).base
-	items := make([]any, 0, len(page))
-	for _, rn := range page {
-		items = append(items, s.runJSON(rn, base, now, false))
-	}
-	collection(w, items, "nextLink", next)
+	writePage(w, r, runs, func(rn *run) string { return rn.name }, 50, "nextLink", func(rn *run) any { return s.runJSON(rn, base, now, false) })
 }
 
 // resolveRun finds the run of the request or writes the wrapped WorkflowRunNotFound.
@@ -173,13 +165,8 @@ func (s *Sim) listRepetitions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "AzureResourceManagerRequestFailed", "Request to Azure Resource Manager failed with error: '"+string(inner)+"'.")
 		return
 	}
-	page, next, ok := paginate(w, r, action.reps, repName, 50)
-	if !ok {
-		return
-	}
 	base := infoOf(r).base
-	items := make([]any, 0, len(page))
-	for _, rep := range page {
+	writePage(w, r, action.reps, repName, 50, "nextLink", func(rep *repRecord) any {
 		props := map[string]any{
 			"repetitionIndexes": rep.indexes, "startTime": rep.start.Format(time.RFC3339Nano), "endTime": rep.end.Format(time.RFC3339Nano),
 			"status": rep.status, "code": rep.code,
@@ -190,12 +177,11 @@ func (s *Sim) listRepetitions(w http.ResponseWriter, r *http.Request) {
 		}
 		segs := []string{"workflows", rn.flow.workflowID, "runs", rn.name, "actions", action.name, "repetitions", repName(rep), "contents"}
 		s.addLinks(props, base, segs, "Action", rep.inputs, rep.outputs)
-		items = append(items, map[string]any{
+		return map[string]any{
 			"name": repName(rep), "id": runID(rn) + "/actions/" + action.name + "/repetitions/" + repName(rep),
 			"type": "Microsoft.ProcessSimple/environments/flows/runs/actions/repetitions", "properties": props,
-		})
-	}
-	collection(w, items, "nextLink", next)
+		}
+	})
 }
 
 // repName is "000002", or "000001-000003" in nested loops.

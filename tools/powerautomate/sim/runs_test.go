@@ -10,8 +10,7 @@ import (
 )
 
 func TestRunsPageNewestFirst(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	c := newTestClient(t, s, srv.URL, alice)
+	c := newAliceClient(t)
 	r := ref(ContosoDefaultEnv, FlowHourlyInventorySync)
 	var runs []powerautomate.Run
 	opts := powerautomate.ListRunsOptions{}
@@ -54,8 +53,7 @@ func TestRunsPageNewestFirst(t *testing.T) {
 }
 
 func TestFailedRunRootCauseAndFix(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	c := newTestClient(t, s, srv.URL, alice)
+	s, _, c := newAliceSim(t)
 	r := ref(ContosoDefaultEnv, FlowInvoiceApproval)
 	latest, err := c.ListRuns(ctx, r, powerautomate.ListRunsOptions{Top: 1})
 	if err != nil {
@@ -122,8 +120,7 @@ func TestFailedRunRootCauseAndFix(t *testing.T) {
 }
 
 func TestUnknownRunIsWrappedNotFound(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	c := newTestClient(t, s, srv.URL, alice)
+	c := newAliceClient(t)
 	r := ref(ContosoDefaultEnv, FlowInvoiceApproval)
 	apiErr := wantAPIError(t, c.CancelRun(ctx, r, "08584000000000000000000000000CU00"), 404, "WorkflowRunNotFound")
 	if apiErr.WrapperCode != "AzureResourceManagerRequestFailed" {
@@ -134,8 +131,7 @@ func TestUnknownRunIsWrappedNotFound(t *testing.T) {
 }
 
 func TestCancelRunningRun(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	c := newTestClient(t, s, srv.URL, alice)
+	s, _, c := newAliceSim(t)
 	r := ref(ContosoDefaultEnv, FlowLeaveRequest)
 	runs, err := c.ListRuns(ctx, r, powerautomate.ListRunsOptions{})
 	if err != nil {
@@ -173,8 +169,7 @@ func TestCancelRunningRun(t *testing.T) {
 }
 
 func TestStoppedFlowCannotBeTriggered(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	c := newTestClient(t, s, srv.URL, alice)
+	c := newAliceClient(t)
 	r := ref(ContosoDefaultEnv, FlowOrderIntake)
 	if err := c.StopFlow(ctx, r); err != nil {
 		t.Fatal(err)
@@ -184,8 +179,7 @@ func TestStoppedFlowCannotBeTriggered(t *testing.T) {
 }
 
 func TestRecurrenceFlowRunsThroughRunAPI(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	c := newTestClient(t, s, srv.URL, alice)
+	s, _, c := newAliceSim(t)
 	r := ref(ContosoDefaultEnv, FlowDailySalesReport)
 	res, err := c.RunManualTrigger(ctx, r, "Recurrence", nil)
 	if err != nil {
@@ -200,8 +194,7 @@ func TestRecurrenceFlowRunsThroughRunAPI(t *testing.T) {
 }
 
 func TestLoopRepetitionsAndLargeContent(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	c := newTestClient(t, s, srv.URL, alice)
+	s, _, c := newAliceSim(t)
 	r := ref(ContosoDefaultEnv, FlowDailySalesReport)
 	runs, err := c.ListRuns(ctx, r, powerautomate.ListRunsOptions{Top: 1})
 	if err != nil {
@@ -256,8 +249,7 @@ func TestLoopRepetitionsAndLargeContent(t *testing.T) {
 }
 
 func TestContentSignatureIsChecked(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	c := newTestClient(t, s, srv.URL, alice)
+	c := newAliceClient(t)
 	r := ref(ContosoDefaultEnv, FlowInvoiceApproval)
 	runs, _ := c.ListRuns(ctx, r, powerautomate.ListRunsOptions{Top: 1})
 	run, err := c.GetRun(ctx, r, runs.Runs[0].Name, false)

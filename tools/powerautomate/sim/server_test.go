@@ -147,8 +147,7 @@ func TestUserFor(t *testing.T) {
 }
 
 func TestRequestsAreRecorded(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	c := newTestClient(t, s, srv.URL, alice)
+	s, _, c := newAliceSim(t)
 	s.ResetRequests()
 	if _, err := c.ListEnvironments(ctx); err != nil {
 		t.Fatal(err)
@@ -169,8 +168,7 @@ func TestRequestsAreRecorded(t *testing.T) {
 }
 
 func TestFaultInjection(t *testing.T) {
-	s, srv := newTestSim(t, Options{})
-	c := newTestClient(t, s, srv.URL, alice)
+	s, srv, c := newAliceSim(t)
 
 	t.Run("429 with Retry-After then success", func(t *testing.T) {
 		s.InjectFault(FaultMatch{Method: "GET", PathContains: "/environments", Count: 1}, Fault{Status: 429, RetryAfter: time.Second})
