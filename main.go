@@ -362,6 +362,13 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 		return err
 	}
 	defer store.Close()
+	// Embedded: a store file deleted or replaced under the server fails every operation
+	// and /readyz from then on; said once here.
+	store.OnLost(func(error) {
+		log.Error("the embedded store file was deleted or replaced while the server ran: every store operation now fails "+
+			"and /readyz answers 503 (writes would have been lost); restore the file or restart the server",
+			zap.String("store_file", filepath.Join(settings.DataDir, cosmos.EmbeddedFile)))
+	})
 
 	// Listen before building the rest: embedded mode needs the real address for its
 	// public URL and the simulator's links.

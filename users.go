@@ -184,11 +184,14 @@ func userCommand(args []string, stdout, stderr io.Writer, getenv func(string) st
 			return fmt.Errorf("%d users have that email (%s): revoke one with --id", len(users), strings.Join(ids, ", "))
 		}
 		u, err := identity.Revoke(ctx, env.store, users[0].ID)
-		if err != nil {
+		if u == nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "revoked %s: refresh token deleted, consent %s, key generation now %d (earlier keys no longer work)\n",
 			u.ID, u.Consent, u.KeyGeneration)
+		if err != nil { // identity.ErrNotErased: revoked, erasing again later finishes it
+			return fmt.Errorf("%w; run the command again to erase it", err)
+		}
 		return nil
 	}
 }

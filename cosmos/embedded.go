@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -32,8 +33,17 @@ const EmbeddedFile = "flowstudio.db"
 // writes, and a writer waits (busy_timeout) for the lock held during another
 // process's commit. Commits are atomic and durable (synchronous=FULL), so a
 // kill -9 at any moment loses nothing that was committed.
+//
+// Deleted data is erased, not only unlinked: secure_delete is on, so SQLite zeroes
+// what a delete or an overwrite frees, and Store.EraseDeleted checkpoints the WAL and
+// truncates it, so no older page image stays behind either.
+//
+// The file is watched: when it is deleted or replaced while open (every write would
+// go to an unlinked file and be lost at restart), every operation fails from the next
+// check on (at most a second later) with an error that says so, Ping included, and
+// the handler given to Store.OnLost is called once.
 func OpenEmbedded(dir string) (*Store, error) {
-	e, err := openEmbedded(dir, time.Minute)
+	e, err := openEmbedded(dir, time.Minute, time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -49,6 +59,13 @@ type embedded struct {
 	wal   *walIndex // nil when the WAL index cannot be watched: every read goes to the file
 	stop  context.CancelFunc
 	done  sync.WaitGroup
+
+	path   string      // the store file
+	opened os.FileInfo // the file this process opened, to tell it from a replacement
+	lost   atomic.Bool // the file at path is no longer the one opened
+	lostMu sync.Mutex
+	onLost func(error) // called once when lost is first set
+	lostOK bool        // onLost was called
 }
 
 type stmtKey struct {
@@ -76,6 +93,9 @@ func (e *embedded) stmt(ctx context.Context, db *sql.DB, query string) (*sql.Stm
 }
 
 func (e *embedded) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if e.lost.Load() {
+		return nil, e.errLost()
+	}
 	s, err := e.stmt(ctx, e.w, query)
 	if err != nil {
 		return nil, err
@@ -108,7 +128,7 @@ CREATE TABLE IF NOT EXISTS items (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS items_expires ON items (expires) WHERE expires IS NOT NULL;`
 
-func openEmbedded(dir string, purgeEvery time.Duration) (*embedded, error) {
+func openEmbedded(dir string, purgeEvery, checkEvery time.Duration) (*embedded, error) {
 	if strings.Contains(dir, "?") {
 		return nil, fmt.Errorf("cosmos: embedded: data directory %q contains '?'", dir)
 	}
@@ -124,8 +144,15 @@ func openEmbedded(dir string, purgeEvery time.Duration) (*embedded, error) {
 	}
 	f.Close()
 
+	opened, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("cosmos: embedded: %w", err)
+	}
+
 	dsn := path + "?_busy_timeout=" + strconv.Itoa(busyTimeoutMS)
-	w, err := sql.Open("sqlite", dsn+"&_journal_mode=WAL&_synchronous=FULL")
+	// secure_delete: what a delete or an overwrite frees is zeroed, so a revoked
+	// refresh token does not stay readable in a free page or cell (see EraseDeleted).
+	w, err := sql.Open("sqlite", dsn+"&_journal_mode=WAL&_synchronous=FULL&_pragma=secure_delete(1)")
 	if err != nil {
 		return nil, fmt.Errorf("cosmos: embedded: %w", err)
 	}
@@ -148,9 +175,81 @@ func openEmbedded(dir string, purgeEvery time.Duration) (*embedded, error) {
 	ctx, stop := context.WithCancel(context.Background())
 	// The writer connection stays open for the store's lifetime, so SQLite keeps the
 	// -shm file (and our mapping of it) in place.
-	e := &embedded{w: w, r: r, stop: stop, wal: openWALIndex(path + "-shm")}
+	e := &embedded{w: w, r: r, stop: stop, wal: openWALIndex(path + "-shm"), path: path, opened: opened}
 	e.done.Go(func() { e.purgeLoop(ctx, purgeEvery) })
+	e.done.Go(func() { e.watchFile(ctx, checkEvery) })
 	return e, nil
+}
+
+// errLost is what every operation answers once the store file was deleted or
+// replaced under this process.
+func (e *embedded) errLost() error {
+	return fmt.Errorf("%w: the embedded store file %s was deleted or replaced while this process had it open, "+
+		"so nothing more is read from or written to it (writes would be lost at restart): restore the file or "+
+		"restart the process", ErrUnavailable, e.path)
+}
+
+// watchFile checks every so often (not per call: a stat is a syscall) that the file
+// at e.path is still the one this process opened.
+func (e *embedded) watchFile(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if st, err := os.Stat(e.path); err != nil || !os.SameFile(st, e.opened) {
+				e.markLost()
+				return // a lost file stays lost for this process
+			}
+		}
+	}
+}
+
+func (e *embedded) markLost() {
+	e.lost.Store(true)
+	e.lostMu.Lock()
+	defer e.lostMu.Unlock()
+	if e.onLost != nil && !e.lostOK {
+		e.lostOK = true
+		e.onLost(e.errLost())
+	}
+}
+
+// setOnLost registers fn, called once (at once if the file is already lost).
+func (e *embedded) setOnLost(fn func(error)) {
+	e.lostMu.Lock()
+	e.onLost = fn
+	e.lostMu.Unlock()
+	if e.lost.Load() {
+		e.markLost()
+	}
+}
+
+// eraseDeleted checkpoints the WAL into the file and truncates it to nothing: with
+// secure_delete on, the file's pages then hold only live data and zeros, and no
+// older page image is left in the WAL. A checkpoint waits (busy_timeout) for readers
+// of older snapshots, in any process; it is tried again until ctx ends.
+func (e *embedded) eraseDeleted(ctx context.Context) error {
+	for {
+		if e.lost.Load() {
+			return e.errLost()
+		}
+		var busy, logFrames, checkpointed int
+		err := e.w.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed)
+		if err != nil {
+			return sqliteError(ctx, err)
+		}
+		if busy == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: the WAL could not be truncated: another connection kept reading", ErrUnavailable)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // purgeLoop deletes expired items now and then. Reads already skip them;
@@ -169,13 +268,21 @@ func (e *embedded) purgeLoop(ctx context.Context, every time.Duration) {
 }
 
 func (e *embedded) purge(ctx context.Context) error {
+	if e.lost.Load() {
+		return e.errLost()
+	}
 	_, err := e.w.ExecContext(ctx, `DELETE FROM items WHERE expires <= ?`, nowMS())
 	return err
 }
 
 // committed reports the WAL index header: it changes whenever any process commits
 // a transaction to the file (see walIndex).
-func (e *embedded) committed() (walHeader, bool) { return e.wal.version() }
+func (e *embedded) committed() (walHeader, bool) {
+	if e.lost.Load() { // what was read before may not be what the file now says
+		return walHeader{}, false
+	}
+	return e.wal.version()
+}
 
 func (e *embedded) container(spec containerSpec) container {
 	return &sqliteContainer{e: e, spec: spec}
@@ -185,6 +292,9 @@ func (e *embedded) container(spec containerSpec) container {
 func (e *embedded) provision(context.Context) error { return nil }
 
 func (e *embedded) ping(ctx context.Context) error {
+	if e.lost.Load() {
+		return e.errLost()
+	}
 	var n int
 	err := e.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM items LIMIT 1)`).Scan(&n)
 	return sqliteError(ctx, err)
@@ -207,6 +317,9 @@ type sqliteContainer struct {
 const live = `(expires IS NULL OR expires > :now)`
 
 func (c *sqliteContainer) read(ctx context.Context, pk, id string) (item, error) {
+	if c.e.lost.Load() {
+		return item{}, c.e.errLost()
+	}
 	it := item{pk: pk, id: id}
 	var doc string
 	err := c.e.queryRow(ctx, c.e.r,
@@ -289,6 +402,9 @@ func (c *sqliteContainer) missingOr(ctx context.Context, pk, id string, err erro
 }
 
 func (c *sqliteContainer) query(ctx context.Context, pk string, q query) ([]item, string, error) {
+	if c.e.lost.Load() {
+		return nil, "", c.e.errLost()
+	}
 	after, err := base64.RawURLEncoding.DecodeString(q.token)
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: continuation token", ErrInvalid)
@@ -335,6 +451,9 @@ func (c *sqliteContainer) query(ctx context.Context, pk string, q query) ([]item
 // increment is one upsert: the write lock SQLite takes for it makes
 // concurrent increments, from any process, add up exactly.
 func (c *sqliteContainer) increment(ctx context.Context, seed item, field string, by int64) (int64, error) {
+	if c.e.lost.Load() {
+		return 0, c.e.errLost()
+	}
 	now := nowMS()
 	var n int64
 	err := c.e.queryRow(ctx, c.e.w, `INSERT INTO items (container, pk, id, doc, etag, expires)

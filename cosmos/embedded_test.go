@@ -126,7 +126,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 func TestEmbeddedTTLExpiry(t *testing.T) {
 	t.Parallel()
-	e, err := openEmbedded(t.TempDir(), time.Hour) // no purge during the test
+	e, err := openEmbedded(t.TempDir(), time.Hour, time.Second) // no purge during the test
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestEmbeddedTTLExpiry(t *testing.T) {
 
 func TestEmbeddedPurgeRuns(t *testing.T) {
 	t.Parallel()
-	e, err := openEmbedded(t.TempDir(), 10*time.Millisecond)
+	e, err := openEmbedded(t.TempDir(), 10*time.Millisecond, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestEmbeddedExpiredCounterStartsOver(t *testing.T) {
 
 func TestEmbeddedContainerDefaultTTL(t *testing.T) {
 	t.Parallel()
-	e, err := openEmbedded(t.TempDir(), time.Hour)
+	e, err := openEmbedded(t.TempDir(), time.Hour, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,10 @@ type User struct {
 	Tier               Tier         `json:"tier"`
 	KeyGeneration      int64        `json:"keyGeneration"`
 	KeyIssuedAt        int64        `json:"keyIssuedAt"` // unix seconds
+	// SessionEpoch is the generation of the user's dashboard sessions: a session
+	// cookie carries the epoch it was opened under and is refused once this moved on
+	// (logout, revoke, re-issue), on every replica at once.
+	SessionEpoch int64 `json:"sessionEpoch,omitempty"`
 	SealedRefreshToken []byte       `json:"sealedRefreshToken,omitempty"`
 	SealKeyVersion     string       `json:"sealKeyVersion,omitempty"`
 	Consent            Consent      `json:"consent"`

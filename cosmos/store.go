@@ -115,6 +115,37 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// EraseDeleted makes what deletes and overwrites removed so far unrecoverable from
+// the store's own files, for revoke and account deletion: call it after the write
+// that removed a secret. The embedded store zeroes freed space as it goes
+// (secure_delete) and here checkpoints the WAL and truncates it, so no byte of its
+// files holds the old data (it waits up to 10 s for readers of older snapshots; an
+// error means the data is deleted but older page images may remain until the next
+// successful call). Cosmos DB has no such operation: a deleted or replaced item is
+// gone from every read and query at once and its storage is reclaimed by the
+// service (see the README's Storage section); there it does nothing.
+func (s *Store) EraseDeleted(ctx context.Context) error {
+	e, ok := s.b.(interface{ eraseDeleted(context.Context) error })
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*opTimeout)
+	defer cancel()
+	if err := e.eraseDeleted(ctx); err != nil {
+		return fmt.Errorf("cosmos: erase deleted: %w", err)
+	}
+	return nil
+}
+
+// OnLost registers fn, called once if the embedded store's file is deleted or
+// replaced while open (every operation fails from then on, with the same error).
+// Cosmos DB has no file: fn is never called.
+func (s *Store) OnLost(fn func(error)) {
+	if e, ok := s.b.(interface{ setOnLost(func(error)) }); ok {
+		e.setOnLost(fn)
+	}
+}
+
 // Close releases the store. It must not be used afterwards.
 func (s *Store) Close() error { return s.b.close() }
 

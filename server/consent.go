@@ -43,6 +43,8 @@ type AccountStore interface {
 	CreateUser(ctx context.Context, u *cosmos.User) (*cosmos.User, error)
 	UpdateUser(ctx context.Context, id string, fn func(*cosmos.User) error) (*cosmos.User, error)
 	Usage(ctx context.Context, userID string, p cosmos.Period, at time.Time) (int64, error)
+	// EraseDeleted erases what a write removed from the store's files (revoke).
+	EraseDeleted(ctx context.Context) error
 }
 
 // keyRenewWithin: a sign-in renews the issue time of a key that expires sooner than
@@ -353,7 +355,13 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 
 // startSession sets the dashboard session cookie of a verified sign-in.
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request, user *cosmos.User, id *signedIn) bool {
-	ws := webSession{UserID: user.ID, TenantID: user.TenantID, Name: id.Name, SID: randomToken()}
+	return s.openSession(w, r, user, id.Name)
+}
+
+// openSession sets a new dashboard session cookie (a new session id) for user under
+// its current session epoch.
+func (s *Server) openSession(w http.ResponseWriter, r *http.Request, user *cosmos.User, name string) bool {
+	ws := webSession{UserID: user.ID, TenantID: user.TenantID, Name: name, SID: randomToken(), Epoch: user.SessionEpoch}
 	value, err := s.web.cookies.encode(sessionCookie, ws, sessionTTL)
 	if err != nil {
 		s.internalError(w, r, err)

@@ -448,10 +448,15 @@ func TestDashboardFormsNeedCSRFAndSameOrigin(t *testing.T) {
 		t.Fatalf("GET /dashboard/revoke: %d", p.status)
 	}
 	// The genuine form works.
-	if p := h.post(t, c, "/dashboard/reissue", csrf); p.status != 200 || !strings.Contains(p.body, "A new key was issued") {
-		t.Fatalf("genuine re-issue: %d %s", p.status, p.body)
+	re := h.post(t, c, "/dashboard/reissue", csrf)
+	if re.status != 200 || !strings.Contains(re.body, "A new key was issued") {
+		t.Fatalf("genuine re-issue: %d %s", re.status, re.body)
 	}
-	if p := h.post(t, c, "/logout", csrf); p.status != 200 || p.url.Path != "/" || hasSession(h, c) {
+	// Re-issue ended every session and opened a new one here: the old form token is dead.
+	if p := webFetch(t, noFollow(c), "POST", h.ts.URL+"/logout", url.Values{"csrf": {csrf}}, same); p.status != http.StatusForbidden {
+		t.Fatalf("the form token of the session before re-issue: %d", p.status)
+	}
+	if p := h.post(t, c, "/logout", webMatch(t, csrfField, re.body)); p.status != 200 || p.url.Path != "/" || hasSession(h, c) {
 		t.Fatalf("genuine sign-out: %d at %s", p.status, p.url)
 	}
 }

@@ -110,6 +110,7 @@ type webSession struct {
 	TenantID string `json:"tid"`
 	Name     string `json:"name,omitempty"`
 	SID      string `json:"sid"`
+	Epoch    int64  `json:"ep,omitempty"` // the user's SessionEpoch when it was opened
 }
 
 // csrfToken is the form token of a session: HMAC of its SID under the cookie key, so a
@@ -189,11 +190,21 @@ func (s *Server) readCookie(r *http.Request, base string, v any) error {
 	return s.web.cookies.decode(base, c.Value, v)
 }
 
-// session returns the signed-in dashboard user, or nil.
+// session returns the signed-in dashboard user, or nil. A signed cookie is not enough:
+// the user record's session epoch must still be the one the session was opened under,
+// so logout, revoke and re-issue end every session of the user on every replica at
+// once (one user read, only for a request that carries a session cookie).
 func (s *Server) session(r *http.Request) *webSession {
 	var ws webSession
 	if err := s.readCookie(r, sessionCookie, &ws); err != nil || ws.UserID == "" || ws.SID == "" {
 		return nil
+	}
+	if s.deps.Accounts == nil {
+		return nil
+	}
+	u, err := s.deps.Accounts.GetUser(r.Context(), ws.UserID)
+	if err != nil || u.SessionEpoch != ws.Epoch {
+		return nil // ended, or cannot tell: fail closed
 	}
 	return &ws
 }

@@ -396,6 +396,10 @@ func (s *Server) reissue(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("api key reissued", zap.String(logsafe.KeyRequestID, rpc.RequestID(r.Context())), zap.String("email_hash", u.EmailHash),
 		zap.Int64("key_generation", u.KeyGeneration))
+	// Every session ended with the old key; this browser gets a new one to see the new key.
+	if !s.openSession(w, r, u, sess.Name) {
+		return
+	}
 	http.Redirect(w, r, "/dashboard?done=reissued", http.StatusSeeOther)
 }
 
@@ -413,12 +417,20 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
+	if errors.Is(err, identity.ErrNotErased) { // revoked; the next erase finishes it
+		s.log.Warn("revoked token not erased from the store files yet", zap.String(logsafe.KeyRequestID, rpc.RequestID(r.Context())), logsafe.Error(err))
+		err = nil
+	}
 	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
 	s.log.Info("consent revoked", zap.String(logsafe.KeyRequestID, rpc.RequestID(r.Context())), zap.String("email_hash", u.EmailHash),
 		zap.Int64("key_generation", u.KeyGeneration))
+	// Every session ended; this browser gets a new one to see that it is done.
+	if !s.openSession(w, r, u, sess.Name) {
+		return
+	}
 	http.Redirect(w, r, "/dashboard?done=revoked", http.StatusSeeOther)
 }
 
@@ -430,8 +442,20 @@ func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "logout", pageData{Title: "Sign out"})
 }
 
+// logout ends every dashboard session of the user, on every replica and in every
+// browser (the session epoch moves on), and clears this browser's cookie. API keys
+// keep working: they are for agents, not for the dashboard.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.postGuard(w, r); !ok {
+	sess, ok := s.postGuard(w, r)
+	if !ok {
+		return
+	}
+	_, err := s.deps.Accounts.UpdateUser(r.Context(), sess.UserID, func(u *cosmos.User) error {
+		u.SessionEpoch++
+		return nil
+	})
+	if err != nil && !errors.Is(err, cosmos.ErrNotFound) {
+		s.internalError(w, r, err) // the session would outlive the logout: say so rather than pretend
 		return
 	}
 	s.clearCookie(w, r, sessionCookie)

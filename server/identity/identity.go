@@ -40,23 +40,44 @@ type Sealer interface {
 // RevokeUser is what revoking permission does to a user record, as an
 // UpdateUser callback: the sealed refresh token is deleted, the key
 // generation bumped (every key of the user dies at once on every replica),
-// consent marked revoked and every grant beyond the default sign-in cleared
-// (a later sign-in starts from the default again), and every OAuth grant ends
-// (the apps connected at /mcp/oauth).
+// consent marked revoked, every grant beyond the default sign-in cleared
+// (a later sign-in starts from the default again), every OAuth grant ended
+// (the apps connected at /mcp/oauth) and every dashboard session ended (the
+// session epoch moves on).
 func RevokeUser(u *cosmos.User) error {
 	u.SealedRefreshToken, u.SealKeyVersion = nil, ""
 	u.KeyGeneration++
+	u.SessionEpoch++ // every dashboard session ends too
 	u.Consent = cosmos.ConsentRevoked
 	u.ConsentedResources = nil
 	u.OAuthGrants = nil
 	return nil
 }
 
-// Revoke revokes a user's permission (RevokeUser) and returns the updated
-// user. The dashboard's "Revoke permission" and `flowstudio user revoke` both
-// call it.
-func Revoke(ctx context.Context, users Users, userID string) (*cosmos.User, error) {
-	return users.UpdateUser(ctx, userID, RevokeUser)
+// RevokeStore is what Revoke needs: the users, and erasing what a write removed
+// (*cosmos.Store).
+type RevokeStore interface {
+	Users
+	EraseDeleted(ctx context.Context) error
+}
+
+// ErrNotErased: the revoke is done (keys dead, token deleted), but the store could not
+// yet erase the old sealed token from its files (cosmos.Store.EraseDeleted); the next
+// erase does. Callers log it and report the revoke as done.
+var ErrNotErased = errors.New("identity: revoked, but the old sealed token is not erased from the store's files yet")
+
+// Revoke revokes a user's permission (RevokeUser), then erases the deleted sealed
+// token from the store's files, and returns the updated user. The dashboard's
+// "Revoke permission" and `flowstudio user revoke` both call it.
+func Revoke(ctx context.Context, users RevokeStore, userID string) (*cosmos.User, error) {
+	u, err := users.UpdateUser(ctx, userID, RevokeUser)
+	if err != nil {
+		return nil, err
+	}
+	if err := users.EraseDeleted(ctx); err != nil {
+		return u, fmt.Errorf("%w: %w", ErrNotErased, err)
+	}
+	return u, nil
 }
 
 // ErrNotConsented: there is no key to re-issue, since permission was revoked
@@ -64,8 +85,8 @@ func Revoke(ctx context.Context, users Users, userID string) (*cosmos.User, erro
 var ErrNotConsented = errors.New("identity: the user's permission was revoked or needs renewing")
 
 // ReissueKey makes a new API key generation issued at now: every earlier key
-// of the user stops working at once, and so does every OAuth grant (its tokens are
-// bound to the generation). The consent stays as it is.
+// of the user stops working at once, and so do every OAuth grant (its tokens are
+// bound to the generation) and every dashboard session. The consent stays as it is.
 func ReissueKey(ctx context.Context, users Users, userID string, now time.Time) (*cosmos.User, error) {
 	return users.UpdateUser(ctx, userID, func(u *cosmos.User) error {
 		if u.Consent != cosmos.ConsentGranted {
@@ -74,6 +95,7 @@ func ReissueKey(ctx context.Context, users Users, userID string, now time.Time) 
 		u.KeyGeneration++
 		u.KeyIssuedAt = now.Unix()
 		u.OAuthGrants = nil
+		u.SessionEpoch++ // a session that could read the old key must not read the new one
 		return nil
 	})
 }

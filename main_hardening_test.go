@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowstudio/mcp/cosmos"
+)
+
+// sealedTokenOf reads a user's sealed refresh token from the data directory's store
+// (another handle beside the server's, closed again).
+func sealedTokenOf(t *testing.T, dataDir, email string, idOf func(string) string) []byte {
+	t.Helper()
+	s, err := cosmos.OpenEmbedded(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	u, err := s.GetUser(context.Background(), idOf(email))
+	if err != nil || len(u.SealedRefreshToken) == 0 {
+		t.Fatalf("no sealed token for %s: %v", email, err)
+	}
+	return u.SealedRefreshToken
+}
+
+// dataDirHolds reports the files of dir in which a 16-byte window of the sealed token
+// (raw, or as the base64 the JSON document stores) occurs, reading every byte of
+// every file.
+func dataDirHolds(t *testing.T, dir string, sealed []byte) []string {
+	t.Helper()
+	forms := [][]byte{sealed, []byte(base64.StdEncoding.EncodeToString(sealed))}
+	var hits []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, f := range forms {
+			for i := 0; i+16 <= len(f); i += 8 {
+				if bytes.Contains(data, f[i:i+16]) {
+					hits = append(hits, filepath.Base(path))
+					return nil
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hits
+}
+
+// TestRevokeLeavesNoByteOfTheToken: after `flowstudio user revoke` beside a running
+// server, no file of the data directory (store, WAL, shared memory, keys) holds any
+// 16 bytes of the sealed refresh token the user had.
+func TestRevokeLeavesNoByteOfTheToken(t *testing.T) {
+	p := startServer(t)
+	defer p.stop(t)
+	const email = "erase@contoso.com"
+	key := p.devKey(t, email)
+	p.wantToolsWork(t, key) // the server reads (and rotates) it too
+	idOf := func(email string) string { return userIDFor(t, p.dataDir, email) }
+	sealed := sealedTokenOf(t, p.dataDir, email, idOf)
+	if hits := dataDirHolds(t, p.dataDir, sealed); len(hits) == 0 {
+		t.Fatal("the scan does not find the live sealed token: it could not find a deleted one either")
+	}
+	if out, err := p.flowstudio(t, "user", "revoke", "--email", email); err != nil {
+		t.Fatalf("user revoke: %v\n%s", err, out)
+	}
+	if hits := dataDirHolds(t, p.dataDir, sealed); len(hits) > 0 {
+		t.Fatalf("after revoke the sealed refresh token is still readable in %v", hits)
+	}
+}
+
+// userIDFor is the id dev-key gives a simulated email, as `user show` prints it.
+func userIDFor(t *testing.T, dataDir, email string) string {
+	t.Helper()
+	cmd := (&process{dataDir: dataDir})
+	out, err := cmd.flowstudio(t, "user", "show", "--email", email)
+	if err != nil {
+		t.Fatalf("user show: %v %s", err, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "id" {
+			return f[1]
+		}
+	}
+	t.Fatalf("no id in:\n%s", out)
+	return ""
+}
+
+// TestDeletedStoreFileIsNoticed: the embedded store file deleted under a running
+// server makes /readyz answer 503 and is logged once.
+func TestDeletedStoreFileIsNoticed(t *testing.T) {
+	p := startServer(t)
+	defer p.stop(t)
+	key := p.devKey(t, "lost@contoso.com")
+	p.wantToolsWork(t, key)
+	readyz := strings.TrimSuffix(p.url, "/mcp") + "/readyz"
+	status := func() int {
+		resp, err := http.Get(readyz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := status(); got != 200 {
+		t.Fatalf("/readyz before: %d", got)
+	}
+	if err := os.Remove(filepath.Join(p.dataDir, cosmos.EmbeddedFile)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for status() != http.StatusServiceUnavailable {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz stays ready with the store file deleted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, body, err := p.call(key, listEnvironments); err != nil || code == 200 && !strings.Contains(body, "error") {
+		t.Fatalf("a call still succeeded on a deleted store: %d %v %s", code, err, body)
+	}
+	status()
+	const line = "the embedded store file was deleted or replaced"
+	if n := strings.Count(p.logs(), line); n != 1 {
+		t.Fatalf("logged %d times, want once:\n%s", n, p.logs())
+	}
+}
