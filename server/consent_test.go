@@ -585,7 +585,8 @@ func TestLandingSaysWhatIsStored(t *testing.T) {
 		t.Fatalf("landing: %d, CSP %q", p.status, p.header.Get("Content-Security-Policy"))
 	}
 	for _, want := range []string{"Sign in with Microsoft", `href="/login"`, "tenant ID and object ID", "hash of your email", "refresh token",
-		"plan", "Counters", "Flow definitions, run history", "Tokens, keys or email addresses in logs", `name="viewport"`} {
+		"plan", "Counters", "Flow definitions, run history", "Tokens, keys or email addresses in logs", `name="viewport"`,
+		"keeps no one's name or email address"} {
 		if !strings.Contains(p.body, want) {
 			t.Errorf("landing lacks %q", want)
 		}

@@ -925,11 +925,9 @@ type storeConnRow struct {
 	EnvironmentName string   `json:"environmentName"`
 	Name            string   `json:"name"`
 	Connector       string   `json:"connector"`
-	DisplayName     string   `json:"displayName,omitempty"`
 	Status          string   `json:"status"`
 	ErrorCode       string   `json:"errorCode,omitempty"`
 	OwnerObjectID   string   `json:"ownerObjectId,omitempty"`
-	OwnerName       string   `json:"ownerName,omitempty"`
 	Expires         string   `json:"expires,omitempty"`
 	FlowCount       int      `json:"flowCount"`
 	Flows           []string `json:"flows,omitempty"`
@@ -956,8 +954,8 @@ func listStoreConnections() *Tool {
 	return Define(Tool{
 		Name:  "list_store_connections",
 		Title: "List cached connections and the flows that use them",
-		Description: "Team plan. Lists the connections in your Team cache: connector, status and error code, owner (object id " +
-			"and name), expiry, and the cached flows whose connection references use each (flowCount, and up to 25 flow ids). " +
+		Description: "Team plan. Lists the connections in your Team cache: connector, status and error code, owner's Entra " +
+			"object id (the cache keeps no names or emails: list_live_connections shows them), expiry, and the cached flows whose connection references use each (flowCount, and up to 25 flow ids). " +
 			"Filters: environmentName, connector, status (Connected, Error, ...), unused (true: used by no cached flow). Pages " +
 			"with pageSize and nextCursor. Next: test_live_connection to check one now.",
 		Kind:  ReadOnly,
@@ -971,8 +969,8 @@ func listStoreConnections() *Tool {
 "cursor":` + storeCursorSchema + `}}`),
 		Output: json.RawMessage(`{"type":"object","required":["connections","cache"],"properties":{"connections":{"type":"array","items":{"type":"object",
 "required":["id","environmentName","name","connector","status","flowCount"],"properties":{"id":{"type":"string"},"environmentName":{"type":"string"},
-"name":{"type":"string"},"connector":{"type":"string"},"displayName":{"type":"string"},"status":{"type":"string"},"errorCode":{"type":"string"},
-"ownerObjectId":{"type":"string"},"ownerName":{"type":"string"},"expires":{"type":"string"},"flowCount":{"type":"integer"},
+"name":{"type":"string"},"connector":{"type":"string"},"status":{"type":"string"},"errorCode":{"type":"string"},
+"ownerObjectId":{"type":"string"},"expires":{"type":"string"},"flowCount":{"type":"integer"},
 "flows":{"type":"array","items":{"type":"string"},"description":"Ids of flows using it (at most 25)."}}}},
 "nextCursor":{"type":"string"},"cache":` + cacheOutSchema + `}}`),
 	}, func(ctx context.Context, env *Env, in storeConnsIn) (storeConnsOut, error) {
@@ -992,8 +990,8 @@ func listStoreConnections() *Tool {
 				in.Unused != nil && *in.Unused != (cn.FlowCount == 0):
 				return storeConnRow{}, false, nil
 			}
-			return storeConnRow{ID: it.Key, EnvironmentName: cn.EnvironmentName, Name: cn.Name, Connector: cn.Connector, DisplayName: cn.DisplayName,
-				Status: cn.Status, ErrorCode: cn.ErrorCode, OwnerObjectID: cn.OwnerObjectID, OwnerName: cn.OwnerName, Expires: cn.Expires,
+			return storeConnRow{ID: it.Key, EnvironmentName: cn.EnvironmentName, Name: cn.Name, Connector: cn.Connector,
+				Status: cn.Status, ErrorCode: cn.ErrorCode, OwnerObjectID: cn.OwnerObjectID, Expires: cn.Expires,
 				FlowCount: cn.FlowCount, Flows: cn.Flows[:min(len(cn.Flows), maxRowFlows)]}, true, nil
 		})
 		if err != nil {
@@ -1008,7 +1006,6 @@ func listStoreConnections() *Tool {
 
 type storeMakerRow struct {
 	ObjectID        string `json:"objectId"`
-	DisplayName     string `json:"displayName,omitempty"`
 	FlowCount       int    `json:"flowCount"`
 	StartedFlows    int    `json:"startedFlows"`
 	StoppedFlows    int    `json:"stoppedFlows"`
@@ -1033,8 +1030,8 @@ func listStoreMakers() *Tool {
 	return Define(Tool{
 		Name:  "list_store_makers",
 		Title: "List the makers who own cached flows",
-		Description: "Team plan. Lists the people who created the flows in your Team cache, by Entra object id (with a display " +
-			"name when they also own a cached connection or app): flow counts (all, started, stopped), connections and apps they own, how many " +
+		Description: "Team plan. Lists the people who created the flows in your Team cache, by Entra object id (the cache keeps " +
+			"no names or emails): flow counts (all, started, stopped), connections and apps they own, how many " +
 			"environments, and when they last changed a flow. environmentName keeps makers with flows there. Pages with " +
 			"pageSize and nextCursor. Next: get_store_maker for one maker's flows.",
 		Kind:  ReadOnly,
@@ -1045,7 +1042,7 @@ func listStoreMakers() *Tool {
 "cursor":` + storeCursorSchema + `}}`),
 		Output: json.RawMessage(`{"type":"object","required":["makers","cache"],"properties":{"makers":{"type":"array","items":{"type":"object",
 "required":["objectId","flowCount","startedFlows","stoppedFlows","connectionCount","environments"],"properties":{"objectId":{"type":"string"},
-"displayName":{"type":"string"},"flowCount":{"type":"integer"},"startedFlows":{"type":"integer"},"stoppedFlows":{"type":"integer"},
+"flowCount":{"type":"integer"},"startedFlows":{"type":"integer"},"stoppedFlows":{"type":"integer"},
 "connectionCount":{"type":"integer"},"appCount":{"type":"integer"},"environments":{"type":"integer"},"lastModified":{"type":"string"}}}},
 "nextCursor":{"type":"string"},"cache":` + cacheOutSchema + `}}`),
 	}, func(ctx context.Context, env *Env, in storeMakersIn) (storeMakersOut, error) {
@@ -1061,7 +1058,7 @@ func listStoreMakers() *Tool {
 			if in.EnvironmentName != "" && !slices.ContainsFunc(m.Environments, func(e string) bool { return strings.EqualFold(e, in.EnvironmentName) }) {
 				return storeMakerRow{}, false, nil
 			}
-			return storeMakerRow{ObjectID: m.ObjectID, DisplayName: m.DisplayName, FlowCount: m.FlowCount, StartedFlows: m.StartedFlows,
+			return storeMakerRow{ObjectID: m.ObjectID, FlowCount: m.FlowCount, StartedFlows: m.StartedFlows,
 				StoppedFlows: m.StoppedFlows, ConnectionCount: m.ConnectionCount, AppCount: m.AppCount, Environments: len(m.Environments), LastModified: m.LastModified}, true, nil
 		})
 		if err != nil {
@@ -1093,7 +1090,7 @@ func getStoreMaker() *Tool {
 		Input: json.RawMessage(`{"type":"object","required":["objectId"],"additionalProperties":false,"properties":{
 "objectId":{"type":"string","minLength":36,"maxLength":36,"pattern":"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$","description":"The maker's Entra object id."}}}`),
 		Output: json.RawMessage(`{"type":"object","required":["objectId","flowCount","startedFlows","stoppedFlows","connectionCount","environments","cache"],"properties":{
-"objectId":{"type":"string"},"displayName":{"type":"string"},"flowCount":{"type":"integer"},"startedFlows":{"type":"integer"},"stoppedFlows":{"type":"integer"},
+"objectId":{"type":"string"},"flowCount":{"type":"integer"},"startedFlows":{"type":"integer"},"stoppedFlows":{"type":"integer"},
 "suspendedFlows":{"type":"integer"},"connectionCount":{"type":"integer"},"appCount":{"type":"integer"},"environments":{"type":"array","items":{"type":"string"}},
 "lastModified":{"type":"string"},"flows":{"type":"array","items":{"type":"object","required":["id","displayName","state"],"properties":{
 "id":` + storeFlowIDOut + `,"displayName":{"type":"string"},"state":{"type":"string"}}}},"cache":` + cacheOutSchema + `}}`),

@@ -21,7 +21,6 @@ type storeAppRow struct {
 	DisplayName       string   `json:"displayName"`
 	AppType           string   `json:"appType,omitempty"`
 	OwnerObjectID     string   `json:"ownerObjectId,omitempty"`
-	OwnerName         string   `json:"ownerName,omitempty"`
 	Created           string   `json:"created,omitempty"`
 	Modified          string   `json:"modified,omitempty"`
 	LastPublished     string   `json:"lastPublished,omitempty"`
@@ -50,7 +49,7 @@ func listStorePowerApps() *Tool {
 		Title: "List cached Power Apps apps",
 		Description: "Team plan. Lists the Power Apps apps in your Team cache (the apps you own or that are shared with you, " +
 			"as the sync job read them from the Power Apps API every 30 minutes), id <environment>.<app>: display name, app " +
-			"type, owner (object id and name), created, modified, last published, how many users and groups it is shared " +
+			"type, owner's Entra object id (no names or emails are cached), created, modified, last published, how many users and groups it is shared " +
 			"with, and the connectors its connections use. Metadata only: never the app's screens, formulas or data. " +
 			"Filters: environmentName, search (text in the display name), ownerObjectId, connector. Pages with pageSize and " +
 			"nextCursor. Next: get_store_maker for an owner, list_store_connections for a connector's connections.",
@@ -68,7 +67,7 @@ func listStorePowerApps() *Tool {
 "required":["id","environmentName","name","displayName","sharedUsersCount","sharedGroupsCount"],"properties":{
 "id":{"type":"string","description":"<environment>.<app>, lower-case."},"environmentName":{"type":"string"},
 "name":{"type":"string","description":"The app id."},"displayName":{"type":"string"},"appType":{"type":"string"},
-"ownerObjectId":{"type":"string"},"ownerName":{"type":"string"},"created":{"type":"string"},"modified":{"type":"string"},
+"ownerObjectId":{"type":"string"},"created":{"type":"string"},"modified":{"type":"string"},
 "lastPublished":{"type":"string"},"sharedUsersCount":{"type":"integer"},"sharedGroupsCount":{"type":"integer"},
 "connectors":{"type":"array","items":{"type":"string"}}}}},
 "nextCursor":{"type":"string"},"cache":` + closedCacheOutSchema + `}}`),
@@ -90,7 +89,7 @@ func listStorePowerApps() *Tool {
 				return storeAppRow{}, false, nil
 			}
 			return storeAppRow{ID: it.Key, EnvironmentName: a.EnvironmentName, Name: a.Name, DisplayName: a.DisplayName, AppType: a.AppType,
-				OwnerObjectID: a.OwnerObjectID, OwnerName: a.OwnerName, Created: a.Created, Modified: a.Modified, LastPublished: a.LastPublished,
+				OwnerObjectID: a.OwnerObjectID, Created: a.Created, Modified: a.Modified, LastPublished: a.LastPublished,
 				SharedUsersCount: a.SharedUsersCount, SharedGroupsCount: a.SharedGroupsCount, Connectors: a.Connectors}, true, nil
 		})
 		if err != nil {

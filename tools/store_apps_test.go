@@ -21,14 +21,14 @@ func (h *storeHarness) seedApps(t *testing.T, userID string, n int) []teamcache.
 	var apps []teamcache.App
 	for i := range n {
 		a := teamcache.App{EnvironmentName: stEnv2, Name: uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprintf("%s/app/%d", userID, i))).String(),
-			DisplayName: fmt.Sprintf("App %02d", i), AppType: "ClassicCanvasApp", OwnerObjectID: stMaker2, OwnerName: "bob",
+			DisplayName: fmt.Sprintf("App %02d", i), AppType: "ClassicCanvasApp", OwnerObjectID: stMaker2,
 			Created: "2026-01-01T00:00:00Z", Modified: "2026-02-01T00:00:00Z", LastPublished: "2026-02-01T00:00:00Z",
 			SharedUsersCount: i, SharedGroupsCount: i % 3, Connectors: []string{"shared_office365"}}
 		if i%2 == 0 {
 			a.EnvironmentName = stEnv1
 		}
 		if i%3 == 0 {
-			a.OwnerObjectID, a.OwnerName = stMaker1, "alice"
+			a.OwnerObjectID = stMaker1
 		}
 		if i%4 == 0 {
 			a.Connectors = append(a.Connectors, "shared_sharepointonline")
@@ -58,7 +58,7 @@ func TestListStorePowerApps(t *testing.T) {
 	want := apps[7]
 	got := out.Apps[slices.IndexFunc(out.Apps, func(r storeAppRow) bool { return r.Name == want.Name })]
 	if got.ID != teamcache.Key(want.EnvironmentName, want.Name) || got.DisplayName != "Expense Tracker" || got.OwnerObjectID != stMaker2 ||
-		got.OwnerName != "bob" || got.SharedUsersCount != 7 || got.SharedGroupsCount != 1 || got.AppType != "ClassicCanvasApp" ||
+		got.SharedUsersCount != 7 || got.SharedGroupsCount != 1 || got.AppType != "ClassicCanvasApp" ||
 		got.LastPublished == "" || !slices.Equal(got.Connectors, []string{"shared_office365"}) {
 		t.Errorf("app row = %+v", got)
 	}

@@ -113,12 +113,12 @@ func (h *storeHarness) seed(t *testing.T, userID string, extraFlows int) {
 		From: "2026-02-22T10:00:00Z", To: stSynced, Runs: 4, ByStatus: map[string]int{"Failed": 2, "Succeeded": 2}, Failed: 2, FailureRate: 0.5,
 		AvgDurationMS: 2000, LastRun: &recent[0], LastFailure: &recent[0], Recent: recent})
 	h.put(t, userID, teamcache.KindConnection, flowKey(stEnv1, connA), teamcache.Connection{EnvironmentName: stEnv1, Name: connA, Connector: "shared_office365",
-		Status: "Connected", OwnerObjectID: stMaker1, OwnerName: "alice", Flows: []string{flowKey(stEnv1, stFlowA)}, FlowCount: 1})
+		Status: "Connected", OwnerObjectID: stMaker1, Flows: []string{flowKey(stEnv1, stFlowA)}, FlowCount: 1})
 	h.put(t, userID, teamcache.KindConnection, flowKey(stEnv1, "shared-twitter-1"), teamcache.Connection{EnvironmentName: stEnv1, Name: "shared-twitter-1",
 		Connector: "shared_twitter", Status: "Error", ErrorCode: "Unauthorized", Expires: "2026-02-20T00:00:00Z", OwnerObjectID: stMaker1})
 	h.put(t, userID, teamcache.KindConnection, flowKey(stEnv2, "shared-office365-2"), teamcache.Connection{EnvironmentName: stEnv2, Name: "shared-office365-2",
 		Connector: "shared_office365", Status: "Connected", OwnerObjectID: stMaker2})
-	h.put(t, userID, teamcache.KindMaker, stMaker1, teamcache.Maker{ObjectID: stMaker1, DisplayName: "alice", FlowCount: 2, StartedFlows: 2,
+	h.put(t, userID, teamcache.KindMaker, stMaker1, teamcache.Maker{ObjectID: stMaker1, FlowCount: 2, StartedFlows: 2,
 		ConnectionCount: 2, Environments: []string{stEnv1}, Flows: []teamcache.MakerFlow{{ID: flowKey(stEnv1, stFlowA), DisplayName: "Invoice approval", State: "Started"},
 			{ID: flowKey(stEnv1, stFlowC), DisplayName: "Order intake", State: "Started"}}})
 	h.put(t, userID, teamcache.KindMaker, stMaker2, teamcache.Maker{ObjectID: stMaker2, FlowCount: 1 + extraFlows, StoppedFlows: 1,
@@ -232,7 +232,7 @@ func TestStoreToolsHappyPaths(t *testing.T) {
 	var maker storeMakerOut
 	r = a.mustCall(t, "get_store_maker", map[string]any{"objectId": strings.ToUpper(stMaker1)}, &maker)
 	wantCache(t, r.Structured, stSynced)
-	if maker.DisplayName != "alice" || len(maker.Flows) != 2 || maker.ConnectionCount != 2 {
+	if maker.ObjectID != stMaker1 || len(maker.Flows) != 2 || maker.ConnectionCount != 2 {
 		t.Errorf("maker = %+v", maker)
 	}
 

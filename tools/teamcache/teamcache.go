@@ -178,16 +178,17 @@ type RunBrief struct {
 	ErrorCode  string `json:"errorCode,omitempty"`
 }
 
-// Connection is a cached connection (kind connection).
+// Connection is a cached connection (kind connection). Its display name (for most
+// connectors the account's email address) and its owner's name are not kept: the cache
+// keeps no person's email or name, only Entra object ids (list_live_connections shows
+// the names, live).
 type Connection struct {
 	EnvironmentName string `json:"environmentName"`
 	Name            string `json:"name"`
 	Connector       string `json:"connector"`
-	DisplayName     string `json:"displayName,omitempty"`
 	Status          string `json:"status"`
 	ErrorCode       string `json:"errorCode,omitempty"`
 	OwnerObjectID   string `json:"ownerObjectId,omitempty"`
-	OwnerName       string `json:"ownerName,omitempty"`
 	Created         string `json:"created,omitempty"`
 	Expires         string `json:"expires,omitempty"`
 	// Flows are the ids (<env>.<flow>) of the cached flows whose connection
@@ -203,8 +204,7 @@ type App struct {
 	Name              string `json:"name"` // the app id, lower-case
 	DisplayName       string `json:"displayName"`
 	AppType           string `json:"appType,omitempty"`
-	OwnerObjectID     string `json:"ownerObjectId,omitempty"`
-	OwnerName         string `json:"ownerName,omitempty"`
+	OwnerObjectID     string `json:"ownerObjectId,omitempty"` // no owner name: the cache keeps no person's name
 	Created           string `json:"created,omitempty"`
 	Modified          string `json:"modified,omitempty"`
 	LastPublished     string `json:"lastPublished,omitempty"`
@@ -220,9 +220,7 @@ const MaxListed = 200
 
 // Maker is a person who created flows (kind maker), by Entra object id.
 type Maker struct {
-	ObjectID string `json:"objectId"`
-	// DisplayName is known when the maker also created a cached connection.
-	DisplayName     string      `json:"displayName,omitempty"`
+	ObjectID        string      `json:"objectId"` // no name: the cache keeps no person's name
 	FlowCount       int         `json:"flowCount"`
 	StartedFlows    int         `json:"startedFlows"`
 	StoppedFlows    int         `json:"stoppedFlows"`

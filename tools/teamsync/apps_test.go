@@ -43,7 +43,7 @@ func TestSyncCachesAppsMetadataOnly(t *testing.T) {
 	}
 	for _, a := range upstream {
 		app, _ := body[teamcache.App](t, items, teamcache.KindApp, teamcache.Key(sim.ContosoDefaultEnv, a.Name))
-		if app.DisplayName != a.DisplayName || app.OwnerObjectID != alice.ObjectID || app.OwnerName != "alice" ||
+		if app.DisplayName != a.DisplayName || app.OwnerObjectID != alice.ObjectID ||
 			app.AppType != "ClassicCanvasApp" || app.Created == "" || app.Modified == "" || app.LastPublished == "" ||
 			app.EnvironmentName != sim.ContosoDefaultEnv || app.SharedUsersCount != a.SharedUsersCount || len(app.Connectors) == 0 {
 			t.Errorf("app %s = %+v", a.Name, app)

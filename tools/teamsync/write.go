@@ -385,9 +385,11 @@ func flowBody(env string, f powerautomate.Flow) teamcache.Flow {
 const maxOperations = 50
 
 func connectionBody(env string, c powerautomate.Connection) teamcache.Connection {
-	out := teamcache.Connection{EnvironmentName: env, Name: c.Name, Connector: c.Connector, DisplayName: c.DisplayName,
-		OwnerObjectID: strings.ToLower(c.CreatedBy.ID), OwnerName: c.CreatedBy.DisplayName,
-		Created: teamcache.Time(c.CreatedTime), Expires: teamcache.Time(c.ExpirationTime)}
+	// No display name (usually the account's email) and no owner name or email: the
+	// cache keeps people by object id only.
+	out := teamcache.Connection{EnvironmentName: env, Name: c.Name, Connector: c.Connector,
+		OwnerObjectID: strings.ToLower(c.CreatedBy.ID),
+		Created:       teamcache.Time(c.CreatedTime), Expires: teamcache.Time(c.ExpirationTime)}
 	switch {
 	case c.Connected():
 		out.Status = "Connected"
@@ -408,7 +410,7 @@ func connectionBody(env string, c powerautomate.Connection) teamcache.Connection
 // appBody is a listed app's metadata.
 func appBody(env string, a powerautomate.App) teamcache.App {
 	return teamcache.App{EnvironmentName: env, Name: strings.ToLower(a.Name), DisplayName: a.DisplayName, AppType: a.AppType,
-		OwnerObjectID: strings.ToLower(a.OwnerObjectID), OwnerName: a.OwnerName, Created: teamcache.Time(a.CreatedTime),
+		OwnerObjectID: strings.ToLower(a.OwnerObjectID), Created: teamcache.Time(a.CreatedTime),
 		Modified: teamcache.Time(a.LastModifiedTime), LastPublished: teamcache.Time(a.LastPublishTime),
 		SharedUsersCount: a.SharedUsersCount, SharedGroupsCount: a.SharedGroupsCount, Connectors: a.Connectors}
 }
@@ -474,17 +476,11 @@ func makers(flows []teamcache.Flow, conns []teamcache.Connection, apps []teamcac
 	for _, c := range conns {
 		if m := by[c.OwnerObjectID]; m != nil {
 			m.ConnectionCount++
-			if m.DisplayName == "" {
-				m.DisplayName = c.OwnerName
-			}
 		}
 	}
 	for _, a := range apps {
 		if m := by[a.OwnerObjectID]; m != nil {
 			m.AppCount++
-			if m.DisplayName == "" {
-				m.DisplayName = a.OwnerName
-			}
 		}
 	}
 	out := make([]*teamcache.Maker, 0, len(by))
