@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/flowstudio/mcp/server/outbound"
 )
 
 // Webhook calls carry two headers: the time and an HMAC-SHA256 over "<time>.<body>"
@@ -129,6 +132,7 @@ func NewPoster(allowLoopback bool) *Poster {
 			Proxy:                 nil,
 			DialContext:           dialer.DialContext,
 			TLSHandshakeTimeout:   5 * time.Second,
+			TLSClientConfig:       &tls.Config{MinVersion: outbound.MinTLSVersion},
 			ResponseHeaderTimeout: 10 * time.Second,
 			MaxIdleConns:          4,
 			IdleConnTimeout:       30 * time.Second,
