@@ -32,7 +32,7 @@ func TestCacheKeepsNoPeoplesEmailsOrNames(t *testing.T) {
 	// The people the simulator knows, and the names it gives them (an owner's
 	// display name is the email's local part).
 	var needles []string
-	for _, u := range sim.SignInUsers {
+	for _, u := range sim.SignInPeople {
 		local, _, _ := strings.Cut(u.Email, "@")
 		needles = append(needles, u.Email, `"`+local+`"`, u.Name)
 	}
