@@ -568,8 +568,10 @@ func TestPartialReadsKeepTheCache(t *testing.T) {
 	}
 
 	// A budget spent on slow runs: the user is still synced, the rest kept.
-	h.sim.InjectFault(sim.FaultMatch{PathContains: "/runs"}, sim.Fault{Delay: 2 * time.Second})
-	slow := h.syncer(t, Options{UserBudget: 300 * time.Millisecond})
+	// Runs hang until the budget ends the user's sync; everything before them has the
+	// whole budget, so a loaded machine still lists environments and flows in time.
+	h.sim.InjectFault(sim.FaultMatch{PathContains: "/runs"}, sim.Fault{Delay: time.Minute})
+	slow := h.syncer(t, Options{UserBudget: 4 * time.Second})
 	if rep, err := slow.Run(t.Context(), ""); err != nil || rep.Synced != 1 {
 		t.Fatalf("%+v %v", rep, err)
 	}
