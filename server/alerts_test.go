@@ -17,9 +17,7 @@ import (
 // and cannot set one.
 func TestDashboardAlertsSection(t *testing.T) {
 	t.Parallel()
-	fe := newFakeEntra(t)
-	h := newWebHarness(t, webOptions{entra: fe.config()})
-	c := h.browser(t)
+	_, h, c := newEntraHarness(t)
 	page := h.signIn(t, c)
 	if strings.Contains(page.body, `id="alerts"`) {
 		t.Fatal("the alerts section shows on the free plan")

@@ -30,9 +30,7 @@ func cookiesOf(h http.Header) map[string]*http.Cookie {
 
 func TestSignInStoresUserAndShowsKey(t *testing.T) {
 	t.Parallel()
-	fe := newFakeEntra(t)
-	h := newWebHarness(t, webOptions{entra: fe.config()})
-	c := h.browser(t)
+	fe, h, c := newEntraHarness(t)
 
 	login := webFetch(t, noFollow(c), "GET", h.ts.URL+"/login", nil, nil)
 	if login.status != http.StatusFound {
@@ -355,9 +353,7 @@ func TestTokenFromAnotherTenantThanConfigured(t *testing.T) {
 
 func TestNoOpenRedirect(t *testing.T) {
 	t.Parallel()
-	fe := newFakeEntra(t)
-	h := newWebHarness(t, webOptions{entra: fe.config()})
-	c := h.browser(t)
+	fe, h, c := newEntraHarness(t)
 	evil := url.Values{"next": {"https://evil.example/"}, "redirect_uri": {"https://evil.example/cb"}, "return_to": {"//evil.example"},
 		"redirect": {`/\evil.example`}, "state": {"attacker"}, "prompt": {"none"}}
 
@@ -401,9 +397,7 @@ func TestNoOpenRedirect(t *testing.T) {
 
 func TestDashboardFormsNeedCSRFAndSameOrigin(t *testing.T) {
 	t.Parallel()
-	fe := newFakeEntra(t)
-	h := newWebHarness(t, webOptions{entra: fe.config()})
-	c := h.browser(t)
+	_, h, c := newEntraHarness(t)
 	dash := h.signIn(t, c)
 	csrf := webMatch(t, csrfField, dash.body)
 	other := webMatch(t, csrfField, h.signIn(t, h.browser(t)).body) // same user, another session
@@ -463,9 +457,7 @@ func TestDashboardFormsNeedCSRFAndSameOrigin(t *testing.T) {
 
 func TestForgedOrExpiredSessionIsRefused(t *testing.T) {
 	t.Parallel()
-	fe := newFakeEntra(t)
-	h := newWebHarness(t, webOptions{entra: fe.config()})
-	c := h.browser(t)
+	_, h, c := newEntraHarness(t)
 	dash := h.signIn(t, c)
 	csrf := webMatch(t, csrfField, dash.body)
 	base, _ := url.Parse(h.ts.URL)
@@ -521,9 +513,7 @@ func TestForgedOrExpiredSessionIsRefused(t *testing.T) {
 
 func TestKeyDiesOnReissueAndRevoke(t *testing.T) {
 	t.Parallel()
-	fe := newFakeEntra(t)
-	h := newWebHarness(t, webOptions{entra: fe.config()})
-	c := h.browser(t)
+	fe, h, c := newEntraHarness(t)
 	dash := h.signIn(t, c)
 	key1, read1 := webMatch(t, keyField, dash.body), webMatch(t, readKeyField, dash.body)
 	if h.mcpStatus(t, key1) != 200 || h.mcpStatus(t, read1) != 200 {

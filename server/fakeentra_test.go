@@ -77,6 +77,15 @@ var foreignRSAKey = sync.OnceValue(func() *rsa.PrivateKey {
 	return k
 })
 
+// newEntraHarness is the start of most web tests: a fake Entra ID of the
+// test's own, a web harness that signs in with it, and a browser.
+func newEntraHarness(t *testing.T) (*fakeEntra, *webHarness, *http.Client) {
+	t.Helper()
+	fe := newFakeEntra(t)
+	h := newWebHarness(t, webOptions{entra: fe.config()})
+	return fe, h, h.browser(t)
+}
+
 func newFakeEntra(t *testing.T) *fakeEntra {
 	t.Helper()
 	f := &fakeEntra{t: t, key: testRSAKey(), kid: "fake-key-1", clientID: "11111111-2222-3333-4444-555555555555",

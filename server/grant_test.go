@@ -138,9 +138,7 @@ const grantConnectorsLink = `href="/login?grant=connectors"`
 
 func TestDefaultSignInNeverAsksForConnectors(t *testing.T) {
 	t.Parallel()
-	fe := newFakeEntra(t)
-	h := newWebHarness(t, webOptions{entra: fe.config()})
-	c := h.browser(t)
+	fe, h, c := newEntraHarness(t)
 	dash := h.signIn(t, c)
 	q := fe.lastAuthorize()
 	if strings.Contains(q.Get("scope"), "apihub") || strings.Contains(q.Get("scope"), "powerplatform") || q.Has("prompt") {
@@ -160,9 +158,7 @@ func TestDefaultSignInNeverAsksForConnectors(t *testing.T) {
 
 func TestGrantConnectorsAsksForExactlyTheRuntimeScope(t *testing.T) {
 	t.Parallel()
-	fe := newFakeEntra(t)
-	h := newWebHarness(t, webOptions{entra: fe.config()})
-	c := h.browser(t)
+	fe, h, c := newEntraHarness(t)
 	dash := h.signIn(t, c)
 	key := webMatch(t, keyField, dash.body)
 	before := h.user(t, fakeUserID)
@@ -233,9 +229,7 @@ func TestGrantCannotBeSmuggled(t *testing.T) {
 
 	t.Run("grant added to the callback URL of a default sign-in", func(t *testing.T) {
 		t.Parallel()
-		fe := newFakeEntra(t)
-		h := newWebHarness(t, webOptions{entra: fe.config()})
-		c := h.browser(t)
+		_, h, c := newEntraHarness(t)
 		cb := h.begin(t, c)
 		p := webFetch(t, c, "GET", withQuery(cb, func(q url.Values) {
 			q.Set("grant", "connectors")
@@ -262,9 +256,7 @@ func TestGrantCannotBeSmuggled(t *testing.T) {
 
 	t.Run("names and scopes that are not a grant", func(t *testing.T) {
 		t.Parallel()
-		fe := newFakeEntra(t)
-		h := newWebHarness(t, webOptions{entra: fe.config()})
-		c := h.browser(t)
+		_, h, c := newEntraHarness(t)
 		h.signIn(t, c)
 		for _, v := range []string{"", "Connectors", "connectors,graph", "https://graph.microsoft.com/Mail.Read", "../connectors"} {
 			p := webFetch(t, noFollow(c), "GET", h.ts.URL+"/login?"+url.Values{"grant": {v}}.Encode(), nil, nil)
@@ -284,9 +276,7 @@ func TestGrantCannotBeSmuggled(t *testing.T) {
 
 	t.Run("a forged login cookie naming the grant", func(t *testing.T) {
 		t.Parallel()
-		fe := newFakeEntra(t)
-		h := newWebHarness(t, webOptions{entra: fe.config()})
-		c := h.browser(t)
+		_, h, c := newEntraHarness(t)
 		h.signIn(t, c)
 		cb := h.begin(t, c) // a default sign-in: its cookie names no grant
 		base, _ := url.Parse(h.ts.URL)
@@ -308,9 +298,7 @@ func TestGrantCannotBeSmuggled(t *testing.T) {
 
 	t.Run("another account consents", func(t *testing.T) {
 		t.Parallel()
-		fe := newFakeEntra(t)
-		h := newWebHarness(t, webOptions{entra: fe.config()})
-		c := h.browser(t)
+		fe, h, c := newEntraHarness(t)
 		h.signIn(t, c)
 		login := webFetch(t, noFollow(c), "GET", h.ts.URL+"/login?grant=connectors", nil, nil)
 		fe.set(func(f *fakeEntra) {
@@ -328,9 +316,7 @@ func TestGrantCannotBeSmuggled(t *testing.T) {
 
 	t.Run("Entra grants no scope of the runtime", func(t *testing.T) {
 		t.Parallel()
-		fe := newFakeEntra(t)
-		h := newWebHarness(t, webOptions{entra: fe.config()})
-		c := h.browser(t)
+		fe, h, c := newEntraHarness(t)
 		h.signIn(t, c)
 		fe.set(func(f *fakeEntra) { f.scope = "openid profile offline_access" })
 		p := webFetch(t, c, "GET", h.ts.URL+"/login?grant=connectors", nil, nil)
@@ -342,9 +328,7 @@ func TestGrantCannotBeSmuggled(t *testing.T) {
 
 	t.Run("declined at the consent page", func(t *testing.T) {
 		t.Parallel()
-		fe := newFakeEntra(t)
-		h := newWebHarness(t, webOptions{entra: fe.config()})
-		c := h.browser(t)
+		fe, h, c := newEntraHarness(t)
 		h.signIn(t, c)
 		before := h.user(t, fakeUserID)
 		fe.set(func(f *fakeEntra) { f.denyWith = "access_denied" })
@@ -360,9 +344,7 @@ func TestGrantCannotBeSmuggled(t *testing.T) {
 
 	t.Run("permission revoked while consenting", func(t *testing.T) {
 		t.Parallel()
-		fe := newFakeEntra(t)
-		h := newWebHarness(t, webOptions{entra: fe.config()})
-		c := h.browser(t)
+		_, h, c := newEntraHarness(t)
 		dash := h.signIn(t, c)
 		login := webFetch(t, noFollow(c), "GET", h.ts.URL+"/login?grant=connectors", nil, nil)
 		h.post(t, c, "/dashboard/revoke", webMatch(t, csrfField, dash.body))

@@ -59,9 +59,7 @@ func TestExpiredKeySaysSoAndWhere(t *testing.T) {
 // expiry; after it, the page says it expired.
 func TestDashboardCountsDownKeyExpiry(t *testing.T) {
 	t.Parallel()
-	fe := newFakeEntra(t)
-	h := newWebHarness(t, webOptions{entra: fe.config()})
-	c := h.browser(t)
+	_, h, c := newEntraHarness(t)
 	p := h.signIn(t, c)
 	if !strings.Contains(p.body, `<span id="key-days-left">30 days left</span>`) || strings.Contains(p.body, "key-expiry-warning") {
 		t.Fatalf("a fresh key: want 30 days left and no warning:\n%s", p.body)

@@ -76,9 +76,7 @@ func TestSecurityTxtFollowsRFC9116(t *testing.T) {
 // TestSecurityLinkOnEveryPage: the footer of every page links to the policy.
 func TestSecurityLinkOnEveryPage(t *testing.T) {
 	t.Parallel()
-	fe := newFakeEntra(t)
-	h := newWebHarness(t, webOptions{entra: fe.config()})
-	c := h.browser(t)
+	_, h, c := newEntraHarness(t)
 	pages := []webPage{webFetch(t, c, "GET", h.ts.URL+"/", nil, nil), h.signIn(t, c),
 		webFetch(t, c, "GET", h.ts.URL+"/logout", nil, nil), webFetch(t, c, "GET", h.ts.URL+"/security", nil, nil),
 		webFetch(t, c, "GET", h.ts.URL+"/callback?error=access_denied", nil, nil)}

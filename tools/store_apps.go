@@ -14,19 +14,10 @@ import (
 
 // storeAppRow is one cached app: metadata only. Sync never reads an app's
 // document (its screens, formulas and data sources), so there is none to return.
+// The row is the cached item as stored, behind its id (the fields flatten).
 type storeAppRow struct {
-	ID                string   `json:"id"`
-	EnvironmentName   string   `json:"environmentName"`
-	Name              string   `json:"name"`
-	DisplayName       string   `json:"displayName"`
-	AppType           string   `json:"appType,omitempty"`
-	OwnerObjectID     string   `json:"ownerObjectId,omitempty"`
-	Created           string   `json:"created,omitempty"`
-	Modified          string   `json:"modified,omitempty"`
-	LastPublished     string   `json:"lastPublished,omitempty"`
-	SharedUsersCount  int      `json:"sharedUsersCount"`
-	SharedGroupsCount int      `json:"sharedGroupsCount"`
-	Connectors        []string `json:"connectors,omitempty"`
+	ID string `json:"id"`
+	teamcache.App
 }
 
 type storeAppsIn struct {
@@ -88,9 +79,7 @@ func listStorePowerApps() *Tool {
 				in.Connector != "" && !slices.ContainsFunc(a.Connectors, func(c string) bool { return strings.EqualFold(c, in.Connector) }):
 				return storeAppRow{}, false, nil
 			}
-			return storeAppRow{ID: it.Key, EnvironmentName: a.EnvironmentName, Name: a.Name, DisplayName: a.DisplayName, AppType: a.AppType,
-				OwnerObjectID: a.OwnerObjectID, Created: a.Created, Modified: a.Modified, LastPublished: a.LastPublished,
-				SharedUsersCount: a.SharedUsersCount, SharedGroupsCount: a.SharedGroupsCount, Connectors: a.Connectors}, true, nil
+			return storeAppRow{ID: it.Key, App: a}, true, nil
 		})
 		if err != nil {
 			return storeAppsOut{}, err
