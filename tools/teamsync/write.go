@@ -142,46 +142,13 @@ func (s *Syncer) write(ctx context.Context, userID string, snap *snapshot, start
 			}
 		}
 
-		conns := make([]teamcache.Connection, 0, len(es.connections))
-		freshConns := map[string]bool{}
-		for _, c := range es.connections {
-			key := teamcache.Key(envName, c.Name)
-			if !freshConns[key] {
-				freshConns[key] = true
-				conns = append(conns, connectionBody(envName, c))
-			}
-		}
-		if !es.connectionsComplete {
-			for _, old := range ex.ofKind(teamcache.KindConnection, envName) {
-				var c teamcache.Connection
-				if freshConns[old.Key] || unmarshal(old.Body, &c) != nil {
-					continue
-				}
-				p.keep[old.ID] = true // its flows list is refreshed below, so it is rewritten
-				conns = append(conns, c)
-			}
-		}
+		// A connection kept here has its flows list refreshed below, so it is rewritten.
+		conns := merge(p, ex, teamcache.KindConnection, envName, es.connections, es.connectionsComplete,
+			func(c powerautomate.Connection) string { return c.Name }, connectionBody)
 		linkFlows(envName, flows, conns)
 
-		apps := make([]teamcache.App, 0, len(es.apps))
-		freshApps := map[string]bool{}
-		for _, a := range es.apps {
-			key := teamcache.Key(envName, a.Name)
-			if !freshApps[key] {
-				freshApps[key] = true
-				apps = append(apps, appBody(envName, a))
-			}
-		}
-		if !es.appsComplete {
-			for _, old := range ex.ofKind(teamcache.KindApp, envName) {
-				var a teamcache.App
-				if freshApps[old.Key] || unmarshal(old.Body, &a) != nil {
-					continue
-				}
-				p.keep[old.ID] = true
-				apps = append(apps, a)
-			}
-		}
+		apps := merge(p, ex, teamcache.KindApp, envName, es.apps, es.appsComplete,
+			func(a powerautomate.App) string { return a.Name }, appBody)
 		for _, a := range apps {
 			if err := p.add(userID, teamcache.KindApp, teamcache.Key(envName, a.Name), a); err != nil {
 				return nil, err
@@ -494,5 +461,32 @@ func makers(flows []teamcache.Flow, conns []teamcache.Connection, apps []teamcac
 }
 
 func marshal(v any) (json.RawMessage, error) { return json.Marshal(v) }
+
+// merge makes the cache bodies of one environment's fresh items (the first of
+// each name) and, when the fresh list was not complete, adds the cached items it
+// did not name, marking them kept.
+func merge[S, T any](p *plan, ex *existingItems, kind, envName string, fresh []S, complete bool,
+	name func(S) string, body func(string, S) T) []T {
+	out := make([]T, 0, len(fresh))
+	seen := map[string]bool{}
+	for _, s := range fresh {
+		key := teamcache.Key(envName, name(s))
+		if !seen[key] {
+			seen[key] = true
+			out = append(out, body(envName, s))
+		}
+	}
+	if !complete {
+		for _, old := range ex.ofKind(kind, envName) {
+			var t T
+			if seen[old.Key] || unmarshal(old.Body, &t) != nil {
+				continue
+			}
+			p.keep[old.ID] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
 
 func unmarshal(raw json.RawMessage, v any) error { return json.Unmarshal(raw, v) }
