@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/cosmos/cosmostest"
 )
 
 // sealedTokenOf reads a user's sealed refresh token from the data directory's store
@@ -31,34 +31,10 @@ func sealedTokenOf(t *testing.T, dataDir, email string, idOf func(string) string
 }
 
 // dataDirHolds reports the files of dir in which a 16-byte window of the sealed token
-// (raw, or as the base64 the JSON document stores) occurs, reading every byte of
-// every file.
+// (raw, or as the base64 the JSON document stores) occurs.
 func dataDirHolds(t *testing.T, dir string, sealed []byte) []string {
 	t.Helper()
-	forms := [][]byte{sealed, []byte(base64.StdEncoding.EncodeToString(sealed))}
-	var hits []string
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		for _, f := range forms {
-			for i := 0; i+16 <= len(f); i += 8 {
-				if bytes.Contains(data, f[i:i+16]) {
-					hits = append(hits, filepath.Base(path))
-					return nil
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hits
+	return cosmostest.FilesHolding(t, dir, sealed, []byte(base64.StdEncoding.EncodeToString(sealed)))
 }
 
 // TestRevokeLeavesNoByteOfTheToken: after `flowstudio user revoke` beside a running

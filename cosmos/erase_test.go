@@ -1,7 +1,6 @@
 package cosmos
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -12,36 +11,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-// filesHolding returns the files under dir in which any 16-byte window of any
-// needle occurs (every byte of every file is read).
-func filesHolding(t *testing.T, dir string, needles ...[]byte) []string {
-	t.Helper()
-	var hits []string
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		for _, n := range needles {
-			for i := 0; i+16 <= len(n); i += 8 {
-				if bytes.Contains(data, n[i:i+16]) {
-					hits = append(hits, filepath.Base(path))
-					return nil
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hits
-}
+	"github.com/flowstudio/mcp/cosmos/cosmostest"
+)
 
 // sealedCanary is a random "sealed token" and the forms it can take in the files:
 // the raw bytes and the base64 the JSON document stores.
@@ -88,7 +60,7 @@ func TestEraseDeletedLeavesNoByte(t *testing.T) {
 		}
 	}
 	all := append(append(firstForms, rotatedForms...), goneForms...)
-	if hits := filesHolding(t, dir, rotatedForms...); len(hits) == 0 {
+	if hits := cosmostest.FilesHolding(t, dir, rotatedForms...); len(hits) == 0 {
 		t.Fatal("the scan does not find a live sealed token: it could not find a deleted one either")
 	}
 
@@ -104,7 +76,7 @@ func TestEraseDeletedLeavesNoByte(t *testing.T) {
 	if err := s.EraseDeleted(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if hits := filesHolding(t, dir, all...); len(hits) > 0 {
+	if hits := cosmostest.FilesHolding(t, dir, all...); len(hits) > 0 {
 		t.Fatalf("a removed sealed token is still readable in %v", hits)
 	}
 	// The store still works and still holds the rest.
