@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/server/keyring"
+	"github.com/flowstudio/mcp/server/logtest"
 	"github.com/flowstudio/mcp/tools"
 	"github.com/flowstudio/mcp/tools/metering"
 	"github.com/flowstudio/mcp/tools/powerautomate"
@@ -41,32 +41,6 @@ const (
 	envMarker = sim.ContosoDefaultEnv
 	leakEmail = "leaky.user@contoso.com"
 )
-
-// leakBuffer is a WriteSyncer safe for concurrent writes.
-type leakBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *leakBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *leakBuffer) Sync() error { return nil }
-
-func (b *leakBuffer) lines() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(b.buf.Bytes()))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		out = append(out, sc.Text())
-	}
-	return out
-}
 
 // recordingTokens hands out the simulator's tokens and remembers them.
 type recordingTokens struct {
@@ -183,7 +157,7 @@ func (g *argGen) value(name string, s *jsonSchema) any {
 type leakHarness struct {
 	h        http.Handler
 	key      string
-	ops, mtr *leakBuffer
+	ops, mtr *logtest.Buffer
 	tokens   *recordingTokens
 	sim      *sim.Sim
 	user     *cosmos.User
@@ -214,7 +188,7 @@ func newLeakHarness(t *testing.T) *leakHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ops, mtr := &leakBuffer{}, &leakBuffer{}
+	ops, mtr := &logtest.Buffer{}, &logtest.Buffer{}
 	enc := zap.NewProductionEncoderConfig()
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), ops, zap.DebugLevel))
 	settings, _ := LoadSettings(func(string) string { return "" })
@@ -320,7 +294,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	}
 	h.tokens.mu.Unlock()
 
-	opsLines, meterLines := h.ops.lines(), h.mtr.lines()
+	opsLines, meterLines := h.ops.Lines(), h.mtr.Lines()
 	if len(meterLines) != calls {
 		t.Errorf("%d metering lines for %d tool calls", len(meterLines), calls)
 	}

@@ -14,13 +14,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/server/identity"
 	"github.com/flowstudio/mcp/server/keyring"
+	"github.com/flowstudio/mcp/server/logtest"
 	"github.com/flowstudio/mcp/server/sealing"
 	"github.com/flowstudio/mcp/tools"
 	"go.uber.org/zap"
@@ -36,7 +36,7 @@ type webHarness struct {
 	dataDir string
 	keys    *keyring.Keyring
 	sealer  *sealing.Sealer
-	logs    *webLogBuffer
+	logs    *logtest.Buffer
 }
 
 type webOptions struct {
@@ -55,7 +55,7 @@ type webOptions struct {
 
 func newWebHarness(t testing.TB, o webOptions) *webHarness {
 	t.Helper()
-	h := &webHarness{dataDir: t.TempDir(), logs: &webLogBuffer{}}
+	h := &webHarness{dataDir: t.TempDir(), logs: &logtest.Buffer{}}
 	var err error
 	if h.store, err = cosmos.OpenEmbedded(h.dataDir); err != nil {
 		t.Fatal(err)
@@ -261,23 +261,4 @@ func (h *webHarness) assertNoSecrets(t testing.TB, secrets []string) {
 		}
 	}
 	t.Logf("searched %d bytes in %d store files and %d bytes of log for %d secrets", stored.Len(), files, len(logs), len(secrets))
-}
-
-type webLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *webLogBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *webLogBuffer) Sync() error { return nil }
-
-func (s *webLogBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
