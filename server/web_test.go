@@ -181,16 +181,8 @@ func webMatch(t testing.TB, re *regexp.Regexp, body string) string {
 // mcpStatus posts a ping with key and returns the HTTP status.
 func (h *webHarness) mcpStatus(t testing.TB, key string) int {
 	t.Helper()
-	req, _ := http.NewRequest("POST", h.ts.URL+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	req.Header.Set("X-Api-Key", key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	status, _ := h.mcpRefusal(t, key)
+	return status
 }
 
 // post submits a dashboard form as the browser would: same Origin, its CSRF token.

@@ -345,13 +345,7 @@ func TestTransientTokenEndpointFailureIsRetried(t *testing.T) {
 	h.sim.InjectFault(sim.FaultMatch{PathContains: "/oauth2/v2.0/token"}, sim.Fault{Status: 503})
 	defer h.sim.ClearFaults()
 	_, err := h.ts.Token(powerautomate.WithCaller(t.Context(), p), powerautomate.AudiencePowerApps)
-	var ee *identity.EntraError
-	if !errors.As(err, &ee) || ee.Status != 503 || errors.Is(err, powerautomate.ErrReconnect) {
-		t.Fatalf("err %v", err)
-	}
-	if u, _ := h.store.GetUser(t.Context(), p.UserID); u.Consent != cosmos.ConsentGranted {
-		t.Fatal("an outage must not cost the user their consent")
-	}
+	h.wantNotTheUsersFault(t, p, err, func(ee *identity.EntraError) bool { return ee.Status == 503 }, "an outage")
 }
 
 func TestWrongClientSecretIsNotTheUsersFault(t *testing.T) {
@@ -359,12 +353,19 @@ func TestWrongClientSecretIsNotTheUsersFault(t *testing.T) {
 	p := h.consent(t, "alice@contoso.com")
 	ts, _ := identity.NewTokenSource(identity.Config{App: identity.App{Authority: h.srv.URL + entrasim.Path, ClientID: entrasim.DevClientID, ClientSecret: "wrong"}}, h.store, h.sealer)
 	_, err := ts.Token(powerautomate.WithCaller(t.Context(), p), powerautomate.AudienceFlow)
+	h.wantNotTheUsersFault(t, p, err, func(ee *identity.EntraError) bool { return ee.Code == "invalid_client" }, "a configuration error")
+}
+
+// wantNotTheUsersFault asserts err is an Entra error that is as wanted, does not
+// ask the user to reconnect, and left the user's consent as it was.
+func (h *harness) wantNotTheUsersFault(t *testing.T, p *powerautomate.Caller, err error, want func(*identity.EntraError) bool, what string) {
+	t.Helper()
 	var ee *identity.EntraError
-	if !errors.As(err, &ee) || ee.Code != "invalid_client" || errors.Is(err, powerautomate.ErrReconnect) {
+	if !errors.As(err, &ee) || !want(ee) || errors.Is(err, powerautomate.ErrReconnect) {
 		t.Fatalf("err %v", err)
 	}
 	if u, _ := h.store.GetUser(t.Context(), p.UserID); u.Consent != cosmos.ConsentGranted {
-		t.Fatal("a configuration error must not cost the user their consent")
+		t.Fatal(what + " must not cost the user their consent")
 	}
 }
 
