@@ -99,6 +99,17 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	return 0
 }
 
+// invokedAs is how to run this program again the way it was started, for hints in
+// the log: `go run .` when arg0 is the binary `go run` built into its temp dir
+// (…/go-build<N>/b001/exe/<name>), else arg0 itself (a name on PATH or a path).
+func invokedAs(arg0 string) string {
+	exe := filepath.Dir(arg0)
+	if filepath.Base(exe) == "exe" && strings.HasPrefix(filepath.Base(filepath.Dir(filepath.Dir(exe))), "go-build") {
+		return "go run ."
+	}
+	return arg0
+}
+
 // settingsWithFlags reads the environment, then lets --addr and --data-dir override it.
 func settingsWithFlags(name string, args []string, stderr io.Writer, getenv func(string) string, extra func(*flag.FlagSet)) (server.Settings, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -471,7 +482,7 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 		mode = "embedded"
 		log.Warn("EMBEDDED DEFAULTS: single-file store, simulated Power Automate tenant, no Azure; not for production",
 			zap.String("data_dir", settings.DataDir), zap.String("simulated_tenant", simulatedTenant),
-			zap.String("get_a_key", "flowstudio dev-key --email you@contoso.com --data-dir "+settings.DataDir))
+			zap.String("get_a_key", invokedAs(os.Args[0])+" dev-key --email you@contoso.com --data-dir "+settings.DataDir))
 	}
 	log.Info("flowstudio starting", zap.String("version", version), zap.String("mode", mode),
 		zap.String("addr", ln.Addr().String()), zap.String("mcp_url", settings.PublicURL+"/mcp"))

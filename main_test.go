@@ -163,8 +163,14 @@ func startServer(t *testing.T, env ...string) *process {
 // carries urlField, whose value becomes p.url.
 func startProcess(t *testing.T, args []string, dataDir string, env []string, urlField string) *process {
 	t.Helper()
+	return startBinary(t, binary, args, dataDir, env, urlField)
+}
+
+// startBinary is startProcess for a given path of the binary (its os.Args[0]).
+func startBinary(t *testing.T, bin string, args []string, dataDir string, env []string, urlField string) *process {
+	t.Helper()
 	p := &process{dataDir: dataDir, exited: make(chan error, 1)}
-	p.cmd = exec.Command(binary, args...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	stdout, _ := p.cmd.StdoutPipe()
 	p.cmd.Stderr = p.cmd.Stdout
@@ -250,7 +256,7 @@ func (p *process) call(key, body string) (int, string, error) {
 func TestServeOnEmbeddedDefaultsAndDevKeyBesideIt(t *testing.T) {
 	p := startServer(t)
 	logs := p.logs()
-	for _, want := range []string{"EMBEDDED DEFAULTS", p.dataDir, "dev-key"} {
+	for _, want := range []string{"EMBEDDED DEFAULTS", p.dataDir, binary + " dev-key --email you@contoso.com --data-dir " + p.dataDir} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("start-up log lacks %q:\n%s", want, logs)
 		}
@@ -335,5 +341,43 @@ func TestGracefulDrain(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("the process did not exit")
+	}
+}
+
+// The "get a key" hint says how to run dev-key the way the server was started: a
+// newcomer who typed `go run . serve` has no flowstudio binary to run. The binary is
+// started from where `go run` puts what it builds (<tmp>/go-build<N>/b001/exe/<name>).
+func TestServeKeyHintMatchesGoRun(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "go-build1234567", "b001", "exe")
+	if err := os.MkdirAll(exe, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(exe, "mcp")
+	if err := os.Symlink(binary, bin); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	p := startBinary(t, bin, []string{"serve"}, dataDir,
+		[]string{"FLOWSTUDIO_ADDR=127.0.0.1:0", "FLOWSTUDIO_DATA_DIR=" + dataDir}, "mcp_url")
+	want := `"get_a_key":"go run . dev-key --email you@contoso.com --data-dir ` + dataDir + `"`
+	if logs := p.logs(); !strings.Contains(logs, want) {
+		t.Errorf("start-up log lacks %s:\n%s", want, logs)
+	}
+	p.stop(t)
+}
+
+func TestInvokedAs(t *testing.T) {
+	for arg0, want := range map[string]string{
+		"/tmp/go-build2736401/b001/exe/mcp":         "go run .",
+		"/var/tmp/x/go-build99/b001/exe/flowstudio": "go run .",
+		"./flowstudio":                        "./flowstudio",
+		"flowstudio":                          "flowstudio",
+		"/usr/local/bin/flowstudio":           "/usr/local/bin/flowstudio",
+		"/srv/exe/flowstudio":                 "/srv/exe/flowstudio", // an exe dir outside go run's temp dir
+		"/tmp/go-build1/b001/flowstudio.test": "/tmp/go-build1/b001/flowstudio.test",
+	} {
+		if got := invokedAs(arg0); got != want {
+			t.Errorf("invokedAs(%q) = %q, want %q", arg0, got, want)
+		}
 	}
 }
