@@ -314,8 +314,7 @@ func TestEntraAuthorizeRefusals(t *testing.T) {
 
 func TestEntraTokenEndpointClientAuth(t *testing.T) {
 	h := newEntraHarness(t, sim.Options{})
-	tid, oid := h.sim.UserFor("alice@contoso.com")
-	rt := h.entra.IssueRefreshToken(tid, oid, entrasim.DevClientID, signInScopes)
+	rt := h.refreshToken("alice@contoso.com")
 	form := refreshForm(rt, "https://service.powerapps.com/User")
 	form.Set("client_secret", "wrong")
 	status, body := h.tokenCall(t, "organizations", form)
@@ -427,8 +426,7 @@ func TestEntraRevokeAndExpiry(t *testing.T) {
 
 func TestEntraConcurrentRedemptionsOfOneTokenOnlyOneWins(t *testing.T) {
 	h := newEntraHarness(t, sim.Options{})
-	tid, oid := h.sim.UserFor("alice@contoso.com")
-	rt := h.entra.IssueRefreshToken(tid, oid, entrasim.DevClientID, signInScopes)
+	rt := h.refreshToken("alice@contoso.com")
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	ok := 0
@@ -482,8 +480,7 @@ func TestEntraJWKSVerifiesIDTokens(t *testing.T) {
 	}
 	keys := oidc.NewRemoteKeySet(t.Context(), h.authority+"/"+sim.ContosoTenantID+"/discovery/v2.0/keys")
 	readBody(t, resp)
-	tid, oid := h.sim.UserFor("alice@contoso.com")
-	rt := h.entra.IssueRefreshToken(tid, oid, entrasim.DevClientID, signInScopes)
+	rt := h.refreshToken("alice@contoso.com")
 	status, body := h.tokenCall(t, sim.ContosoTenantID, refreshForm(rt, "openid https://service.powerapps.com/User"))
 	if status != 200 {
 		t.Fatalf("%d %v", status, body)
@@ -609,4 +606,10 @@ func TestEntraIncrementalConsent(t *testing.T) {
 	if status, body := redeem(t, after, tok.RefreshToken, "https://service.flow.microsoft.com/Flows.Read.All"); status != 200 {
 		t.Fatalf("after a restart the grant's token lost the earlier consent: %d %v", status, body)
 	}
+}
+
+// refreshToken is a refresh token of the sign-in scopes for one of the sim's people.
+func (h *entraHarness) refreshToken(email string) string {
+	tid, oid := h.sim.UserFor(email)
+	return h.entra.IssueRefreshToken(tid, oid, entrasim.DevClientID, signInScopes)
 }

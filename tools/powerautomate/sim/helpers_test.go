@@ -137,3 +137,13 @@ func newAliceClient(t *testing.T) *powerautomate.Client {
 	_, _, c := newAliceSim(t)
 	return c
 }
+
+// newestRun is the flow's newest run, as the first page of its run list has it.
+func newestRun(t *testing.T, c *powerautomate.Client, r powerautomate.FlowRef) powerautomate.Run {
+	t.Helper()
+	p, err := c.ListRuns(ctx, r, powerautomate.ListRunsOptions{Top: 1})
+	if err != nil || len(p.Runs) == 0 {
+		t.Fatalf("newest run of %s: %v", r.Flow, err)
+	}
+	return p.Runs[0]
+}

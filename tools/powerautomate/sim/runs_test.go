@@ -55,11 +55,7 @@ func TestRunsPageNewestFirst(t *testing.T) {
 func TestFailedRunRootCauseAndFix(t *testing.T) {
 	s, _, c := newAliceSim(t)
 	r := ref(ContosoDefaultEnv, FlowInvoiceApproval)
-	latest, err := c.ListRuns(ctx, r, powerautomate.ListRunsOptions{Top: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := latest.Runs[0]
+	run := newestRun(t, c, r)
 	if run.Status != "Failed" || run.Code != "ActionFailed" || run.Error.Message != "An action failed. No dependent actions succeeded." {
 		t.Fatalf("latest run = %+v", run)
 	}
@@ -196,11 +192,7 @@ func TestRecurrenceFlowRunsThroughRunAPI(t *testing.T) {
 func TestLoopRepetitionsAndLargeContent(t *testing.T) {
 	s, _, c := newAliceSim(t)
 	r := ref(ContosoDefaultEnv, FlowDailySalesReport)
-	runs, err := c.ListRuns(ctx, r, powerautomate.ListRunsOptions{Top: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := c.GetRun(ctx, r, runs.Runs[0].Name, true)
+	run, err := c.GetRun(ctx, r, newestRun(t, c, r).Name, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,8 +243,7 @@ func TestLoopRepetitionsAndLargeContent(t *testing.T) {
 func TestContentSignatureIsChecked(t *testing.T) {
 	c := newAliceClient(t)
 	r := ref(ContosoDefaultEnv, FlowInvoiceApproval)
-	runs, _ := c.ListRuns(ctx, r, powerautomate.ListRunsOptions{Top: 1})
-	run, err := c.GetRun(ctx, r, runs.Runs[0].Name, false)
+	run, err := c.GetRun(ctx, r, newestRun(t, c, r).Name, false)
 	if err != nil || run.Trigger.OutputsLink == nil {
 		t.Fatalf("run %+v %v", run, err)
 	}
