@@ -130,9 +130,9 @@ func TestBrowserSignInDashboardKeys(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if ev.Entry.Level == log.EntryLevelError && !strings.Contains(ev.Entry.URL, "favicon") {
+			if ev.Entry.Level == log.EntryLevelError {
 				mu.Lock()
-				problems = append(problems, string(ev.Entry.Source)+": "+ev.Entry.Text)
+				problems = append(problems, string(ev.Entry.Source)+": "+ev.Entry.Text+" "+ev.Entry.URL)
 				mu.Unlock()
 			}
 		}
@@ -170,6 +170,7 @@ func TestBrowserSignInDashboardKeys(t *testing.T) {
 		t.Fatalf("landing page:\n%s", body)
 	}
 	webShot(t, ctx, filepath.Join(artifacts, "landing.png"))
+	webFits(t, ctx, artifacts, "/ (signed out)")
 
 	// 2. Sign in on the simulated Microsoft page: pick Alice.
 	run("open the sign-in page", chromedp.Click(chromedp.CSS("a.btn.ms")),
@@ -199,22 +200,32 @@ func TestBrowserSignInDashboardKeys(t *testing.T) {
 		t.Errorf("dashboard shows %q, %q, %q", who, tenant, tier)
 	}
 	key1, read1 := value("#key-full"), value("#key-read")
-	if !strings.Contains(text("#cfg-claude"), `--header "x-api-key: `+key1+`"`) || !strings.Contains(text("#cfg-cursor"), key1) ||
+	if !strings.Contains(text("#cfg-claude"), `--header "x-api-key: `+keyPlaceholder+`"`) || !strings.Contains(text("#cfg-cursor"), keyPlaceholder) ||
 		!strings.Contains(text("#cfg-vscode"), "${input:flowstudio-key}") {
-		t.Error("the client setups do not carry the key")
+		t.Error("the client setups do not carry the key's placeholder")
 	}
-	// The copy button works (the script loaded despite the strict CSP).
-	run("copy the key", chromedp.Click(chromedp.CSS(`button[data-copy="key-full"]`), chromedp.NodeVisible))
-	label, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => { const t = document.querySelector('button[data-copy="key-full"]').textContent; return t === "Copy" ? null : t; })()`,
-		chromedp.WithPollingTimeout(5*time.Second)))
-	if err != nil || label != "Copied" {
-		t.Errorf("copy button says %q (%v)", label, err)
-	} else if clip, err := chromedp.Run(ctx, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise)); err == nil && clip != key1 {
-		t.Errorf("the clipboard holds %.20q, not the key", clip)
+	if html, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`)); err != nil || strings.Count(html, key1) != 1 {
+		t.Errorf("the full key is in the page %d times, want 1 (%v)", strings.Count(html, key1), err)
 	}
-	run("let the copy label reset", chromedp.Sleep(2100*time.Millisecond))
+	// The keys are masked; Reveal (a <details>, no script) shows one, Hide masks it again.
+	webKeyControls(t, ctx, artifacts, key1, "")
 	webShot(t, ctx, filepath.Join(artifacts, "dashboard.png"))
 	webPhone(t, ctx, filepath.Join(artifacts, "dashboard-phone.png"))
+	// The same controls on a phone.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile)); err != nil {
+		t.Fatal(err)
+	}
+	webKeyControls(t, ctx, artifacts, key1, "-phone")
+	if err := chromedp.Do(ctx, chromedp.EmulateReset(), chromedp.EmulateViewport(1280, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	// Every other page a person sees fits a phone and a desktop (signed in here; the
+	// signed-out landing page at step 1, the revoked dashboard and an error page at 7).
+	for _, p := range []string{"/", "/help", "/security", "/logout", "/connections/signed-in"} {
+		navigate("open "+p, chromedp.Navigate(h.ts.URL+p), "footer")
+		webFits(t, ctx, artifacts, p)
+	}
+	navigate("back to the dashboard", chromedp.Navigate(h.ts.URL+"/dashboard"), "#key-full")
 
 	// 5. The key calls a tool.
 	result := webCallTool(t, h, key1, "list_live_environments")
@@ -282,12 +293,16 @@ func TestBrowserSignInDashboardKeys(t *testing.T) {
 		t.Errorf("usage after two counted calls: %q", usage)
 	}
 	webShot(t, ctx, filepath.Join(artifacts, "dashboard-revoked.png"))
+	webFits(t, ctx, artifacts, "/dashboard (revoked)")
 
 	mu.Lock()
 	for _, p := range problems {
 		t.Errorf("the browser reported: %s", p)
 	}
 	mu.Unlock()
+	// An error page (it answers 403, which the browser reports, so after the check).
+	navigate("an error page", chromedp.Navigate(h.ts.URL+"/callback?error=access_denied"), "footer")
+	webFits(t, ctx, artifacts, "/callback (error)")
 
 	// 8. Nothing secret in the store or the log.
 	secrets := append(tap.secrets(), key1, read1, key2, read2, "alice@contoso.com")
@@ -341,6 +356,113 @@ func webPhone(t *testing.T, ctx context.Context, path string) {
 	webShot(t, ctx, path)
 	if err := chromedp.Do(ctx, chromedp.EmulateReset(), chromedp.EmulateViewport(1280, 1000)); err != nil {
 		t.Errorf("reset viewport: %v", err)
+	}
+}
+
+// webKeyControls checks the dashboard's key controls at the current viewport: the
+// full key is masked (its input not rendered), Reveal shows it, Hide masks it again;
+// Copy puts the key on the clipboard, and the Claude Code setup's Copy puts the
+// setup with the key in place of the placeholder. suffix names the screenshots.
+func webKeyControls(t *testing.T, ctx context.Context, artifacts, key, suffix string) {
+	t.Helper()
+	shown := func() bool {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const i = document.getElementById("key-full"); return i.checkVisibility({contentVisibilityAuto: true}) && i.getClientRects().length > 0; })()`))
+		if err != nil {
+			t.Fatalf("is the key shown: %v", err)
+		}
+		return v
+	}
+	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			webShot(t, ctx, filepath.Join(artifacts, "failure"+suffix+".png"))
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	masked := `details:has(#key-full) .masked`
+	if shown() {
+		t.Fatal("the full key shows before Reveal")
+	}
+	if m, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(masked))); err != nil || strings.Contains(m, key[:8]) {
+		t.Errorf("the masked field shows %q (%v)", m, err)
+	}
+	do("reveal", chromedp.Click(chromedp.CSS(`details:has(#key-full) summary`), chromedp.NodeVisible))
+	if !shown() {
+		t.Fatal("Reveal does not show the key")
+	}
+	if got, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("key-full"))); err != nil || got != key {
+		t.Errorf("the revealed field holds %.12q…, not the key (%v)", got, err)
+	}
+	webShot(t, ctx, filepath.Join(artifacts, "dashboard-revealed"+suffix+".png"))
+	do("hide", chromedp.Click(chromedp.CSS(`details:has(#key-full) summary`), chromedp.NodeVisible))
+	if shown() {
+		t.Error("the key still shows after Hide")
+	}
+
+	// Copy works while the key is masked (the script loaded despite the strict CSP).
+	for _, c := range []struct{ button, want string }{
+		{"key-full", key},
+		{"cfg-claude", `claude mcp add --transport http flowstudio `},
+	} {
+		sel := `button[data-copy="` + c.button + `"]`
+		do("copy "+c.button, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+		label, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => { const t = document.querySelector('`+sel+`').textContent; return t === "Copy" ? null : t; })()`,
+			chromedp.WithPollingTimeout(5*time.Second)))
+		if err != nil || label != "Copied" {
+			t.Errorf("%s copy button says %q (%v)", c.button, label, err)
+			continue
+		}
+		clip, err := chromedp.Run(ctx, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Errorf("read the clipboard: %v", err)
+			continue
+		}
+		if c.button == "key-full" && clip != key {
+			t.Errorf("the clipboard holds %.12q…, not the key", clip)
+		}
+		if c.button == "cfg-claude" && (!strings.HasPrefix(clip, c.want) || !strings.HasSuffix(clip, `--header "x-api-key: `+key+`"`) || strings.Contains(clip, keyPlaceholder)) {
+			t.Errorf("the Claude Code setup copied as %.60q…, not with the key in place", clip)
+		}
+		do("let the copy label reset", chromedp.Sleep(2100*time.Millisecond))
+	}
+	if shown() {
+		t.Error("copying revealed the key")
+	}
+}
+
+// webFits fails when the current page scrolls sideways at a phone's width or on a
+// desktop, and saves a phone screenshot of it.
+func webFits(t *testing.T, ctx context.Context, artifacts, name string) {
+	t.Helper()
+	for _, vp := range []struct {
+		w, h   int64
+		mobile bool
+	}{{390, 844, true}, {1280, 1000, false}} {
+		opts := []chromedp.EmulateViewportOption{}
+		if vp.mobile {
+			opts = append(opts, chromedp.EmulateScale(2), chromedp.EmulateMobile)
+		}
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(vp.w, vp.h, opts...)); err != nil {
+			t.Fatalf("%s: viewport: %v", name, err)
+		}
+		w, err := chromedp.Run(ctx, chromedp.Evaluate[[]int64](`[document.documentElement.scrollWidth, window.innerWidth]`))
+		if err != nil || len(w) != 2 {
+			t.Fatalf("%s: page width: %v", name, err)
+		}
+		if w[0] > w[1] {
+			t.Errorf("%s at %d px is %d px wide: it scrolls sideways", name, vp.w, w[0])
+		}
+		if vp.mobile {
+			file := strings.Trim(strings.NewReplacer("/", "-", " ", "", "(", "", ")", "").Replace(name), "-")
+			if file == "" || file == "signedout" {
+				file = "landing" + file
+			}
+			webShot(t, ctx, filepath.Join(artifacts, "phone-"+file+".png"))
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.EmulateReset(), chromedp.EmulateViewport(1280, 1000)); err != nil {
+		t.Fatalf("reset viewport: %v", err)
 	}
 }
 

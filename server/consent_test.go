@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"html/template"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -97,6 +98,16 @@ func TestSignInStoresUserAndShowsKey(t *testing.T) {
 	}
 
 	key, readKey := webMatch(t, keyField, dash.body), webMatch(t, readKeyField, dash.body)
+	// Each key sits in the page once (its masked field); the setups hold the placeholder.
+	for name, k := range map[string]string{"full": key, "read-only": readKey} {
+		if n := strings.Count(dash.body, k); n != 1 {
+			t.Errorf("the %s key is in the dashboard %d times, want 1", name, n)
+		}
+	}
+	if !strings.Contains(dash.body, template.HTMLEscapeString(`--header "x-api-key: `+keyPlaceholder+`"`)) ||
+		!strings.Contains(dash.body, template.HTMLEscapeString(`"x-api-key": "`+keyPlaceholder+`"`)) {
+		t.Error("the Claude Code and Cursor setups do not carry the key placeholder")
+	}
 	for _, k := range []struct{ key, scope string }{{key, "full"}, {readKey, "read"}} {
 		claims, err := h.keys.Verify(k.key)
 		if err != nil || claims.Subject != fakeUserID || claims.Generation != 1 || claims.Scope != k.scope {

@@ -67,7 +67,10 @@ func newWeb(d Deps) *web {
 		sum := sha256.Sum256(body)
 		w.assets[path.Base(name)] = asset{body: body, contentType: types[path.Ext(name)], version: hex.EncodeToString(sum[:6])}
 	}
-	funcs := template.FuncMap{"asset": func(name string) string { return "/static/" + name + "?v=" + w.assets[name].version }}
+	funcs := template.FuncMap{
+		"asset":  func(name string) string { return "/static/" + name + "?v=" + w.assets[name].version },
+		"secret": func(id, label, value string) secretField { return secretField{ID: id, Label: label, Value: value} },
+	}
 	pages, _ := fs.Glob(webFS, "web/*.html")
 	for _, p := range pages {
 		name := strings.TrimSuffix(path.Base(p), ".html")
@@ -97,6 +100,7 @@ func (s *Server) mountWeb() {
 	s.mux.Handle("GET /logout", page(s.logoutPage))
 	s.mux.Handle("POST /logout", page(s.logout))
 	s.mux.Handle("GET /security", page(s.securityPage)) // securitytxt.go
+	s.mux.Handle("GET /help", page(s.helpPage))         // help.go
 	s.mux.Handle("GET /connections/signed-in", page(s.connectionSignedIn))
 	s.mux.HandleFunc("GET /static/{name}", s.static)
 }
@@ -148,6 +152,8 @@ type pageData struct {
 	Dash    *dashboardView
 	Contact *contactView   // the security page
 	Auth    *authorizeView // the OAuth consent page
+	// StatusURL is FLOWSTUDIO_STATUS_URL: the footer links to it when set.
+	StatusURL string
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {
@@ -158,6 +164,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	if d.Session == nil {
 		d.Session = s.session(r)
 	}
+	d.StatusURL = s.deps.Settings.StatusURL
 	if d.Session != nil && d.CSRF == "" {
 		d.CSRF = s.web.cookies.csrfToken(d.Session)
 	}
@@ -198,6 +205,14 @@ func (s *Server) landing(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "landing", pageData{Title: "Power Automate for your AI agents"})
 }
 
+// secretField is a key as the "secret" template shows it: masked until revealed, in
+// the page once.
+type secretField struct{ ID, Label, Value string }
+
+// keyPlaceholder stands for the key in the client setups, so the page holds the key
+// once; their Copy buttons put the key in its place (app.js).
+const keyPlaceholder = "YOUR_FLOWSTUDIO_KEY"
+
 // dashboardView is what the dashboard shows.
 type dashboardView struct {
 	Name, TenantID         string
@@ -208,6 +223,7 @@ type dashboardView struct {
 	Connectors             bool   // holds identity.GrantConnectors
 	GrantConnectorsURL     string // starts the grant sign-in
 	Key, ReadKey           string
+	KeyPlaceholder         string // in the client setups instead of Key
 	KeyExpires             string
 	KeyExpired             bool
 	KeyDaysLeft            int  // whole days until the key expires, rounded up
@@ -276,15 +292,17 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		v.KeyExpired = !time.Now().Before(expires)
 		v.KeyDaysLeft = int((time.Until(expires) + 24*time.Hour - time.Second) / (24 * time.Hour))
 		v.KeyExpiresSoon = !v.KeyExpired && v.KeyDaysLeft <= keyWarnDays
-		v.Claude, v.VSCode, v.Cursor = clientSetups(v.MCPURL, v.Key)
+		v.KeyPlaceholder = keyPlaceholder
+		v.Claude, v.VSCode, v.Cursor = clientSetups(v.MCPURL, keyPlaceholder)
 		v.Alerts = s.alertsSection(ctx, u)
 	}
 	s.render(w, r, http.StatusOK, "dashboard", pageData{Title: "Your dashboard", Session: sess, Dash: v, Notice: notices[r.URL.Query().Get("done")]})
 }
 
-// clientSetups are the ready-to-paste configurations of the usual clients. VS Code
-// prompts for the key and keeps it in its secret storage, so the workspace file that
-// may be committed never holds it.
+// clientSetups are the ready-to-paste configurations of the usual clients, with key
+// (the placeholder on the dashboard) where the key goes. VS Code prompts for the key
+// and keeps it in its secret storage, so the workspace file that may be committed
+// never holds it.
 func clientSetups(mcpURL, key string) (claude, vscode, cursor string) {
 	type input struct {
 		ID          string `json:"id"`

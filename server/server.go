@@ -110,6 +110,7 @@ func New(d Deps) *Server {
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("POST /webhooks/stripe", s.stripeWebhook)       // stripe.go
 	s.mux.HandleFunc("GET /.well-known/security.txt", s.securityTxt) // securitytxt.go
+	s.mux.HandleFunc("GET /favicon.ico", favicon)                    // help.go
 	if d.Simulator != nil {
 		s.mux.Handle("/sim/", d.Simulator) // it strips its own /sim prefix
 	}

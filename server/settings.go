@@ -67,6 +67,9 @@ type Settings struct {
 	// SecurityContact (SECURITY_CONTACT) is the Contact of /.well-known/security.txt:
 	// a mailto: or https: URI (a bare address becomes mailto:); unset, that file is 404.
 	SecurityContact string
+	// StatusURL (FLOWSTUDIO_STATUS_URL) is the operator's status page, linked from
+	// every page's footer and the help page; unset, no link is shown.
+	StatusURL string
 	// SMTP (SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_FROM) delivers
 	// alert emails; without SMTP_HOST alerts appear on the dashboard only.
 	SMTP     notify.SMTPConfig
@@ -166,6 +169,7 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 		StripePricePro:      get("STRIPE_PRICE_PRO", ""),
 		StripePriceTeam:     get("STRIPE_PRICE_TEAM", ""),
 		SecurityContact:     get("SECURITY_CONTACT", ""),
+		StatusURL:           get("FLOWSTUDIO_STATUS_URL", ""),
 		LogLevel:            get("LOG_LEVEL", "info"),
 		QuotaFree:           get("QUOTA_FREE", "200/20"),
 		QuotaPro:            get("QUOTA_PRO", "5000/120"),
@@ -211,6 +215,9 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 	}
 	if s.SecurityContact, err = normalizeSecurityContact(s.SecurityContact); err != nil {
 		return s, err
+	}
+	if s.StatusURL != "" && (!isHTTPSURL(s.StatusURL) || strings.ContainsAny(s.StatusURL, " \t\r\n<>\"'")) {
+		return s, errors.New("FLOWSTUDIO_STATUS_URL must be an https:// URL (the status page every page links to)")
 	}
 	s.SMTP = notify.SMTPConfig{Host: get("SMTP_HOST", ""), Username: get("SMTP_USERNAME", ""), Password: getenv("SMTP_PASSWORD"), From: get("SMTP_FROM", "")}
 	if p := get("SMTP_PORT", ""); p != "" {

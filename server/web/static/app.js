@@ -1,12 +1,23 @@
-// FlowStudio dashboard: copy buttons and confirmations. Same-origin file, no inline script.
+// FlowStudio dashboard: copy buttons and confirmations (keys are revealed by <details>, without script). Same-origin file, no inline script.
 "use strict";
 (function () {
+  // textOf is what a copy button copies: an input's value, or an element's text with
+  // the key put in place of its placeholder (data-key names the key's input), since
+  // the page holds each key once.
   function textOf(el) {
-    return el.value !== undefined && el.tagName === "INPUT" ? el.value : el.textContent;
+    if (el.tagName === "INPUT") { return el.value; }
+    var text = el.textContent;
+    var key = el.dataset.key && document.getElementById(el.dataset.key);
+    if (key && el.dataset.placeholder) { text = text.split(el.dataset.placeholder).join(key.value); }
+    return text;
   }
 
   function selectAll(el) {
-    if (el.tagName === "INPUT") { el.focus(); el.select(); return; }
+    if (el.tagName === "INPUT") {
+      var reveal = el.closest("details");
+      if (reveal) { reveal.open = true; } // a masked key must show to be selected
+      el.focus(); el.select(); return;
+    }
     var range = document.createRange();
     range.selectNodeContents(el);
     var sel = window.getSelection();
