@@ -35,12 +35,7 @@ func TestReportsList(t *testing.T) {
 		}
 	}
 	store.Close()
-	getenv := func(k string) string {
-		if k == "FLOWSTUDIO_DATA_DIR" {
-			return dir
-		}
-		return ""
-	}
+	getenv := dataDirOnly(dir)
 
 	var out, errb bytes.Buffer
 	if code := run([]string{"reports", "list"}, &out, &errb, getenv); code != 0 {
@@ -87,12 +82,7 @@ func TestReportsState(t *testing.T) {
 		t.Fatal(err)
 	}
 	store.Close()
-	getenv := func(k string) string {
-		if k == "FLOWSTUDIO_DATA_DIR" {
-			return dir
-		}
-		return ""
-	}
+	getenv := dataDirOnly(dir)
 	var out, errb bytes.Buffer
 	if code := run([]string{"reports", "state", "--id", r.ID, "--state", "acknowledged", "--note", "we see it"}, &out, &errb, getenv); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
@@ -117,5 +107,15 @@ func TestReportsState(t *testing.T) {
 		if code := run(args, &out, &errb, getenv); code == 0 {
 			t.Errorf("%v succeeded", args)
 		}
+	}
+}
+
+// dataDirOnly is an environment that sets FLOWSTUDIO_DATA_DIR and nothing else.
+func dataDirOnly(dir string) func(string) string {
+	return func(k string) string {
+		if k == "FLOWSTUDIO_DATA_DIR" {
+			return dir
+		}
+		return ""
 	}
 }
