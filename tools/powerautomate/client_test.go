@@ -160,17 +160,7 @@ func TestErrorBodies(t *testing.T) {
 }
 
 func TestRetryAfterThenSuccess(t *testing.T) {
-	mux := http.NewServeMux()
-	calls := 0
-	mux.HandleFunc("GET /flow/providers/Microsoft.ProcessSimple/environments", func(w http.ResponseWriter, r *http.Request) {
-		calls++
-		if calls == 1 {
-			w.Header().Set("Retry-After", "1")
-			writeJSON(w, 429, `{"error":{"code":"TooManyConcurrentRequests","message":"slow down"}}`)
-			return
-		}
-		writeJSON(w, 200, `{"value":[{"name":"`+testEnv+`","properties":{"displayName":"Contoso","isDefault":true}}]}`)
-	})
+	mux, calls := environmentsAfterAFailure("1", 429, `{"error":{"code":"TooManyConcurrentRequests","message":"slow down"}}`)
 	c := newTestClient(t, testConfig(newUpstream(t, mux).URL))
 	ctx, stats := WithCallStats(context.Background())
 	start := time.Now()
@@ -181,8 +171,8 @@ func TestRetryAfterThenSuccess(t *testing.T) {
 	if elapsed := time.Since(start); elapsed < time.Second {
 		t.Errorf("retried after %v, want >= Retry-After 1s", elapsed)
 	}
-	if len(envs) != 1 || !envs[0].IsDefault || calls != 2 || stats.Calls() != 2 || stats.Status() != 200 || stats.Bytes() == 0 {
-		t.Errorf("envs=%+v calls=%d stats=%d/%d", envs, calls, stats.Calls(), stats.Status())
+	if len(envs) != 1 || !envs[0].IsDefault || *calls != 2 || stats.Calls() != 2 || stats.Status() != 200 || stats.Bytes() == 0 {
+		t.Errorf("envs=%+v calls=%d stats=%d/%d", envs, *calls, stats.Calls(), stats.Status())
 	}
 }
 

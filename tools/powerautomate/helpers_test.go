@@ -87,3 +87,23 @@ func requireAuth(t *testing.T, r *http.Request, aud string) {
 		t.Errorf("%s %s: Authorization = %q, want token for %s", r.Method, r.URL.Path, got, aud)
 	}
 }
+
+// environmentsAfterAFailure serves the environment list: the first request gets
+// status and body (with retryAfter as Retry-After when set), the others one
+// default environment. It returns how many requests came.
+func environmentsAfterAFailure(retryAfter string, status int, body string) (*http.ServeMux, *int) {
+	mux := http.NewServeMux()
+	calls := new(int)
+	mux.HandleFunc("GET /flow/providers/Microsoft.ProcessSimple/environments", func(w http.ResponseWriter, r *http.Request) {
+		*calls++
+		if *calls == 1 {
+			if retryAfter != "" {
+				w.Header().Set("Retry-After", retryAfter)
+			}
+			writeJSON(w, status, body)
+			return
+		}
+		writeJSON(w, 200, `{"value":[{"name":"`+testEnv+`","properties":{"displayName":"Contoso","isDefault":true}}]}`)
+	})
+	return mux, calls
+}

@@ -2,7 +2,6 @@ package powerautomate
 
 import (
 	"context"
-	"net/http"
 	"testing"
 
 	"github.com/flowstudio/mcp/server/telemetry"
@@ -21,16 +20,7 @@ func upstreamCount(f telemetry.Family, status int) uint64 {
 // Every attempt's answer is counted under the family of the host it went to; a
 // request that got no answer counts as "none".
 func TestUpstreamAnswersAreCountedByFamily(t *testing.T) {
-	mux := http.NewServeMux()
-	calls := 0
-	mux.HandleFunc("GET /flow/providers/Microsoft.ProcessSimple/environments", func(w http.ResponseWriter, r *http.Request) {
-		calls++
-		if calls == 1 {
-			writeJSON(w, 503, `{"error":{"code":"ServiceUnavailable","message":"busy"}}`)
-			return
-		}
-		writeJSON(w, 200, `{"value":[{"name":"`+testEnv+`","properties":{"displayName":"Contoso","isDefault":true}}]}`)
-	})
+	mux, _ := environmentsAfterAFailure("", 503, `{"error":{"code":"ServiceUnavailable","message":"busy"}}`)
 	srv := newUpstream(t, mux)
 	c := newTestClient(t, testConfig(srv.URL))
 	b503, b200, bNone := upstreamCount(telemetry.Flow, 503), upstreamCount(telemetry.Flow, 200), upstreamCount(telemetry.Flow, telemetry.NoResponse)
