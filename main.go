@@ -28,6 +28,7 @@ import (
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/rpc/logsafe"
 	"github.com/flowstudio/mcp/server"
+	"github.com/flowstudio/mcp/server/billing"
 	"github.com/flowstudio/mcp/server/identity"
 	"github.com/flowstudio/mcp/server/keyring"
 	"github.com/flowstudio/mcp/server/telemetry/otelexport"
@@ -462,7 +463,7 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 		return err
 	}
 	deps := server.Deps{Settings: settings, Logger: log, Keys: keys, Users: store, Accounts: store, Billing: store, OAuth: store, Alerts: store,
-		Sealer: sealer, Catalog: catalog, Ready: store.Ping, Version: version,
+		Stripe: stripeClient(settings), AccountData: store, UsageHistory: store, Sealer: sealer, Catalog: catalog, Ready: store.Ping, Version: version,
 		Entra: entra}
 	if simulator != nil {
 		deps.Simulator = simulator
@@ -903,4 +904,11 @@ func sameSimulatorKeys(ctx context.Context, simURL string, local *sim.Sim) error
 	}
 	return fmt.Errorf("the simulated tenant at %s signs with other keys than this TOKEN_SECRET gives, and would refuse the "+
 		"refresh tokens stored here: run `flowstudio sim` with the same TOKEN_SECRET, or on the same --data-dir", simURL)
+}
+
+// stripeClient is the Stripe API client of the settings; nil (billing off)
+// without STRIPE_SECRET_KEY.
+func stripeClient(s server.Settings) *billing.Client {
+	return billing.New(billing.Config{SecretKey: s.StripeSecretKey, APIBase: s.StripeAPIBase,
+		PricePro: s.StripePricePro, PriceTeam: s.StripePriceTeam})
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/server"
+	"github.com/flowstudio/mcp/server/account"
 	"github.com/flowstudio/mcp/server/identity"
 	"github.com/flowstudio/mcp/server/keyring"
 	"github.com/flowstudio/mcp/server/sealing"
@@ -107,22 +108,26 @@ func openOperatorEnv(ctx context.Context, settings server.Settings, getenv func(
 	return &operatorEnv{settings: settings, keys: keys, store: store}, nil
 }
 
-const userUsage = `usage: flowstudio user show|revoke (--email E | --id TENANT.OBJECT) [--data-dir D]
+const userUsage = `usage: flowstudio user show|revoke|delete (--email E | --id TENANT.OBJECT) [--data-dir D]
 
   show    print a user's id, tenant, tier, consent, key generation, subscription and dates
           (never a token, never more of the email than you typed)
   revoke  what the dashboard's "Revoke permission" does: delete the sealed refresh token,
           bump the key generation (every key of the user stops working), consent revoked
+  delete  what the dashboard's "Delete my account" does: cancel a live Stripe subscription
+          (STRIPE_SECRET_KEY), then delete the refresh token, OAuth grants, Team cache, usage
+          counters, bug reports and the user record; keys stop working at once. Log lines
+          (email hash only) stay until their 90 days are up
 `
 
 func userCommand(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if len(args) == 0 || (args[0] != "show" && args[0] != "revoke") {
+	if len(args) == 0 || (args[0] != "show" && args[0] != "revoke" && args[0] != "delete") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 			fmt.Fprint(stdout, userUsage)
 			return flag.ErrHelp
 		}
 		fmt.Fprint(stderr, userUsage)
-		return errors.New("user: say show or revoke")
+		return errors.New("user: say show, revoke or delete")
 	}
 	sub := args[0]
 	var email, id string
@@ -175,14 +180,33 @@ func userCommand(args []string, stdout, stderr io.Writer, getenv func(string) st
 			printUser(stdout, u)
 		}
 		return nil
-	default: // revoke
-		if len(users) > 1 {
-			var ids []string
-			for _, u := range users {
-				ids = append(ids, u.ID)
-			}
-			return fmt.Errorf("%d users have that email (%s): revoke one with --id", len(users), strings.Join(ids, ", "))
+	}
+	if len(users) > 1 {
+		var ids []string
+		for _, u := range users {
+			ids = append(ids, u.ID)
 		}
+		return fmt.Errorf("%d users have that email (%s): %s one with --id", len(users), strings.Join(ids, ", "), sub)
+	}
+	switch sub {
+	case "delete":
+		d := account.Deps{Store: env.store, Settle: account.DefaultSettle}
+		if c := stripeClient(settings); c.Enabled() {
+			d.Stripe = c
+		}
+		done, err := account.Delete(ctx, d, users[0].ID)
+		if err != nil {
+			return err
+		}
+		cancelled := "no live subscription"
+		if done.SubscriptionCancelled {
+			cancelled = "subscription cancelled at Stripe"
+		}
+		fmt.Fprintf(stdout, "deleted %s: %s; refresh token, user record, %d usage counters, %d Team cache items, %d bug reports, %d OAuth grants (%d codes and refresh tokens) deleted; its keys no longer work\n",
+			users[0].ID, cancelled, done.UsageCounters, done.CacheItems, done.BugReports, done.Grants, done.OAuthTokens)
+		fmt.Fprintln(stdout, "not deleted at once: "+account.LogRetention)
+		return nil
+	default: // revoke
 		u, err := identity.Revoke(ctx, env.store, users[0].ID)
 		if u == nil {
 			return err

@@ -100,3 +100,44 @@ func RemoveOAuthGrant(u *User, grantID string) bool {
 	u.OAuthGrants = slices.DeleteFunc(u.OAuthGrants, func(g OAuthGrant) bool { return g.ID == grantID })
 	return len(u.OAuthGrants) != n
 }
+
+// DeleteUserOAuthTokens deletes the authorization codes and refresh tokens that
+// name the user (account deletion: they are keyed by hash, so the partition is
+// read to find them) and returns how many it deleted. The grants themselves live
+// in the user record.
+func (s *Store) DeleteUserOAuthTokens(ctx context.Context, userID string) (int, error) {
+	if userID == "" {
+		return 0, fmt.Errorf("cosmos: delete oauth tokens: %w: no user", ErrInvalid)
+	}
+	type ref struct{ kind, key string }
+	var refs []ref
+	for _, kind := range []string{KindOAuthCode, KindOAuthRefresh} {
+		token := ""
+		for {
+			items, next, err := s.ListCacheItems(ctx, OAuthPartition, CacheFilter{Kind: kind}, PageRequest{Size: maxPageSize, Token: token})
+			if err != nil {
+				return 0, err
+			}
+			for _, it := range items {
+				var v struct {
+					UserID string `json:"userId"`
+				}
+				if json.Unmarshal(it.Body, &v) == nil && v.UserID == userID {
+					refs = append(refs, ref{it.Kind, it.Key})
+				}
+			}
+			if next == "" {
+				break
+			}
+			token = next
+		}
+	}
+	n := 0
+	for _, r := range refs {
+		if err := s.DeleteCacheItem(ctx, OAuthPartition, r.kind, r.key); err != nil && !isNotFound(err) {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}

@@ -78,6 +78,12 @@ type Subscription struct {
 	CustomerID     string `json:"customerId,omitempty"`
 	SubscriptionID string `json:"subscriptionId,omitempty"`
 	UpdatedAt      int64  `json:"updatedAt,omitempty"` // unix seconds
+	// CancelAt is when a subscription set to cancel (at the period's end, or at a
+	// date) ends, unix seconds; 0 while it renews.
+	CancelAt int64 `json:"cancelAt,omitempty"`
+	// PaymentFailedAt is when Stripe last reported a failed payment (unix
+	// seconds); cleared when the subscription is active again.
+	PaymentFailedAt int64 `json:"paymentFailedAt,omitempty"`
 }
 
 // UserID is the id of the user with this Entra tenant and object id.
@@ -187,6 +193,9 @@ const (
 	// ReportsPerDay counts a user's bug reports in a UTC day (AddBugReport's
 	// daily cap), kept two days.
 	ReportsPerDay Period = "reports"
+	// ToolPerDay counts a user's calls of one tool in a UTC day (the dashboard's
+	// today-by-tool chart), kept two days.
+	ToolPerDay Period = "tool"
 )
 
 // UsageCounter counts a user's tool calls in one window (container "usage",
@@ -197,11 +206,12 @@ type UsageCounter struct {
 	Period Period `json:"period"`
 	Start  int64  `json:"start"` // unix seconds at the start of the window
 	Count  int64  `json:"count"`
+	Tool   string `json:"tool,omitempty"` // ToolPerDay only
 	TTL    int    `json:"ttl"`
 }
 
 func (c *UsageCounter) validate() error {
-	if c.UserID == "" || (c.Period != PerDay && c.Period != PerMinute && c.Period != ReportsPerDay) {
+	if c.UserID == "" || (c.Period != PerDay && c.Period != PerMinute && c.Period != ReportsPerDay && c.Period != ToolPerDay) {
 		return fmt.Errorf("counter %q has no user or an unknown period %q", c.ID, c.Period)
 	}
 	return nil

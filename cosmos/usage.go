@@ -11,6 +11,7 @@ const (
 	dayCounterTTL     = 35 * 24 * 3600 // a month of history for the dashboard
 	minuteCounterTTL  = 120
 	reportsCounterTTL = 2 * 24 * 3600 // outlives its day, then goes
+	toolCounterTTL    = 2 * 24 * 3600 // today's chart only
 )
 
 // IncrementUsage atomically adds by to the user's counter for the period
@@ -67,4 +68,58 @@ func newCounter(userID string, p Period, at time.Time) (*UsageCounter, error) {
 	}
 	c.Start = at.Unix()
 	return c, nil
+}
+
+// IncrementToolUsage atomically adds by to the user's count of calls of tool in
+// the UTC day holding at (a ToolPerDay counter) and returns the new count.
+func (s *Store) IncrementToolUsage(ctx context.Context, userID, tool string, at time.Time, by int64) (int64, error) {
+	if !validToolName(tool) {
+		return 0, fmt.Errorf("cosmos: usage: %w: tool name %q", ErrInvalid, tool)
+	}
+	day := at.UTC().Truncate(24 * time.Hour)
+	seed := &UsageCounter{ID: "tool-" + day.Format("20060102") + "-" + tool, UserID: userID, Period: ToolPerDay,
+		Start: day.Unix(), Count: by, Tool: tool, TTL: toolCounterTTL}
+	it, err := encode(seed, userID, seed.ID, seed.TTL)
+	if err != nil {
+		return 0, err
+	}
+	return s.usage.increment(ctx, it, "count", by)
+}
+
+// ToolUsage returns the user's calls per tool in the UTC day holding at.
+func (s *Store) ToolUsage(ctx context.Context, userID string, at time.Time) (map[string]int64, error) {
+	day := at.UTC().Truncate(24 * time.Hour).Unix()
+	out := map[string]int64{}
+	token := ""
+	for {
+		items, next, err := s.usage.query(ctx, userID, query{pageSize: maxPageSize, token: token, filters: []filter{
+			{field: "period", op: "=", value: string(ToolPerDay)}, {field: "start", op: "=", value: day}}})
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range items {
+			c, err := decode[UsageCounter](usageSpec.name, it)
+			if err != nil {
+				return nil, err
+			}
+			out[c.Tool] += c.Count
+		}
+		if next == "" {
+			return out, nil
+		}
+		token = next
+	}
+}
+
+// validToolName: tool names are snake_case identifiers (the catalog checks its own).
+func validToolName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/rpc"
 	"github.com/flowstudio/mcp/rpc/logsafe"
+	"github.com/flowstudio/mcp/server/account"
 	"github.com/flowstudio/mcp/server/identity"
 	"github.com/flowstudio/mcp/server/keyring"
 	"github.com/flowstudio/mcp/server/oauth"
@@ -97,11 +98,19 @@ func (s *Server) mountWeb() {
 	s.mux.Handle("POST /dashboard/reissue", page(s.reissue))
 	s.mux.Handle("POST /dashboard/revoke", page(s.revoke))
 	s.mux.Handle("POST /dashboard/alerts/webhook", page(s.setWebhook)) // alerts.go
+	s.mux.Handle("POST /dashboard/checkout", page(s.checkout))         // billingpages.go
+	s.mux.Handle("POST /dashboard/billing", page(s.manageBilling))     // billingpages.go
 	s.mux.Handle("GET /logout", page(s.logoutPage))
 	s.mux.Handle("POST /logout", page(s.logout))
 	s.mux.Handle("GET /security", page(s.securityPage)) // securitytxt.go
 	s.mux.Handle("GET /help", page(s.helpPage))         // help.go
 	s.mux.Handle("GET /connections/signed-in", page(s.connectionSignedIn))
+	if s.deps.AccountData != nil { // accountpages.go
+		s.mux.Handle("GET /dashboard/data", page(s.dataPage))
+		s.mux.Handle("GET /dashboard/data.json", page(s.dataJSON))
+		s.mux.Handle("GET /dashboard/delete", page(s.deletePage))
+		s.mux.Handle("POST /dashboard/delete", page(s.deleteAccount))
+	}
 	s.mux.HandleFunc("GET /static/{name}", s.static)
 }
 
@@ -154,6 +163,13 @@ type pageData struct {
 	Auth    *authorizeView // the OAuth consent page
 	// StatusURL is FLOWSTUDIO_STATUS_URL: the footer links to it when set.
 	StatusURL string
+	Data      *account.Export
+	Delete    *deleteView
+	// Target and Refresh: the redirect page (billingpages.go).
+	Target, Refresh string
+	// NoSession renders a page as signed out even though the request still
+	// carried the session cookie (it was just cleared: account deleted).
+	NoSession bool
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {
@@ -161,7 +177,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	if !ok {
 		panic("server: no page " + name)
 	}
-	if d.Session == nil {
+	if d.Session == nil && !d.NoSession {
 		d.Session = s.session(r)
 	}
 	d.StatusURL = s.deps.Settings.StatusURL
@@ -233,6 +249,9 @@ type dashboardView struct {
 	Apps                   []appView // connected OAuth apps
 	Claude, VSCode, Cursor string
 	Alerts                 *alertsView // Team plan only (alerts.go)
+	Plans                  []planView
+	Billing                billingView
+	Charts                 []svgChart // charts.go; none when the counters could not be read
 }
 
 // keyWarnDays is how long before expiry the dashboard warns about the key.
@@ -247,6 +266,8 @@ var notices = map[string]string{
 	"app-revoked":            "The app was disconnected: its access stops at once; it must sign in again to come back.",
 	"app-gone":               "That app was already disconnected.",
 	"webhook":                "Alert webhook saved.",
+	"checkout":               "Thank you. Stripe is confirming your payment; your plan changes as soon as it tells us (usually within seconds: reload this page).",
+	"checkout-cancelled":     "Checkout was cancelled; nothing was charged and your plan did not change.",
 }
 
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
@@ -272,11 +293,25 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	if v.Name == "" {
 		v.Name = "Signed-in user"
 	}
+	v.Plans, v.Billing = s.plansView(u)
 	tier, _ := cosmos.ParseTier(string(u.Tier))
 	if usage, err := metering.UsageToday(ctx, readOnlyUsage{s.deps.Accounts}, s.quotas(), u.ID, tier, time.Now()); err == nil {
 		v.UsedToday, v.DayLimit, v.UsageKnown = usage.UsedDay, usage.LimitDay, true
 	} else {
 		s.log.Warn("usage read failed", zap.String(logsafe.KeyRequestID, rpc.RequestID(ctx)), logsafe.Error(err))
+	}
+	if h := s.deps.UsageHistory; h != nil {
+		now := time.Now()
+		counters, err := h.ListUsageCounters(ctx, u.ID)
+		var byTool map[string]int64
+		if err == nil {
+			byTool, err = h.ToolUsage(ctx, u.ID, now)
+		}
+		if err == nil {
+			v.Charts = []svgChart{dailyChart(counters, now), toolChart(byTool, now)}
+		} else {
+			s.log.Warn("usage history read failed", zap.String(logsafe.KeyRequestID, rpc.RequestID(ctx)), logsafe.Error(err))
+		}
 	}
 	if u.Consent == cosmos.ConsentGranted {
 		issued := time.Unix(u.KeyIssuedAt, 0)
@@ -353,6 +388,10 @@ func tierTitle(t cosmos.Tier) string {
 type readOnlyUsage struct{ AccountStore }
 
 func (readOnlyUsage) IncrementUsage(context.Context, string, cosmos.Period, time.Time, int64) (int64, error) {
+	return 0, errors.New("the dashboard does not count usage")
+}
+
+func (readOnlyUsage) IncrementToolUsage(context.Context, string, string, time.Time, int64) (int64, error) {
 	return 0, errors.New("the dashboard does not count usage")
 }
 

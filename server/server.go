@@ -17,6 +17,8 @@ import (
 
 	"github.com/flowstudio/mcp/rpc"
 	"github.com/flowstudio/mcp/rpc/logsafe"
+	"github.com/flowstudio/mcp/server/account"
+	"github.com/flowstudio/mcp/server/billing"
 	"github.com/flowstudio/mcp/server/identity"
 	"github.com/flowstudio/mcp/server/keyring"
 	"github.com/flowstudio/mcp/server/oauth"
@@ -53,6 +55,13 @@ type Deps struct {
 	MetadataRoots *x509.CertPool
 	// Alerts feeds the dashboard's alerts section (alerts.go); nil hides it.
 	Alerts AlertStore
+	// Stripe calls Stripe's API (Checkout, Customer Portal, cancel); nil is billing off.
+	Stripe *billing.Client
+	// AccountData serves "what is kept" and "Delete my account" (accountpages.go);
+	// nil leaves those routes out.
+	AccountData account.Store
+	// UsageHistory feeds the dashboard's usage charts (charts.go); nil: no charts.
+	UsageHistory UsageHistory
 }
 
 // Server routes HTTP requests.

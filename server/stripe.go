@@ -14,13 +14,15 @@ import (
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/rpc"
 	"github.com/flowstudio/mcp/rpc/logsafe"
+	"github.com/flowstudio/mcp/server/billing"
 	"github.com/flowstudio/mcp/tools/teamcache"
 	"github.com/stripe/stripe-go/v82"
 	"github.com/stripe/stripe-go/v82/webhook"
 	"go.uber.org/zap"
 )
 
-// Stripe webhook: POST /webhooks/stripe.
+// Stripe webhook: POST /webhooks/stripe. (README *Stripe* lists every event handled:
+// checkout.session.completed and invoice.payment_failed besides the subscription events.)
 //
 //   - Without STRIPE_WEBHOOK_SECRET the route answers 503 with a message that
 //     says so (not 404: Stripe keeps retrying a 5xx for three days, so events
@@ -68,7 +70,7 @@ const (
 	// MaxStripeBodyBytes caps a webhook body; subscription events are a few KiB.
 	MaxStripeBodyBytes = 256 << 10
 	// StripeUserIDKey is the subscription metadata key naming the user.
-	StripeUserIDKey = "flowstudio_user_id"
+	StripeUserIDKey = billing.UserIDKey
 )
 
 var (
@@ -82,11 +84,12 @@ const (
 	outcomeDuplicate        = "duplicate"
 	outcomeIgnoredType      = "ignored: event type not handled"
 	outcomeIgnoredStale     = "ignored: older than the last event applied"
-	outcomeIgnoredNoUser    = "ignored: no " + StripeUserIDKey + " in subscription metadata"
+	outcomeIgnoredNoUser    = "ignored: names no user (" + StripeUserIDKey + " or client_reference_id)"
 	outcomeIgnoredUnknown   = "ignored: unknown user"
 	outcomeIgnoredOther     = "ignored: ends a subscription the user no longer has"
 	outcomeIgnoredNoTier    = "ignored: no price with a tier"
-	outcomeIgnoredUnreadble = "ignored: subscription not readable"
+	outcomeIgnoredUnreadble = "ignored: event object not readable"
+	outcomeIgnoredUnpaid    = "ignored: checkout not paid"
 )
 
 // errFutureSignature: the signature's timestamp is further ahead than the tolerance.
@@ -185,26 +188,37 @@ func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 // applyStripeEvent applies one verified, first-seen event and returns its
 // outcome; an error means it should be retried.
 func (s *Server) applyStripeEvent(ctx context.Context, event *stripe.Event) (string, error) {
+	if event.Data == nil {
+		return outcomeIgnoredUnreadble, nil
+	}
 	switch event.Type {
 	case "customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted":
-	default:
-		return outcomeIgnoredType, nil
+		return s.applySubscription(ctx, event)
+	case "checkout.session.completed":
+		return s.applyCheckout(ctx, event)
+	case "invoice.payment_failed":
+		return s.applyPaymentFailed(ctx, event)
 	}
+	return outcomeIgnoredType, nil
+}
+
+// applySubscription: the tier from the subscription's prices while it is active,
+// trialing or past_due; free once it ends.
+func (s *Server) applySubscription(ctx context.Context, event *stripe.Event) (string, error) {
 	var sub stripe.Subscription
-	if event.Data == nil || json.Unmarshal(event.Data.Raw, &sub) != nil || sub.ID == "" {
+	if json.Unmarshal(event.Data.Raw, &sub) != nil || !billing.ValidSubscriptionID(sub.ID) {
 		return outcomeIgnoredUnreadble, nil
 	}
 	userID := sub.Metadata[StripeUserIDKey]
 	if userID == "" {
 		return outcomeIgnoredNoUser, nil
 	}
-
 	ended := event.Type == "customer.subscription.deleted"
 	tier := cosmos.TierFree
 	switch sub.Status {
 	case stripe.SubscriptionStatusActive, stripe.SubscriptionStatusTrialing, stripe.SubscriptionStatusPastDue:
 		if !ended {
-			t, ok := subscriptionTier(&sub)
+			t, ok := s.subscriptionTier(&sub)
 			if !ok {
 				return outcomeIgnoredNoTier, nil
 			}
@@ -214,34 +228,104 @@ func (s *Server) applyStripeEvent(ctx context.Context, event *stripe.Event) (str
 		ended = true
 	}
 	customerID := ""
-	if sub.Customer != nil {
+	if sub.Customer != nil && billing.ValidCustomerID(sub.Customer.ID) {
 		customerID = sub.Customer.ID
 	}
-
-	_, err := s.deps.Billing.UpdateUser(ctx, userID, func(u *cosmos.User) error {
-		cur := u.Subscription
-		if event.Created < cur.UpdatedAt {
-			return errStaleEvent
+	cancelAt := sub.CancelAt
+	if cancelAt == 0 && sub.CancelAtPeriodEnd {
+		cancelAt = periodEnd(&sub)
+	}
+	return s.applyTier(ctx, userID, event.Created, tier, ended, func(cur *cosmos.Subscription) {
+		paymentFailed := cur.PaymentFailedAt
+		if sub.Status == stripe.SubscriptionStatusActive || sub.Status == stripe.SubscriptionStatusTrialing || ended {
+			paymentFailed = 0
 		}
-		if ended && cur.SubscriptionID != "" && cur.SubscriptionID != sub.ID {
+		if customerID == "" {
+			customerID = cur.CustomerID
+		}
+		*cur = cosmos.Subscription{Status: string(sub.Status), CustomerID: customerID, SubscriptionID: sub.ID,
+			UpdatedAt: event.Created, PaymentFailedAt: paymentFailed}
+		if !ended {
+			cur.CancelAt = cancelAt
+		}
+	}, sub.ID)
+}
+
+// applyCheckout links the buyer's customer and subscription to the user named by
+// the session's client_reference_id, and gives the plan the session bought (its
+// metadata, which only this server sets: the event is signed) once it is paid.
+// The subscription events that follow keep the tier in step with the price.
+func (s *Server) applyCheckout(ctx context.Context, event *stripe.Event) (string, error) {
+	var cs stripe.CheckoutSession
+	if json.Unmarshal(event.Data.Raw, &cs) != nil || cs.Mode != stripe.CheckoutSessionModeSubscription || cs.Subscription == nil ||
+		!billing.ValidSubscriptionID(cs.Subscription.ID) || cs.Customer == nil || !billing.ValidCustomerID(cs.Customer.ID) {
+		return outcomeIgnoredUnreadble, nil
+	}
+	userID := cs.ClientReferenceID
+	if userID == "" {
+		return outcomeIgnoredNoUser, nil
+	}
+	if cs.Status != stripe.CheckoutSessionStatusComplete || (cs.PaymentStatus != stripe.CheckoutSessionPaymentStatusPaid &&
+		cs.PaymentStatus != stripe.CheckoutSessionPaymentStatusNoPaymentRequired) {
+		return outcomeIgnoredUnpaid, nil
+	}
+	tier, ok := cosmos.ParseTier(cs.Metadata[billing.TierKey])
+	if !ok || tier == cosmos.TierFree {
+		return outcomeIgnoredNoTier, nil
+	}
+	return s.applyTier(ctx, userID, event.Created, tier, false, func(cur *cosmos.Subscription) {
+		*cur = cosmos.Subscription{Status: string(stripe.SubscriptionStatusActive), CustomerID: cs.Customer.ID,
+			SubscriptionID: cs.Subscription.ID, UpdatedAt: event.Created}
+	}, cs.Subscription.ID)
+}
+
+// applyPaymentFailed records a failed payment for the dashboard's warning; the
+// plan stays until Stripe ends the subscription (customer.subscription.updated
+// or .deleted).
+func (s *Server) applyPaymentFailed(ctx context.Context, event *stripe.Event) (string, error) {
+	var inv stripe.Invoice
+	if json.Unmarshal(event.Data.Raw, &inv) != nil || inv.Parent == nil || inv.Parent.SubscriptionDetails == nil ||
+		inv.Parent.SubscriptionDetails.Subscription == nil {
+		return outcomeIgnoredUnreadble, nil
+	}
+	details := inv.Parent.SubscriptionDetails
+	userID := details.Metadata[StripeUserIDKey]
+	if userID == "" {
+		return outcomeIgnoredNoUser, nil
+	}
+	_, err := s.deps.Billing.UpdateUser(ctx, userID, func(u *cosmos.User) error {
+		if u.Subscription.SubscriptionID != "" && u.Subscription.SubscriptionID != details.Subscription.ID {
 			return errOtherSubscription
 		}
-		u.Tier = tier
-		u.Subscription = cosmos.Subscription{Status: string(sub.Status), CustomerID: customerID,
-			SubscriptionID: sub.ID, UpdatedAt: event.Created}
+		if event.Created < u.Subscription.UpdatedAt {
+			return errStaleEvent
+		}
+		u.Subscription.PaymentFailedAt = event.Created
 		return nil
 	})
-	switch {
-	case errors.Is(err, errStaleEvent):
-		return outcomeIgnoredStale, nil
-	case errors.Is(err, errOtherSubscription):
-		return outcomeIgnoredOther, nil
-	case errors.Is(err, cosmos.ErrNotFound):
-		return outcomeIgnoredUnknown, nil
-	case err != nil:
-		return "", err
-	}
+	return outcomeOf(err)
+}
 
+// applyTier sets the user's tier and subscription (edit) unless the event is
+// older than the last one applied, or ends a subscription other than the user's,
+// then moves the Team cache's ttl.
+func (s *Server) applyTier(ctx context.Context, userID string, created int64, tier cosmos.Tier, ended bool,
+	edit func(*cosmos.Subscription), subscriptionID string) (string, error) {
+	_, err := s.deps.Billing.UpdateUser(ctx, userID, func(u *cosmos.User) error {
+		cur := u.Subscription
+		if created < cur.UpdatedAt {
+			return errStaleEvent
+		}
+		if ended && cur.SubscriptionID != "" && cur.SubscriptionID != subscriptionID {
+			return errOtherSubscription
+		}
+		u.Tier = cosmos.Tier(tier)
+		edit(&u.Subscription)
+		return nil
+	})
+	if outcome, err := outcomeOf(err); outcome != outcomeApplied || err != nil {
+		return outcome, err
+	}
 	// The cache: every step is idempotent, so a retry after a failure here
 	// finishes the job.
 	if tier == cosmos.TierTeam {
@@ -256,8 +340,36 @@ func (s *Server) applyStripeEvent(ctx context.Context, event *stripe.Event) (str
 	return outcomeApplied, nil
 }
 
+func outcomeOf(err error) (string, error) {
+	switch {
+	case err == nil:
+		return outcomeApplied, nil
+	case errors.Is(err, errStaleEvent):
+		return outcomeIgnoredStale, nil
+	case errors.Is(err, errOtherSubscription):
+		return outcomeIgnoredOther, nil
+	case errors.Is(err, cosmos.ErrNotFound):
+		return outcomeIgnoredUnknown, nil
+	}
+	return "", err
+}
+
+// periodEnd is when the subscription's current period ends (the latest of its
+// items': Stripe keeps the period per item).
+func periodEnd(sub *stripe.Subscription) int64 {
+	var end int64
+	if sub.Items != nil {
+		for _, it := range sub.Items.Data {
+			if it != nil && it.CurrentPeriodEnd > end {
+				end = it.CurrentPeriodEnd
+			}
+		}
+	}
+	return end
+}
+
 // subscriptionTier is the highest tier among the subscription's prices.
-func subscriptionTier(sub *stripe.Subscription) (cosmos.Tier, bool) {
+func (s *Server) subscriptionTier(sub *stripe.Subscription) (cosmos.Tier, bool) {
 	var best cosmos.Tier
 	found := false
 	if sub.Items == nil {
@@ -267,7 +379,7 @@ func subscriptionTier(sub *stripe.Subscription) (cosmos.Tier, bool) {
 		if item == nil || item.Price == nil {
 			continue
 		}
-		t, ok := priceTier(item.Price)
+		t, ok := s.priceTier(item.Price)
 		if ok && (!found || !best.AtLeast(t)) {
 			best, found = t, true
 		}
@@ -275,7 +387,15 @@ func subscriptionTier(sub *stripe.Subscription) (cosmos.Tier, bool) {
 	return best, found
 }
 
-func priceTier(p *stripe.Price) (cosmos.Tier, bool) {
+// priceTier: STRIPE_PRICE_PRO and STRIPE_PRICE_TEAM by id, else the price's
+// metadata "tier", else its lookup key.
+func (s *Server) priceTier(p *stripe.Price) (cosmos.Tier, bool) {
+	switch st := s.deps.Settings; {
+	case p.ID != "" && p.ID == st.StripePriceTeam:
+		return cosmos.TierTeam, true
+	case p.ID != "" && p.ID == st.StripePricePro:
+		return cosmos.TierPro, true
+	}
 	if t, ok := cosmos.ParseTier(strings.ToLower(strings.TrimSpace(p.Metadata["tier"]))); ok {
 		return t, true
 	}

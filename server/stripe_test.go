@@ -23,6 +23,7 @@ import (
 const testStripeSecret = "whsec_test_0123456789abcdef"
 
 type stripeHarness struct {
+	srv   *Server
 	h     http.Handler
 	store *cosmos.Store
 	logs  *observer.ObservedLogs
@@ -64,7 +65,7 @@ func newStripeHarness(t *testing.T, secret string) *stripeHarness {
 			t.Fatal(err)
 		}
 	}
-	return &stripeHarness{h: srv.Handler(), store: store, logs: logs, fail: fail}
+	return &stripeHarness{srv: srv, h: srv.Handler(), store: store, logs: logs, fail: fail}
 }
 
 // sub is a subscription fixture.

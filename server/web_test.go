@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/server/billing"
 	"github.com/flowstudio/mcp/server/identity"
 	"github.com/flowstudio/mcp/server/keyring"
 	"github.com/flowstudio/mcp/server/logtest"
@@ -96,7 +97,9 @@ func newWebHarness(t testing.TB, o webOptions) *webHarness {
 	for range 2 {
 		h.srv = New(Deps{Settings: settings, Logger: log, Keys: h.keys, Users: h.store, Catalog: o.catalog,
 			Ready: h.store.Ping, Simulator: o.sim, Accounts: h.store, Alerts: h.store, Sealer: h.sealer, Entra: o.entra, EntraHTTPClient: o.entraHTTP,
-			Version: "test", OAuth: h.store, MetadataRoots: o.metadataRoots})
+			Version: "test", OAuth: h.store, MetadataRoots: o.metadataRoots,
+			Billing: h.store, AccountData: h.store, UsageHistory: h.store, Stripe: billing.New(billing.Config{SecretKey: settings.StripeSecretKey, APIBase: settings.StripeAPIBase,
+				PricePro: settings.StripePricePro, PriceTeam: settings.StripePriceTeam})})
 		replicas = append(replicas, h.srv.Handler())
 	}
 	var turn atomic.Uint64

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	json "github.com/segmentio/encoding/json"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -155,6 +156,18 @@ func (c *Catalog) visible(p *Principal) []*Tool {
 	return out
 }
 
+// listable is what tools/list shows: the visible tools the caller's plan includes.
+// A tool of a higher plan is not listed (so a plan change shows in the list, and
+// agents are not offered what they cannot call), yet calling it still answers the
+// plan refusal with the upgrade URL, and tool_search and list_skills still name it.
+func (c *Catalog) listable(p *Principal) []*Tool {
+	tools := c.visible(p)
+	if p == nil {
+		return tools
+	}
+	return slices.DeleteFunc(tools, func(t *Tool) bool { return !p.Tier.AtLeast(t.MinTier()) })
+}
+
 func (c *Catalog) list(ctx context.Context, params json.RawMessage) (any, error) {
 	var p struct {
 		Cursor *string `json:"cursor"`
@@ -162,7 +175,7 @@ func (c *Catalog) list(ctx context.Context, params json.RawMessage) (any, error)
 	if len(params) > 0 && json.Unmarshal(params, &p) != nil {
 		return nil, rpc.NewError(rpc.CodeInvalidParams, "Invalid params", nil)
 	}
-	tools := c.visible(PrincipalFrom(ctx))
+	tools := c.listable(PrincipalFrom(ctx))
 	start := 0
 	if p.Cursor != nil {
 		n, ok := decodeCursor(*p.Cursor)
@@ -285,8 +298,8 @@ func (c *Catalog) run(ctx context.Context, t *Tool, principal *Principal, rawArg
 		return errorResult(msg), rec, telemetry.InvalidArguments
 	}
 	if principal != nil && !principal.Tier.AtLeast(t.MinTier()) {
-		return errorResult(fmt.Sprintf("%s needs the %s plan; this key's plan is %s. Upgrade on the dashboard (%s).",
-			t.Name, t.MinTier(), principal.Tier, c.env.DashboardURL)), rec, telemetry.Refused
+		return errorResult(fmt.Sprintf("%s needs the %s plan; this key's plan is %s. Upgrade to %s on the dashboard: %s",
+			t.Name, t.MinTier(), principal.Tier, t.MinTier(), UpgradeURL(c.env.DashboardURL))), rec, telemetry.Refused
 	}
 	if c.meter != nil && principal != nil {
 		if err := c.meter.Admit(ctx, principal, t); err != nil {

@@ -32,3 +32,7 @@ func (e *Env) log() *zap.Logger {
 	}
 	return e.Logger
 }
+
+// UpgradeURL is where the dashboard offers the plans (its Plans section): the
+// link refusals for plan or quota give. Built only when a call is refused.
+func UpgradeURL(dashboardURL string) string { return dashboardURL + "#plans" }

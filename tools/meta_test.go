@@ -443,7 +443,7 @@ func TestGates(t *testing.T) {
 	t.Run("store tools need team", func(t *testing.T) {
 		before := meter.admits
 		o := callTool(t, c, fullPro, "list_store_test", map[string]any{})
-		want := "list_store_test needs the team plan; this key's plan is pro. Upgrade on the dashboard (https://fs.example/dashboard)."
+		want := "list_store_test needs the team plan; this key's plan is pro. Upgrade to team on the dashboard: https://fs.example/dashboard#plans"
 		if !o.IsError || o.Text != want {
 			t.Fatalf("got %q, want %q", o.Text, want)
 		}

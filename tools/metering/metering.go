@@ -87,6 +87,7 @@ var Fields = []string{KeyTS, KeyTool, KeyUser, KeyTier, KeyEnvironment, KeyUpstr
 // Store is what metering needs from storage.
 type Store interface {
 	IncrementUsage(ctx context.Context, userID string, p cosmos.Period, at time.Time, by int64) (int64, error)
+	IncrementToolUsage(ctx context.Context, userID, tool string, at time.Time, by int64) (int64, error)
 	Usage(ctx context.Context, userID string, p cosmos.Period, at time.Time) (int64, error)
 }
 
@@ -137,7 +138,8 @@ type Meter struct {
 type counterKey struct {
 	user   string
 	period cosmos.Period
-	start  int64 // unix seconds at the window's start
+	start  int64  // unix seconds at the window's start
+	tool   string // cosmos.ToolPerDay only
 }
 
 type metaKey struct {
@@ -256,8 +258,8 @@ func (m *Meter) Admit(ctx context.Context, p *tools.Principal, t *tools.Tool) er
 		return &tools.ToolError{Message: "your usage could not be counted just now, so the call was not run",
 			Next: "retry in a few seconds"}
 	}
-	day, dayNew := m.counterFor(p.UserID, cosmos.PerDay, now)
-	minute, minuteNew := m.counterFor(p.UserID, cosmos.PerMinute, now)
+	day, dayNew := m.counterFor(p.UserID, cosmos.PerDay, "", now)
+	minute, minuteNew := m.counterFor(p.UserID, cosmos.PerMinute, "", now)
 	switch {
 	case day.total() >= q.PerDay:
 		telemetry.QuotaRefusal(telemetry.DailyQuota, string(p.Tier))
@@ -268,6 +270,10 @@ func (m *Meter) Admit(ctx context.Context, p *tools.Principal, t *tools.Tool) er
 	}
 	day.pending++
 	minute.pending++
+	// Today's calls by tool, for the dashboard's chart: never checked against a
+	// limit, written with the others.
+	byTool, _ := m.counterFor(p.UserID, cosmos.ToolPerDay, t.Name, now)
+	byTool.pending++
 	if (dayNew || minuteNew) && m.o.FlushInterval > 0 { // a window rolled over (or a new user): write now
 		select {
 		case m.kick <- struct{}{}:
@@ -279,9 +285,9 @@ func (m *Meter) Admit(ctx context.Context, p *tools.Principal, t *tools.Tool) er
 
 // counterFor returns this replica's counter for the window of p holding now,
 // and whether it was just created. The caller holds m.mu.
-func (m *Meter) counterFor(user string, p cosmos.Period, now time.Time) (*counter, bool) {
+func (m *Meter) counterFor(user string, p cosmos.Period, tool string, now time.Time) (*counter, bool) {
 	start, end := windowOf(p, now)
-	k := counterKey{user, p, start.Unix()}
+	k := counterKey{user, p, start.Unix(), tool}
 	if c, ok := m.counters[k]; ok {
 		return c, false
 	}
@@ -291,7 +297,7 @@ func (m *Meter) counterFor(user string, p cosmos.Period, now time.Time) (*counte
 }
 
 func windowOf(p cosmos.Period, now time.Time) (start, end time.Time) {
-	if p == cosmos.PerDay {
+	if p == cosmos.PerDay || p == cosmos.ToolPerDay {
 		start = now.UTC().Truncate(24 * time.Hour)
 		return start, start.Add(24 * time.Hour)
 	}
@@ -354,7 +360,13 @@ func (m *Meter) Flush(ctx context.Context) error {
 
 	var errs []error
 	for _, j := range jobs {
-		total, err := m.o.Store.IncrementUsage(ctx, j.k.user, j.k.period, time.Unix(j.k.start, 0), j.n)
+		var total int64
+		var err error
+		if j.k.period == cosmos.ToolPerDay {
+			total, err = m.o.Store.IncrementToolUsage(ctx, j.k.user, j.k.tool, time.Unix(j.k.start, 0), j.n)
+		} else {
+			total, err = m.o.Store.IncrementUsage(ctx, j.k.user, j.k.period, time.Unix(j.k.start, 0), j.n)
+		}
 		m.mu.Lock()
 		if err != nil {
 			j.c.pending += j.c.sending
@@ -385,17 +397,33 @@ func (m *Meter) Close(ctx context.Context) error {
 	return m.Flush(ctx)
 }
 
+// refusal names the limit, when it resets, and the next plan that would allow
+// more (with its limits and the dashboard's upgrade URL). Built only on refusal.
 func (m *Meter) refusal(tier cosmos.Tier, limit string, resets time.Time) *tools.ToolError {
-	next := fmt.Sprintf("wait until %s, or upgrade your plan for higher limits at %s", resets.Format(time.RFC3339), m.o.DashboardURL)
-	if tier == cosmos.TierTeam {
-		next = fmt.Sprintf("wait until %s; for higher limits on the team plan, contact us (report_bug works past quota) or see %s",
-			resets.Format(time.RFC3339), m.o.DashboardURL)
+	upgrade := tools.UpgradeURL(m.o.DashboardURL)
+	next := fmt.Sprintf("wait until %s; for higher limits on the team plan, contact us (report_bug works past quota) or see %s",
+		resets.Format(time.RFC3339), upgrade)
+	if higher, ok := nextTier(tier); ok {
+		q := m.o.Quotas.For(higher)
+		next = fmt.Sprintf("wait until %s, or upgrade to the %s plan (%d tool calls per day, %d per minute) at %s",
+			resets.Format(time.RFC3339), higher, q.PerDay, q.PerMinute, upgrade)
 	}
 	return &tools.ToolError{
 		Message: fmt.Sprintf("quota reached: the %s plan allows %s; it resets at %s (UTC). Meta tools (tool_search, list_skills, report_bug) still work",
 			tier, limit, resets.Format("2006-01-02 15:04:05")),
 		Next: next,
 	}
+}
+
+// nextTier is the plan above t, if any.
+func nextTier(t cosmos.Tier) (cosmos.Tier, bool) {
+	switch t {
+	case cosmos.TierTeam:
+		return "", false
+	case cosmos.TierPro:
+		return cosmos.TierTeam, true
+	}
+	return cosmos.TierPro, true
 }
 
 func (m *Meter) metaRefusal(tier cosmos.Tier, perMinute int64, resets time.Time) *tools.ToolError {

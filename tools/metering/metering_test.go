@@ -259,7 +259,7 @@ func TestQuotaRefusal(t *testing.T) {
 			t.Errorf("minute-quota refusals of the free plan +%d, want 1", d)
 		}
 		for _, want := range []string{"quota reached", "free plan allows 2 tool calls per minute", "2026-03-04 10:31:00 (UTC)",
-			"https://fs.example/dashboard", "upgrade"} {
+			"upgrade to the pro plan (100 tool calls per day, 100 per minute) at https://fs.example/dashboard#plans"} {
 			if !r.IsError || !strings.Contains(r.Text, want) {
 				t.Errorf("refusal %q lacks %q", r.Text, want)
 			}
@@ -270,6 +270,17 @@ func TestQuotaRefusal(t *testing.T) {
 		}
 		if n, _ := store.Usage(t.Context(), p.UserID, cosmos.PerDay, fixedNow); n != 2 {
 			t.Errorf("day counter %d after a refusal, want 2", n)
+		}
+	})
+	t.Run("per day on the pro plan names team", func(t *testing.T) {
+		p := principal("proday", cosmos.TierPro)
+		for range 100 {
+			h.call(t, p, "count_me", map[string]any{})
+		}
+		r := h.call(t, p, "count_me", map[string]any{})
+		want := "upgrade to the team plan (4 tool calls per day, 100 per minute) at https://fs.example/dashboard#plans"
+		if !r.IsError || !strings.Contains(r.Text, "pro plan allows 100 tool calls per") || !strings.Contains(r.Text, want) {
+			t.Errorf("refusal %q lacks %q", r.Text, want)
 		}
 	})
 	t.Run("per day on the team plan", func(t *testing.T) {
@@ -330,6 +341,10 @@ type failingStore struct{ metering.Store }
 
 func (failingStore) IncrementUsage(context.Context, string, cosmos.Period, time.Time, int64) (int64, error) {
 	return 0, fmt.Errorf("cosmos: increment usage/day-x: %w: dial https://acct.documents.azure.com/dbs/flowstudio?sig=SECRET", cosmos.ErrUnavailable)
+}
+
+func (failingStore) IncrementToolUsage(context.Context, string, string, time.Time, int64) (int64, error) {
+	return 0, fmt.Errorf("cosmos: increment usage/tool-x: %w: dial https://acct.documents.azure.com/dbs/flowstudio?sig=SECRET", cosmos.ErrUnavailable)
 }
 
 func TestStoreFailureFailsClosed(t *testing.T) {
@@ -657,5 +672,31 @@ func BenchmarkAdmit(b *testing.B) {
 		if err := m.Admit(ctx, p, tool); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestCountsPerTool: each counted call also counts in its tool's counter for the
+// day (the dashboard's chart), written by the same flush; meta tools and refused
+// calls are not counted.
+func TestCountsPerTool(t *testing.T) {
+	store := mustOpenEmbedded(t, t.TempDir())
+	quotas := metering.Quotas{Free: metering.Quota{PerDay: 3, PerMinute: 3}, Pro: metering.Quota{PerDay: 100, PerMinute: 100},
+		Team: metering.Quota{PerDay: 100, PerMinute: 100}}
+	h := newHarness(t, store, quotas, nil)
+	p := principal("tools", cosmos.TierFree)
+	for range 4 { // the fourth is refused
+		h.call(t, p, "count_me", map[string]any{})
+	}
+	h.call(t, p, "list_skills", map[string]any{})
+	h.flush(t)
+	got, err := store.ToolUsage(t.Context(), p.UserID, fixedNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got["count_me"] != 3 {
+		t.Fatalf("by tool: %v, want count_me: 3", got)
+	}
+	if other, _ := store.ToolUsage(t.Context(), p.UserID, fixedNow.Add(-24*time.Hour)); len(other) != 0 {
+		t.Fatalf("yesterday: %v", other)
 	}
 }

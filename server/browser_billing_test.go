@@ -1,0 +1,241 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/server/billing"
+	"github.com/flowstudio/mcp/tools/teamcache"
+)
+
+// toolNames lists the tools tools/list shows to key.
+func toolNames(t *testing.T, h *webHarness, key string) []string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", h.ts.URL+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("MCP-Protocol-Version", "2025-06-18")
+	req.Header.Set("X-Api-Key", key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out struct {
+		Result struct {
+			Tools []struct {
+				Name string `json:"name"`
+			} `json:"tools"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("tools/list: %d %s", resp.StatusCode, raw)
+	}
+	var names []string
+	for _, tl := range out.Result.Tools {
+		names = append(names, tl.Name)
+	}
+	return names
+}
+
+// TestBrowserPurchaseJourney drives headless Chromium through buying and leaving
+// the Team plan against stripe-mock and the simulated sign-in: sign in → Upgrade to
+// Team (the server creates a Checkout Session at stripe-mock and sends the browser
+// to its URL: Stripe's pages are not on this machine, so that URL is pointed at an
+// https stand-in on 127.0.0.1) → the signed checkout.session.completed Stripe would
+// send → the store tools appear in tools/list → Manage billing (a Customer Portal
+// session) → the signed customer.subscription.deleted → the store tools are gone
+// and the cache has its 30-day ttl. The page reports no script or CSP error.
+func TestBrowserPurchaseJourney(t *testing.T) {
+	rec := newStripeRecorder(t)
+	artifacts := os.Getenv("CI_ARTIFACTS")
+	if artifacts == "" {
+		artifacts = t.TempDir()
+	}
+	h, _, _ := newSimWebHarness(t, func(o *webOptions) { o.settings = stripeSettings(rec.srv.URL) })
+
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.Flag("headless", true), chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true), chromedp.Flag("no-first-run", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		// The Stripe stand-in pages serve https on 127.0.0.1 with a test certificate.
+		chromedp.Flag("ignore-certificate-errors", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1000))
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(alloc)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	defer cancelTimeout()
+	// As the sign-in browser test: no browser is a visible skip on a developer's
+	// machine, a failure in CI.
+	if err := chromedp.Do(ctx); err != nil {
+		if errors.Is(err, exec.ErrNotFound) && os.Getenv("CI") == "" {
+			t.Skipf("no Chromium or Chrome found (%v): install one (apt-get install -y chromium) to run the browser test", err)
+		}
+		t.Fatalf("starting the browser: %v", err)
+	}
+
+	var mu sync.Mutex
+	var problems []string
+	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			webShot(t, ctx, filepath.Join(artifacts, "purchase-failure.png"))
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return strings.TrimSpace(s)
+	}
+	location := func() string {
+		t.Helper()
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loc
+	}
+	// waitFor polls until the page shows sel (navigations make evaluations fail meanwhile).
+	waitFor := func(step, sel string) {
+		t.Helper()
+		cond := `document.readyState === "complete" && document.querySelector(` + strconv.Quote(sel) + `) !== null`
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](cond)); err == nil && ok {
+				return
+			} else if time.Now().After(deadline) {
+				webShot(t, ctx, filepath.Join(artifacts, "purchase-failure.png"))
+				loc, _ := chromedp.Run(ctx, chromedp.Location())
+				t.Fatalf("%s: no %s at %s: %v", step, sel, loc, err)
+			}
+		}
+	}
+
+	// Script errors and CSP violations.
+	run("start the browser", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, tg, log.Enable, cdp.Empty{}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, tg, runtime.Enable, cdp.Empty{})
+		return err
+	}))
+	entries := chromedp.Events(ctx, log.EntryAdded)
+	go func() {
+		for ev, err := range entries {
+			if err != nil {
+				return
+			}
+			if ev.Entry.Level == log.EntryLevelError && !strings.Contains(ev.Entry.URL, "favicon") {
+				mu.Lock()
+				problems = append(problems, string(ev.Entry.Source)+": "+ev.Entry.Text)
+				mu.Unlock()
+			}
+		}
+	}()
+
+	// 1. Sign in on the simulated Microsoft pages.
+	run("landing", chromedp.Navigate(h.ts.URL+"/"), chromedp.WaitVisible(chromedp.CSS("a.btn.ms")))
+	run("sign in", chromedp.Click(chromedp.CSS("a.btn.ms")), chromedp.WaitVisible(chromedp.CSS(`button[value="alice@contoso.com"]`)))
+	run("pick alice", chromedp.Click(chromedp.CSS(`button[value="alice@contoso.com"]`)), chromedp.WaitVisible(chromedp.ID("accept")))
+	run("consent", chromedp.Click(chromedp.ID("accept")))
+	waitFor("dashboard", "#upgrade-team")
+	if tier := text("#tier"); tier != "Free" {
+		t.Fatalf("plan before buying: %q", tier)
+	}
+	key, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS("#key-full")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := toolNames(t, h, key); slices.Contains(names, "list_store_flows") || !slices.Contains(names, "list_live_flows") {
+		t.Fatalf("tools before buying: %v", names)
+	}
+	ids, _, err := h.store.ListUserIDs(t.Context(), cosmos.PageRequest{})
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("users: %v %v", ids, err)
+	}
+	alice := ids[0]
+	webShot(t, ctx, filepath.Join(artifacts, "plans-free.png"))
+
+	// 2. Upgrade to Team: a Checkout Session at stripe-mock, and the browser sent to it.
+	run("upgrade to team", chromedp.Click(chromedp.ID("upgrade-team")))
+	waitFor("checkout", "#stripe-stand-in")
+	checkoutURL := location()
+	if !strings.HasPrefix(rec.lastHosted(), "https://checkout.stripe.com/") || !strings.HasPrefix(checkoutURL, rec.pages.URL+"/") {
+		t.Fatalf("Upgrade went to %q (stripe-mock answered %q)", checkoutURL, rec.lastHosted())
+	}
+	calls := rec.calls("/v1/checkout/sessions")
+	if len(calls) != 1 || calls[0].form.Get("client_reference_id") != alice || calls[0].form.Get("line_items[0][price]") != testPriceTeam ||
+		calls[0].form.Get("mode") != "subscription" {
+		t.Fatalf("checkout session request: %+v", calls)
+	}
+
+	// 3. Stripe's event, signed as Stripe signs it; the store tools appear at once.
+	h.postWebhook(t, "evt_journey_checkout", "checkout.session.completed", time.Now().Unix(),
+		checkoutObject(alice, "team", "complete", "paid", "sub_Journey1"))
+	if names := toolNames(t, h, key); !slices.Contains(names, "list_store_flows") || !slices.Contains(names, "get_store_flow") {
+		t.Fatalf("tools after buying Team: %v", names)
+	}
+	if _, err := h.store.PutCacheItem(t.Context(), &cosmos.CacheItem{UserID: alice, Kind: "flow", Key: "env.flow1", TTL: -1}); err != nil {
+		t.Fatal(err)
+	}
+	run("back to the dashboard", chromedp.Navigate(h.ts.URL+"/dashboard?done=checkout"))
+	waitFor("dashboard after buying", "#manage-billing")
+	if tier := text("#tier"); tier != "Team" {
+		t.Errorf("plan after buying: %q", tier)
+	}
+	webShot(t, ctx, filepath.Join(artifacts, "plans-team.png"))
+
+	// 4. Manage billing: a Customer Portal session for the linked customer.
+	run("manage billing", chromedp.Click(chromedp.ID("manage-billing")))
+	waitFor("portal", "#stripe-stand-in")
+	portal := rec.calls("/v1/billing_portal/sessions")
+	if loc := location(); len(portal) != 1 || portal[0].form.Get("customer") != "cus_Buyer1" || !strings.HasPrefix(loc, rec.pages.URL+"/") || loc == checkoutURL {
+		t.Fatalf("portal: %+v, browser sent to %q", portal, loc)
+	}
+
+	// 5. Cancelled in the portal: Stripe's customer.subscription.deleted.
+	h.postWebhook(t, "evt_journey_deleted", "customer.subscription.deleted", time.Now().Unix()+1, map[string]any{
+		"id": "sub_Journey1", "object": "subscription", "status": "canceled", "customer": "cus_Buyer1",
+		"metadata": map[string]any{billing.UserIDKey: alice},
+		"items":    map[string]any{"object": "list", "data": []any{map[string]any{"object": "subscription_item", "id": "si_1", "price": map[string]any{"object": "price", "id": testPriceTeam}}}}})
+	if names := toolNames(t, h, key); slices.Contains(names, "list_store_flows") {
+		t.Fatalf("store tools after cancelling: %v", names)
+	}
+	if it, err := h.store.GetCacheItem(t.Context(), alice, "flow", "env.flow1"); err != nil || it.TTL != teamcache.CanceledCacheTTL {
+		t.Fatalf("cache ttl after cancelling: %v %v", it, err)
+	}
+	run("dashboard after cancelling", chromedp.Navigate(h.ts.URL+"/dashboard"))
+	waitFor("dashboard after cancelling", "#upgrade-team")
+	if tier := text("#tier"); tier != "Free" {
+		t.Errorf("plan after cancelling: %q", tier)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, p := range problems {
+		if !strings.Contains(p, "stripe") {
+			t.Errorf("the browser reported: %s", p)
+		}
+	}
+}
