@@ -91,22 +91,29 @@ func (s *Store) bugReportsBy(ctx context.Context, now time.Time, userHash string
 	return out, nil
 }
 
-// DeleteBugReportsBy deletes every stored report filed by the user whose email
-// hash is userHash and returns how many it deleted.
-func (s *Store) DeleteBugReportsBy(ctx context.Context, userHash string) (int, error) {
-	reports, err := s.BugReportsBy(ctx, userHash)
-	if err != nil {
-		return 0, err
+// DeleteBugReportsBy deletes every stored report filed by the user userID, whose
+// email hash is userHash, and the user's index of their reports, and returns how
+// many reports it deleted. Reports are found by the hash (they name their
+// reporter only so), which also finds those filed before the index existed.
+func (s *Store) DeleteBugReportsBy(ctx context.Context, userID, userHash string) (int, error) {
+	if userID == "" {
+		return 0, fmt.Errorf("cosmos: delete bug reports: %w: no user", ErrInvalid)
+	}
+	var reports []StoredBugReport
+	if userHash != "" {
+		var err error
+		if reports, err = s.BugReportsBy(ctx, userHash); err != nil {
+			return 0, err
+		}
 	}
 	n := 0
 	for _, r := range reports {
-		err := s.DeleteCacheItem(ctx, r.Partition, KindBugReport, r.Report.ID)
-		if err != nil && !isNotFound(err) {
+		if err := s.DeleteCacheItem(ctx, r.Partition, KindBugReport, r.Report.ID); err != nil && !isNotFound(err) {
 			return n, err
 		}
 		n++
 	}
-	return n, nil
+	return n, s.cache.deletePartition(ctx, bugReporterPartition(userID))
 }
 
 // Scan calls fn with every live item of every container, across partitions. It

@@ -24,7 +24,7 @@ type Store interface {
 	ListUsageCounters(ctx context.Context, userID string) ([]*cosmos.UsageCounter, error)
 	DeleteUserUsage(ctx context.Context, userID string) error
 	BugReportsBy(ctx context.Context, userHash string) ([]cosmos.StoredBugReport, error)
-	DeleteBugReportsBy(ctx context.Context, userHash string) (int, error)
+	DeleteBugReportsBy(ctx context.Context, userID, userHash string) (int, error)
 	DeleteUserOAuthTokens(ctx context.Context, userID string) (int, error)
 }
 
@@ -141,10 +141,8 @@ func Delete(ctx context.Context, d Deps, userID string) (Deleted, error) {
 	if err := d.Store.DeleteUserUsage(ctx, userID); err != nil {
 		return out, err
 	}
-	if u.EmailHash != "" {
-		if out.BugReports, err = d.Store.DeleteBugReportsBy(ctx, u.EmailHash); err != nil {
-			return out, err
-		}
+	if out.BugReports, err = d.Store.DeleteBugReportsBy(ctx, userID, u.EmailHash); err != nil {
+		return out, err
 	}
 	if err := d.Store.DeleteUser(ctx, userID); err != nil && !errors.Is(err, cosmos.ErrNotFound) {
 		return out, err
