@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +72,25 @@ func TestUserDeleteBesideARunningServer(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+	// No byte of the data directory keeps Carol: the deletion erased what it deleted.
+	files, err := os.ReadDir(p.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if !strings.HasPrefix(f.Name(), cosmos.EmbeddedFile) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(p.dataDir, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range marks {
+			if bytes.Contains(b, []byte(m)) {
+				t.Errorf("%s still holds %.16q", f.Name(), m)
+			}
+		}
 	}
 	if out, err := p.flowstudio(t, "user", "delete", "--email", "carol@contoso.com"); err == nil || !strings.Contains(out, "no user with that email") {
 		t.Fatalf("deleting again: %v %s", err, out)

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -149,5 +151,19 @@ func TestDeleteAccountEndToEnd(t *testing.T) {
 	if !strings.Contains(h.logs.String(), `"account deleted"`) || strings.Contains(h.logs.String(), "alice@contoso.com") {
 		t.Error("the deletion log line is missing, or the log names the email")
 	}
-	h.assertNoSecrets(t, append(tap.secrets(), key, readKey))
+	// Not a byte of the data directory keeps Alice either (the store erases what it
+	// deleted), nor the log her email, key or tokens.
+	h.assertNoSecrets(t, append(tap.secrets(), key, readKey, alice.ID, alice.ObjectID, "ALICE-REPORT-TITLE"))
+	// The email hash may be in the log (the deletion's own line names it, as the
+	// page says), never in the store's files.
+	files, err := os.ReadDir(h.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(h.dataDir, f.Name()))
+		if err == nil && bytes.Contains(b, []byte(alice.EmailHash)) {
+			t.Errorf("%s still holds the email hash", f.Name())
+		}
+	}
 }

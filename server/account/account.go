@@ -26,6 +26,7 @@ type Store interface {
 	BugReportsBy(ctx context.Context, userHash string) ([]cosmos.StoredBugReport, error)
 	DeleteBugReportsBy(ctx context.Context, userID, userHash string) (int, error)
 	DeleteUserOAuthTokens(ctx context.Context, userID string) (int, error)
+	EraseDeleted(ctx context.Context) error
 }
 
 var _ Store = (*cosmos.Store)(nil)
@@ -87,7 +88,8 @@ func Live(s cosmos.Subscription) bool {
 //     OAuth codes and refresh tokens naming the user, the Team cache, usage
 //     counters and bug reports are deleted;
 //  4. the user record (and its email index entry) last, so that a retry after a
-//     failure still finds the email hash that names the reports.
+//     failure still finds the email hash that names the reports; then the store
+//     erases what was deleted from its files (cosmos.Store.EraseDeleted).
 func Delete(ctx context.Context, d Deps, userID string) (Deleted, error) {
 	var out Deleted
 	u, err := d.Store.GetUser(ctx, userID)
@@ -146,6 +148,11 @@ func Delete(ctx context.Context, d Deps, userID string) (Deleted, error) {
 	}
 	if err := d.Store.DeleteUser(ctx, userID); err != nil && !errors.Is(err, cosmos.ErrNotFound) {
 		return out, err
+	}
+	// The embedded store zeroes what was freed; this also empties its WAL, so no
+	// byte of the data directory keeps the user (a no-op on Cosmos DB).
+	if err := d.Store.EraseDeleted(ctx); err != nil {
+		return out, fmt.Errorf("account: deleted, not yet erased from the store's files (run again): %w", err)
 	}
 	return out, nil
 }

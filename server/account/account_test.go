@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -116,7 +117,7 @@ func (f *fakeStripe) Cancel(_ context.Context, id string) error {
 	return nil
 }
 
-func runDelete(t *testing.T, s *cosmos.Store) {
+func runDelete(t *testing.T, s *cosmos.Store) person {
 	ada, bob := newPerson("ada"), newPerson("bob")
 	seed(t, s, ada)
 	seed(t, s, bob)
@@ -170,18 +171,42 @@ func runDelete(t *testing.T, s *cosmos.Store) {
 	if _, err := account.Delete(t.Context(), account.Deps{Store: s, Stripe: stripe}, ada.id()); !errors.Is(err, cosmos.ErrNotFound) {
 		t.Errorf("second deletion: %v", err)
 	}
+	return ada
 }
 
 // TestDeleteLeavesNothingEmbedded / TestDeleteLeavesNothingCosmos: after Delete a
 // scan of every container finds no document carrying the user's id, object id,
 // email hash, Stripe ids or sealed token, and another user's data is intact.
 func TestDeleteLeavesNothingEmbedded(t *testing.T) {
-	s, err := cosmos.OpenEmbedded(t.TempDir())
+	dir := t.TempDir()
+	s, err := cosmos.OpenEmbedded(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	runDelete(t, s)
+	ada := runDelete(t, s)
+	// Not only unreadable through the store: no byte of the data directory (the
+	// database, its WAL and shared memory) holds any of it.
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := 0
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		read += len(b)
+		for _, m := range append(ada.marks(), string(ada.sealed)) {
+			if bytes.Contains(b, []byte(m)) {
+				t.Errorf("%s still holds %.16q", f.Name(), m)
+			}
+		}
+	}
+	if read == 0 {
+		t.Fatal("the data directory is empty: the scan proves nothing")
+	}
 }
 
 func TestDeleteLeavesNothingCosmos(t *testing.T) {
