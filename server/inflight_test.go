@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"github.com/flowstudio/mcp/server/telemetry"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,8 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowstudio/mcp/server/telemetry"
+
 	"github.com/flowstudio/mcp/cosmos"
-	"github.com/flowstudio/mcp/server/keyring"
 	"github.com/flowstudio/mcp/tools"
 	"go.uber.org/zap"
 )
@@ -77,12 +77,7 @@ func TestUserSlots(t *testing.T) {
 // user waits, then gets 429 with Retry-After and a JSON-RPC error; once the first
 // finishes, the next request runs.
 func TestInFlightPerUserOverHTTP(t *testing.T) {
-	store, err := cosmos.OpenEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	keys, _ := keyring.New(strings.Repeat("k", 40))
+	store, keys := newTestStore(t), testKeys()
 	user, err := store.CreateUser(context.Background(), &cosmos.User{TenantID: "t", ObjectID: "o", Tier: cosmos.TierPro,
 		KeyGeneration: 1, KeyIssuedAt: time.Now().Unix(), Consent: cosmos.ConsentGranted})
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/flowstudio/mcp/cosmos"
-	"github.com/flowstudio/mcp/server/keyring"
 	"github.com/flowstudio/mcp/server/logtest"
 	"github.com/flowstudio/mcp/tools"
 	"github.com/flowstudio/mcp/tools/metering"
@@ -166,12 +165,7 @@ type leakHarness struct {
 
 func newLeakHarness(t *testing.T) *leakHarness {
 	t.Helper()
-	store, err := cosmos.OpenEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	keys, _ := keyring.New(strings.Repeat("k", 40))
+	store, keys := newTestStore(t), testKeys()
 	simulator := sim.New(sim.Options{})
 	upstream := httptest.NewServer(simulator.Handler())
 	t.Cleanup(upstream.Close)

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/flowstudio/mcp/cosmos"
-	"github.com/flowstudio/mcp/server/keyring"
 	"github.com/flowstudio/mcp/tools/teamcache"
 	"github.com/stripe/stripe-go/v82/webhook"
 	"go.uber.org/zap"
@@ -45,12 +44,7 @@ func (f *flakyBilling) SetUserCacheTTL(ctx context.Context, userID string, ttl i
 
 func newStripeHarness(t *testing.T, secret string) *stripeHarness {
 	t.Helper()
-	store, err := cosmos.OpenEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	keys, _ := keyring.New(strings.Repeat("k", 40))
+	store, keys := newTestStore(t), testKeys()
 	settings, err := LoadSettings(func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)

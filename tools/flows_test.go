@@ -2,6 +2,7 @@ package tools
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -16,9 +17,7 @@ import (
 
 func flowArgsFor(flow string, extra map[string]any) map[string]any {
 	args := map[string]any{"environmentName": envDefault, "flowName": flow}
-	for k, v := range extra {
-		args[k] = v
-	}
+	maps.Copy(args, extra)
 	return args
 }
 
