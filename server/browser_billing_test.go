@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,17 +26,7 @@ import (
 // toolNames lists the tools tools/list shows to key.
 func toolNames(t *testing.T, h *webHarness, key string) []string {
 	t.Helper()
-	req, _ := http.NewRequest("POST", h.ts.URL+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	req.Header.Set("MCP-Protocol-Version", "2025-06-18")
-	req.Header.Set("X-Api-Key", key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	status, raw := h.postMCP(t, key, "2025-06-18", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
 	var out struct {
 		Result struct {
 			Tools []struct {
@@ -46,8 +34,8 @@ func toolNames(t *testing.T, h *webHarness, key string) []string {
 			} `json:"tools"`
 		} `json:"result"`
 	}
-	if err := json.Unmarshal(raw, &out); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("tools/list: %d %s", resp.StatusCode, raw)
+	if err := json.Unmarshal(raw, &out); err != nil || status != 200 {
+		t.Fatalf("tools/list: %d %s", status, raw)
 	}
 	var names []string
 	for _, tl := range out.Result.Tools {

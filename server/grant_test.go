@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -94,17 +93,7 @@ func callTool(t *testing.T, h *webHarness, key, name string, args map[string]any
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 9, "method": "tools/call",
 		"params": map[string]any{"name": name, "arguments": args}})
-	req, _ := http.NewRequest("POST", h.ts.URL+"/mcp", strings.NewReader(string(body)))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	req.Header.Set("MCP-Protocol-Version", "2025-06-18")
-	req.Header.Set("X-Api-Key", key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	status, raw := h.postMCP(t, key, "2025-06-18", string(body))
 	var out struct {
 		Result struct {
 			IsError bool `json:"isError"`
@@ -121,7 +110,7 @@ func callTool(t *testing.T, h *webHarness, key, name string, args map[string]any
 	if text.Len() == 0 {
 		text.Write(raw)
 	}
-	return webToolResult{status: resp.StatusCode, isError: out.Result.IsError, text: text.String()}
+	return webToolResult{status: status, isError: out.Result.IsError, text: text.String()}
 }
 
 func connectorState(t *testing.T, body string) string {

@@ -16,9 +16,20 @@ import (
 // mcpRefusal posts a ping with key and returns the status and body.
 func (h *webHarness) mcpRefusal(t testing.TB, key string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", h.ts.URL+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+	status, b := h.postMCP(t, key, "", `{"jsonrpc":"2.0","id":1,"method":"ping"}`)
+	return status, string(b)
+}
+
+// postMCP posts a JSON-RPC body to /mcp with key (and MCP-Protocol-Version when
+// version is set) and returns the status and body.
+func (h *webHarness) postMCP(t testing.TB, key, version, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", h.ts.URL+"/mcp", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
+	if version != "" {
+		req.Header.Set("MCP-Protocol-Version", version)
+	}
 	req.Header.Set("X-Api-Key", key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -26,7 +37,7 @@ func (h *webHarness) mcpRefusal(t testing.TB, key string) (int, string) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, b
 }
 
 // TestExpiredKeySaysSoAndWhere: a key of ours past its 30 days gets a 401 that says
