@@ -22,6 +22,7 @@ import (
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/flowstudio/mcp/server/oauth"
 	"github.com/flowstudio/mcp/tools/powerautomate/sim"
 )
 
@@ -219,11 +220,26 @@ func TestBrowserSignInDashboardKeys(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.EmulateReset(), chromedp.EmulateViewport(1280, 1000)); err != nil {
 		t.Fatal(err)
 	}
-	// Every other page a person sees fits a phone and a desktop (signed in here; the
-	// signed-out landing page at step 1, the revoked dashboard and an error page at 7).
+	// Every other page a person sees fits a phone and a desktop (signed in here, the
+	// OAuth consent page included; the signed-out landing page at step 1, the revoked
+	// dashboard at 7 and an error page at the end).
 	for _, p := range []string{"/", "/help", "/security", "/logout", "/connections/signed-in"} {
 		navigate("open "+p, chromedp.Navigate(h.ts.URL+p), "footer")
 		webFits(t, ctx, artifacts, p)
+	}
+	// The OAuth consent page an app's sign-in shows; Deny sends the browser to the app.
+	cb := newOAuthCallback(t)
+	_, challenge := pkcePair()
+	q := authParams(h, registerClient(t, h, "Phone Test App", cb.uri()), cb.uri(), challenge)
+	navigate("OAuth consent page", chromedp.Navigate(h.ts.URL+oauth.AuthorizePath+"?"+q.Encode()), "#deny")
+	webFits(t, ctx, artifacts, "/oauth/consent")
+	run("deny the app", chromedp.Click(chromedp.ID("deny")))
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if got, _ := cb.got(); got.Get("error") == "access_denied" {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("Deny did not reach the app: %v", got)
+		}
 	}
 	navigate("back to the dashboard", chromedp.Navigate(h.ts.URL+"/dashboard"), "#key-full")
 
