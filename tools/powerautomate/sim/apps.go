@@ -62,8 +62,6 @@ func (s *Sim) seedApps(env *environment, maker, owner string, now time.Time) {
 // listApps serves GET /providers/Microsoft.PowerApps/apps?$filter=environment eq '{env}':
 // the apps the caller owns or that are shared with them, paged with nextLink.
 func (s *Sim) listApps(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	env := s.filteredEnv(w, r)
 	if env == nil {
 		return

@@ -17,13 +17,13 @@ const paPrefix = "/providers/microsoft.powerapps"
 // powerAppsRoutes serves api.powerapps.com: connections, connectors and apps.
 func (s *Sim) powerAppsRoutes() http.Handler {
 	mux := newMux()
-	mux.HandleFunc("GET "+paPrefix+"/connections", s.listConnections)
-	mux.HandleFunc("GET "+paPrefix+"/apis/{connector}/connections", s.listConnections)
-	mux.HandleFunc("GET "+paPrefix+"/apis/{connector}/connections/{conn}", s.getConnection)
-	mux.HandleFunc("GET "+paPrefix+"/apis/{connector}", s.getConnector)
-	mux.HandleFunc("GET "+paPrefix+"/apps", s.listApps)
-	mux.HandleFunc("PUT "+paPrefix+"/apis/{connector}/connections/{conn}", s.putConnection)
-	mux.HandleFunc("POST "+paPrefix+"/apis/{connector}/connections/{conn}/getconsentlink", s.getConsentLink)
+	mux.HandleFunc("GET "+paPrefix+"/connections", s.locked(s.listConnections))
+	mux.HandleFunc("GET "+paPrefix+"/apis/{connector}/connections", s.locked(s.listConnections))
+	mux.HandleFunc("GET "+paPrefix+"/apis/{connector}/connections/{conn}", s.locked(s.getConnection))
+	mux.HandleFunc("GET "+paPrefix+"/apis/{connector}", s.locked(s.getConnector))
+	mux.HandleFunc("GET "+paPrefix+"/apps", s.locked(s.listApps))
+	mux.HandleFunc("PUT "+paPrefix+"/apis/{connector}/connections/{conn}", s.locked(s.putConnection))
+	mux.HandleFunc("POST "+paPrefix+"/apis/{connector}/connections/{conn}/getconsentlink", s.locked(s.getConsentLink))
 	return mux
 }
 
@@ -44,8 +44,6 @@ func (s *Sim) filteredEnv(w http.ResponseWriter, r *http.Request) *environment {
 }
 
 func (s *Sim) listConnections(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	env := s.filteredEnv(w, r)
 	if env == nil {
 		return
@@ -61,8 +59,6 @@ func (s *Sim) listConnections(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) getConnection(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	env := s.filteredEnv(w, r)
 	if env == nil {
 		return
@@ -99,8 +95,6 @@ func (s *Sim) connectionJSON(c *connection) map[string]any {
 }
 
 func (s *Sim) getConnector(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.filteredEnv(w, r) == nil {
 		return
 	}

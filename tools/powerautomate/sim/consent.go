@@ -22,8 +22,6 @@ import (
 var simConnNameRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z_-]{0,127}$`)
 
 func (s *Sim) putConnection(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	env := s.filteredEnv(w, r)
 	if env == nil {
 		return
@@ -95,8 +93,6 @@ func (s *Sim) putConnection(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) getConsentLink(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	env := s.filteredEnv(w, r)
 	if env == nil {
 		return

@@ -17,33 +17,33 @@ const psPrefix = "/providers/microsoft.processsimple"
 // flowRoutes serves api.flow.microsoft.com. Paths arrive lower-cased.
 func (s *Sim) flowRoutes() http.Handler {
 	mux := newMux()
-	mux.HandleFunc("GET "+psPrefix+"/environments", s.listEnvironments)
-	mux.HandleFunc("GET "+psPrefix+"/environments/{env}", s.getEnvironment)
-	mux.HandleFunc("GET "+psPrefix+"/environments/{env}/flows", s.listFlows)
-	mux.HandleFunc("GET "+psPrefix+"/scopes/admin/environments/{env}/v2/flows", s.listFlows)
+	mux.HandleFunc("GET "+psPrefix+"/environments", s.locked(s.listEnvironments))
+	mux.HandleFunc("GET "+psPrefix+"/environments/{env}", s.locked(s.getEnvironment))
+	mux.HandleFunc("GET "+psPrefix+"/environments/{env}/flows", s.locked(s.listFlows))
+	mux.HandleFunc("GET "+psPrefix+"/scopes/admin/environments/{env}/v2/flows", s.locked(s.listFlows))
 	mux.HandleFunc("GET "+psPrefix+"/scopes/admin/environments/{env}/flows", func(w http.ResponseWriter, r *http.Request) {
 		// The v1 admin list was retired; the service answers with a string-valued error.
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.WriteHeader(http.StatusBadRequest)
 		io.WriteString(w, `{"error":"The List Flows as Admin API is no longer supported. Please use the List Flows as Admin (V2) API."}`)
 	})
-	mux.HandleFunc("POST "+psPrefix+"/environments/{env}/flows", s.createFlow)
+	mux.HandleFunc("POST "+psPrefix+"/environments/{env}/flows", s.locked(s.createFlow))
 	for _, scope := range []string{psPrefix, psPrefix + "/scopes/admin"} {
 		flowPath := scope + "/environments/{env}/flows/{flow}"
-		mux.HandleFunc("GET "+flowPath, s.getFlow)
-		mux.HandleFunc("POST "+flowPath+"/{op}", s.flowOperation)
-		mux.HandleFunc("GET "+flowPath+"/runs", s.listRuns)
-		mux.HandleFunc("GET "+flowPath+"/runs/{run}", s.getRun)
-		mux.HandleFunc("POST "+flowPath+"/runs/{run}/cancel", s.cancelRun)
-		mux.HandleFunc("GET "+flowPath+"/runs/{run}/actions", s.listRunActions)
-		mux.HandleFunc("GET "+flowPath+"/runs/{run}/actions/{action}/repetitions", s.listRepetitions)
+		mux.HandleFunc("GET "+flowPath, s.locked(s.getFlow))
+		mux.HandleFunc("POST "+flowPath+"/{op}", s.locked(s.flowOperation))
+		mux.HandleFunc("GET "+flowPath+"/runs", s.locked(s.listRuns))
+		mux.HandleFunc("GET "+flowPath+"/runs/{run}", s.locked(s.getRun))
+		mux.HandleFunc("POST "+flowPath+"/runs/{run}/cancel", s.locked(s.cancelRun))
+		mux.HandleFunc("GET "+flowPath+"/runs/{run}/actions", s.locked(s.listRunActions))
+		mux.HandleFunc("GET "+flowPath+"/runs/{run}/actions/{action}/repetitions", s.locked(s.listRepetitions))
 	}
 	flowPath := psPrefix + "/environments/{env}/flows/{flow}"
-	mux.HandleFunc("PATCH "+flowPath, s.updateFlow)
-	mux.HandleFunc("GET "+flowPath+"/triggers", s.listTriggers)
-	mux.HandleFunc("POST "+flowPath+"/triggers/{trigger}/listcallbackurl", s.listCallbackURL)
-	mux.HandleFunc("POST "+flowPath+"/triggers/{trigger}/run", s.runTrigger)
-	mux.HandleFunc("POST "+flowPath+"/triggers/{trigger}/histories/{run}/resubmit", s.resubmitRun)
+	mux.HandleFunc("PATCH "+flowPath, s.locked(s.updateFlow))
+	mux.HandleFunc("GET "+flowPath+"/triggers", s.locked(s.listTriggers))
+	mux.HandleFunc("POST "+flowPath+"/triggers/{trigger}/listcallbackurl", s.locked(s.listCallbackURL))
+	mux.HandleFunc("POST "+flowPath+"/triggers/{trigger}/run", s.locked(s.runTrigger))
+	mux.HandleFunc("POST "+flowPath+"/triggers/{trigger}/histories/{run}/resubmit", s.locked(s.resubmitRun))
 	return mux
 }
 
@@ -91,8 +91,6 @@ func (s *Sim) resolveFlow(w http.ResponseWriter, r *http.Request) *flow {
 }
 
 func (s *Sim) listEnvironments(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var items []any
 	if t := s.tenants[callerOf(r).tenantID]; t != nil {
 		for _, e := range t.envs {
@@ -103,8 +101,6 @@ func (s *Sim) listEnvironments(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) getEnvironment(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if env := s.resolveEnv(w, r); env != nil {
 		writeJSON(w, http.StatusOK, environmentJSON(env))
 	}
@@ -133,8 +129,6 @@ func environmentJSON(e *environment) map[string]any {
 var searchFilterRE = regexp.MustCompile(`^search\('(personal|team|team and personal|personal and team)'\)$`)
 
 func (s *Sim) listFlows(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	env := s.resolveEnv(w, r)
 	if env == nil {
 		return
@@ -167,8 +161,6 @@ func (s *Sim) listFlows(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) getFlow(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if f := s.resolveFlow(w, r); f != nil {
 		admin := isAdminRoute(r)
 		writeJSON(w, http.StatusOK, flowJSON(f, callerOf(r), admin, !admin))
@@ -295,8 +287,6 @@ func validateSave(w http.ResponseWriter, c *caller, env *environment, b *flowBod
 }
 
 func (s *Sim) createFlow(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	env := s.resolveEnv(w, r)
 	if env == nil {
 		return
@@ -330,8 +320,6 @@ func (s *Sim) createFlow(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) updateFlow(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	f := s.resolveFlow(w, r)
 	if f == nil {
 		return
@@ -355,8 +343,6 @@ func (s *Sim) updateFlow(w http.ResponseWriter, r *http.Request) {
 
 // flowOperation serves POST …/flows/{flow}/{start|stop|checkFlowErrors|checkFlowWarnings}.
 func (s *Sim) flowOperation(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	op := r.PathValue("op")
 	if isAdminRoute(r) && op != "start" && op != "stop" {
 		writeError(w, http.StatusNotFound, "NotFound", "No route for '"+r.Method+" "+r.URL.Path+"'.")
@@ -400,8 +386,6 @@ func (s *Sim) flowOperation(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) listTriggers(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	f := s.resolveFlow(w, r)
 	if f == nil {
 		return

@@ -61,8 +61,6 @@ func parseRunFilter(filter string) (*runFilter, error) {
 }
 
 func (s *Sim) listRuns(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	f := s.resolveFlow(w, r)
 	if f == nil {
 		return
@@ -102,8 +100,6 @@ func (s *Sim) resolveRun(w http.ResponseWriter, r *http.Request) *run {
 }
 
 func (s *Sim) getRun(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if rn := s.resolveRun(w, r); rn != nil {
 		expand := strings.Contains(strings.ToLower(r.URL.Query().Get("$expand")), "actions")
 		writeJSON(w, http.StatusOK, s.runJSON(rn, infoOf(r).base, s.now(), expand))
@@ -111,8 +107,6 @@ func (s *Sim) getRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) cancelRun(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	rn := s.resolveRun(w, r)
 	if rn == nil {
 		return
@@ -129,8 +123,6 @@ func (s *Sim) cancelRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) listRunActions(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	rn := s.resolveRun(w, r)
 	if rn == nil {
 		return
@@ -147,8 +139,6 @@ func (s *Sim) listRunActions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) listRepetitions(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	rn := s.resolveRun(w, r)
 	if rn == nil {
 		return
@@ -295,8 +285,6 @@ func triggerType(f *flow, name string) (string, string) {
 }
 
 func (s *Sim) listCallbackURL(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	f := s.resolveFlow(w, r)
 	if f == nil {
 		return
@@ -315,8 +303,6 @@ func (s *Sim) listCallbackURL(w http.ResponseWriter, r *http.Request) {
 
 // runTrigger serves POST …/triggers/{trigger}/run on the Flow API.
 func (s *Sim) runTrigger(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	f := s.resolveFlow(w, r)
 	if f == nil {
 		return
@@ -352,8 +338,6 @@ func (s *Sim) startRun(w http.ResponseWriter, r *http.Request, f *flow, keywords
 }
 
 func (s *Sim) resubmitRun(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	rn := s.resolveRun(w, r)
 	if rn == nil {
 		return

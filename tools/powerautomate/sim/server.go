@@ -317,3 +317,13 @@ func writeRunNotFound(w http.ResponseWriter, f *flow, run string) {
 	writeError(w, http.StatusNotFound, "AzureResourceManagerRequestFailed",
 		"Request to Azure Resource Manager failed with error: '"+string(inner)+"'.")
 }
+
+// locked serves h under the sim's lock: most handlers read and change its state
+// from start to end.
+func (s *Sim) locked(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		h(w, r)
+	}
+}
