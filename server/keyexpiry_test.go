@@ -24,20 +24,30 @@ func (h *webHarness) mcpRefusal(t testing.TB, key string) (int, string) {
 // version is set) and returns the status and body.
 func (h *webHarness) postMCP(t testing.TB, key, version, body string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", h.ts.URL+"/mcp", strings.NewReader(body))
+	status, _, b := h.postJSONRPC(t, "/mcp", version, "X-Api-Key", key, body)
+	return status, b
+}
+
+// postJSONRPC posts a JSON-RPC body to path with one credential header (none when
+// value is empty) and MCP-Protocol-Version when version is set.
+func (h *webHarness) postJSONRPC(t testing.TB, path, version, header, value, body string) (int, http.Header, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", h.ts.URL+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	if version != "" {
 		req.Header.Set("MCP-Protocol-Version", version)
 	}
-	req.Header.Set("X-Api-Key", key)
+	if value != "" {
+		req.Header.Set(header, value)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return resp.StatusCode, resp.Header, b
 }
 
 // TestExpiredKeySaysSoAndWhere: a key of ours past its 30 days gets a 401 that says

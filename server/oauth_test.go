@@ -132,20 +132,8 @@ func authorize(t *testing.T, h *webHarness, c *http.Client, cb *oauthCallback, q
 // mcpOAuth posts a JSON-RPC request to path with an Authorization header.
 func mcpOAuth(t *testing.T, h *webHarness, path, authz, body string) (int, http.Header, string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", h.ts.URL+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	req.Header.Set("MCP-Protocol-Version", "2025-06-18")
-	if authz != "" {
-		req.Header.Set("Authorization", authz)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(raw)
+	status, header, raw := h.postJSONRPC(t, path, "2025-06-18", "Authorization", authz, body)
+	return status, header, string(raw)
 }
 
 const toolsListBody = `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`
