@@ -223,7 +223,7 @@ func TestBrowserSignInDashboardKeys(t *testing.T) {
 	// Every other page a person sees fits a phone and a desktop (signed in here, the
 	// OAuth consent page included; the signed-out landing page at step 1, the revoked
 	// dashboard at 7 and an error page at the end).
-	for _, p := range []string{"/", "/help", "/security", "/logout", "/connections/signed-in"} {
+	for _, p := range []string{"/", "/help", "/security", "/logout", "/connections/signed-in", "/dashboard/data", "/dashboard/delete"} {
 		navigate("open "+p, chromedp.Navigate(h.ts.URL+p), "footer")
 		webFits(t, ctx, artifacts, p)
 	}
