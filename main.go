@@ -48,7 +48,7 @@ const usage = `flowstudio: a hosted MCP server for Microsoft Power Automate
 
 Usage:
   flowstudio serve [--addr HOST:PORT] [--data-dir DIR]   run the server
-  flowstudio dev-key --email E [--tier free|pro|team] [--scope full|read] [--grant connectors]
+  flowstudio dev-key --email E [--tier free|pro|team] [--scope full|read] [--grant connectors,dataverse]
                                                        print an API key for a simulated user (embedded mode only)
   flowstudio store init                                create the Cosmos DB database and containers
   flowstudio reports list [--limit N] [--json]         show the bug reports filed with report_bug
@@ -598,7 +598,7 @@ func devKey(args []string, stdout, stderr io.Writer, getenv func(string) string)
 	for _, name := range strings.FieldsFunc(grantNames, func(r rune) bool { return r == ',' }) {
 		g, ok := identity.LookupGrant(strings.TrimSpace(name))
 		if !ok {
-			return fmt.Errorf("--grant: unknown grant %q (known: %s)", name, identity.GrantConnectors)
+			return fmt.Errorf("--grant: unknown grant %q (known: %s)", name, strings.Join(identity.GrantNames(), ", "))
 		}
 		grants = append(grants, g)
 	}

@@ -238,6 +238,8 @@ type dashboardView struct {
 	Consent                string // granted, revoked, needs_consent
 	Connectors             bool   // holds identity.GrantConnectors
 	GrantConnectorsURL     string // starts the grant sign-in
+	Dataverse              bool   // holds identity.GrantDataverse
+	GrantDataverseURL      string
 	Key, ReadKey           string
 	KeyPlaceholder         string // in the client setups instead of Key
 	KeyExpires             string
@@ -261,8 +263,9 @@ var notices = map[string]string{
 	"reissued":               "A new key was issued. The previous key no longer works: update your agents with the key below. Connected apps must sign in again.",
 	"revoked":                "Permission revoked. FlowStudio deleted the Microsoft refresh token it held for you, your keys no longer work and every connected app was disconnected.",
 	identity.GrantConnectors: "Connector access granted: test_live_connection's live check and dynamic dropdowns through the connector runtime now work for your agents.",
-	"grant-missing":          "Microsoft did not grant connector access, so it stays off. Your organisation may require an administrator to approve it.",
-	"grant-declined":         "Connector access was not granted; nothing else changed.",
+	identity.GrantDataverse:  "Dataverse access granted: add_live_flow_to_solution now works for your agents.",
+	"grant-missing":          "Microsoft did not grant the extra access, so it stays off. Your organisation may require an administrator to approve it.",
+	"grant-declined":         "The extra access was not granted; nothing else changed.",
 	"app-revoked":            "The app was disconnected: its access stops at once; it must sign in again to come back.",
 	"app-gone":               "That app was already disconnected.",
 	"webhook":                "Alert webhook saved.",
@@ -289,7 +292,8 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	}
 	v := &dashboardView{Name: sess.Name, TenantID: u.TenantID, Tier: tierTitle(u.Tier), Consent: string(u.Consent),
 		MCPURL: s.siteURL(r) + "/mcp", MCPOAuthURL: s.siteURL(r) + oauth.ResourcePath, Apps: connectedApps(u), Connectors: identity.HasGrant(u, identity.GrantConnectors),
-		GrantConnectorsURL: "/login?grant=" + identity.GrantConnectors}
+		GrantConnectorsURL: "/login?grant=" + identity.GrantConnectors,
+		Dataverse:          identity.HasGrant(u, identity.GrantDataverse), GrantDataverseURL: "/login?grant=" + identity.GrantDataverse}
 	if v.Name == "" {
 		v.Name = "Signed-in user"
 	}

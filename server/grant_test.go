@@ -309,7 +309,7 @@ func TestGrantCannotBeSmuggled(t *testing.T) {
 		h.signIn(t, c)
 		fe.set(func(f *fakeEntra) { f.scope = "openid profile offline_access" })
 		p := webFetch(t, c, "GET", h.ts.URL+"/login?grant=connectors", nil, nil)
-		if p.url.Path != "/dashboard" || !strings.Contains(p.body, "did not grant connector access") || connectorState(t, p.body) != "Not granted" {
+		if p.url.Path != "/dashboard" || !strings.Contains(p.body, "did not grant the extra access") || connectorState(t, p.body) != "Not granted" {
 			t.Fatalf("%d at %s\n%s", p.status, p.url, p.body)
 		}
 		noGrant(t, h)
@@ -322,7 +322,7 @@ func TestGrantCannotBeSmuggled(t *testing.T) {
 		before := h.user(t, fakeUserID)
 		fe.set(func(f *fakeEntra) { f.denyWith = "access_denied" })
 		p := webFetch(t, c, "GET", h.ts.URL+"/login?grant=connectors", nil, nil)
-		if p.url.Path != "/dashboard" || !strings.Contains(p.body, "Connector access was not granted") {
+		if p.url.Path != "/dashboard" || !strings.Contains(p.body, "The extra access was not granted") {
 			t.Fatalf("%d at %s\n%s", p.status, p.url, p.body)
 		}
 		if after := h.user(t, fakeUserID); after.Consent != cosmos.ConsentGranted || string(after.SealedRefreshToken) != string(before.SealedRefreshToken) {

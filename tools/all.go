@@ -23,6 +23,8 @@ func All() []*Tool {
 		getLiveDynamicProperties(),
 		testLiveConnection(),
 		createLiveConnection(),
+		// Solutions (tools/solutions.go).
+		addLiveFlowToSolution(),
 		// Store tools: the Team cache, filled by `flowstudio sync` (tools/store.go).
 		listStoreEnvironments(),
 		listStoreFlows(),

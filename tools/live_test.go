@@ -279,7 +279,7 @@ const (
 // liveFlowTools are the flow and run tools, in catalog order.
 var liveFlowTools = []string{"get_live_flow", "update_live_flow", "validate_live_flow", "set_live_flow_state",
 	"get_live_flow_runs", "get_live_flow_run_error", "get_live_flow_run_action_outputs", "trigger_live_flow",
-	"resubmit_live_flow_run", "cancel_live_flow_run"}
+	"resubmit_live_flow_run", "cancel_live_flow_run", "add_live_flow_to_solution"}
 
 // validArgs returns arguments under which each tool succeeds on a fresh simulator
 // (the run is the newest Running run of the leave-request flow for cancel, the newest
@@ -316,6 +316,8 @@ func (h *liveHarness) validArgs(t testing.TB, tool, flow string) map[string]any 
 		args["runName"], args["actionName"] = run, "manual"
 	case "trigger_live_flow":
 		args["body"] = map[string]any{"invoiceId": "INV-7", "total": 70}
+	case "add_live_flow_to_solution":
+		args["solutionUniqueName"] = sim.SolutionUnmanaged
 	}
 	return args
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/tools/powerautomate"
 )
 
 // Consent beyond the default sign-in is asked for incrementally: a user grants
@@ -20,6 +21,12 @@ import (
 // dropdowns that go through the runtime.
 const GrantConnectors = "connectors"
 
+// GrantDataverse is the environments' Dataverse organisations (token audience
+// each org URL, e.g. https://contoso.crm4.dynamics.com): add_live_flow_to_solution.
+// Every org is the one Dynamics CRM resource app, so consenting once (through
+// the Global Discovery URL's user_impersonation) covers all of them.
+const GrantDataverse = "dataverse"
+
 // Grant is a named consent beyond the default sign-in.
 type Grant struct {
 	Name string
@@ -28,10 +35,22 @@ type Grant struct {
 	// host is the token audience's host it opens; sovereign clouds' hosts
 	// under the same first label ("apihub.") too.
 	host string
+	// match, when set, replaces host: it reports whether an audience host needs the grant.
+	match func(host string) bool
 }
 
 var grants = []Grant{
 	{Name: GrantConnectors, Scopes: []string{"https://apihub.azure.com/.default"}, host: "apihub.azure.com"},
+	{Name: GrantDataverse, Scopes: []string{"https://globaldisco.crm.dynamics.com/user_impersonation"}, match: powerautomate.IsDataverseHost},
+}
+
+// GrantNames lists the grants' names, for messages.
+func GrantNames() []string {
+	names := make([]string, len(grants))
+	for i, g := range grants {
+		names[i] = g.Name
+	}
+	return names
 }
 
 // LookupGrant returns the grant of that exact name. Names come from a fixed
@@ -60,6 +79,12 @@ func (g Grant) SignInScopes() []string {
 // covers reports whether a token audience needs this grant.
 func (g Grant) covers(audience string) bool {
 	h := audienceHost(audience)
+	if g.match != nil {
+		if i := strings.LastIndexByte(h, ':'); i >= 0 {
+			return false // org audiences carry no port
+		}
+		return g.match(h)
+	}
 	first, _, _ := strings.Cut(g.host, ".")
 	return h == g.host || strings.HasPrefix(h, first+".")
 }

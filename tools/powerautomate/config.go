@@ -92,6 +92,11 @@ type Config struct {
 	// host[:port] values. Nil means DefaultContentHosts.
 	ContentHosts []string
 
+	// DataverseURL is where simulated Dataverse organisations live (each org's
+	// Web API base sits under it, http allowed). Empty in the cloud: there an
+	// org URL must be https on a Dataverse host (IsDataverseHost).
+	DataverseURL string
+
 	// Audiences requested from the TokenSource; empty means the public-cloud constants.
 	FlowAudience      string
 	PowerAppsAudience string

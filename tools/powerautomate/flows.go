@@ -53,6 +53,9 @@ type Flow struct {
 	TriggerURI           string
 	ConnectionReferences map[string]ConnectionReference
 	Definition           json.RawMessage
+	// WorkflowEntityID is the flow's row id in the environment's Dataverse
+	// workflow table, for flows stored there ("" otherwise).
+	WorkflowEntityID string
 }
 
 // Principal is a creator or owner; the API gives object ids, not names.
@@ -91,6 +94,7 @@ type flowProps struct {
 	Creator              Principal                      `json:"creator"`
 	ConnectionReferences map[string]ConnectionReference `json:"connectionReferences"`
 	Definition           json.RawMessage                `json:"definition"`
+	WorkflowEntityID     string                         `json:"workflowEntityId"`
 	DefinitionSummary    struct {
 		Triggers []OperationSummary `json:"triggers"`
 		Actions  []OperationSummary `json:"actions"`
@@ -103,7 +107,7 @@ func toFlow(r armResource[flowProps]) Flow {
 		Name: r.Name, ID: r.ID, DisplayName: p.DisplayName, State: p.State, Environment: p.Environment.Name,
 		UserType: p.UserType, SharingType: p.SharingType, CreatedTime: p.CreatedTime, LastModifiedTime: p.LastModifiedTime,
 		Creator: p.Creator, Triggers: p.DefinitionSummary.Triggers, Actions: p.DefinitionSummary.Actions,
-		SuspensionReason: p.FlowSuspensionReason, TriggerURI: p.FlowTriggerURI,
+		SuspensionReason: p.FlowSuspensionReason, TriggerURI: p.FlowTriggerURI, WorkflowEntityID: p.WorkflowEntityID,
 		ConnectionReferences: p.ConnectionReferences, Definition: p.Definition,
 	}
 }

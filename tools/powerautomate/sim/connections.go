@@ -130,10 +130,29 @@ func (s *Sim) bapRoutes() http.Handler {
 				env := environmentJSON(e)
 				env["id"] = "/providers/Microsoft.BusinessAppPlatform/environments/" + e.name
 				env["type"] = "Microsoft.BusinessAppPlatform/environments"
+				if e.org != "" {
+					env["properties"].(map[string]any)["linkedEnvironmentMetadata"] = linkedEnvironmentMetadata(e, infoOf(r).base)
+				}
 				items = append(items, env)
 			}
 		}
 		collection(w, items, "nextLink", "")
+	})
+	mux.HandleFunc("GET /providers/microsoft.businessappplatform/environments/{env}", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		e := s.findEnv(callerOf(r), r.PathValue("env"))
+		if e == nil {
+			writeError(w, http.StatusNotFound, "EnvironmentNotFound", "The environment '"+r.PathValue("env")+"' could not be found in the tenant.")
+			return
+		}
+		env := environmentJSON(e)
+		env["id"] = "/providers/Microsoft.BusinessAppPlatform/environments/" + e.name
+		env["type"] = "Microsoft.BusinessAppPlatform/environments"
+		if e.org != "" {
+			env["properties"].(map[string]any)["linkedEnvironmentMetadata"] = linkedEnvironmentMetadata(e, infoOf(r).base)
+		}
+		writeJSON(w, http.StatusOK, env)
 	})
 	return mux
 }

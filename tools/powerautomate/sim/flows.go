@@ -190,6 +190,9 @@ func flowJSON(f *flow, c *caller, admin, withDefinition bool) map[string]any {
 	if withDefinition {
 		props["definition"] = f.definition
 	}
+	if id := f.workflowEntityID(); id != "" {
+		props["workflowEntityId"] = id
+	}
 	return map[string]any{"name": f.name, "id": envID + "/flows/" + f.name, "type": "Microsoft.ProcessSimple/environments/flows", "properties": props}
 }
 

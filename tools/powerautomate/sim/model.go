@@ -22,6 +22,8 @@ type environment struct {
 	flows                            []*flow
 	connections                      []*connection
 	apps                             []*app
+	org                              string // Dataverse organisation host label; "" without a database
+	solutions                        []*solution
 }
 
 type flow struct {

@@ -112,6 +112,9 @@ func (s *Sim) seed(now time.Time) {
 				isDefault: i == 0, created: now.AddDate(-2, i, 0), tenant: ten}
 			ten.envs = append(ten.envs, env)
 			s.envs[strings.ToLower(env.name)] = env
+			if e.sku != "Sandbox" {
+				s.seedDataverse(env)
+			}
 			s.seedConnections(env, maker, now)
 			s.seedApps(env, maker, owner, now)
 			for _, tpl := range flowTemplates {

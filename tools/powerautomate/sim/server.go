@@ -12,6 +12,7 @@
 //	/bap/...        api.bap.microsoft.com
 //	/ppapi/{envhost}/...  {envhost}.environment.api.powerplatform.com
 //	/apihub/apim/{api}/{connection}/...  connector runtimes
+//	/dataverse/{org}/api/data/v9.2/...  Dataverse Web API of each environment with a database
 //	/content/...    run inputs/outputs and trigger callbacks (SAS, no token)
 //	/entra/...      login.microsoftonline.com: sign-in pages, tokens, JWKS (package entrasim)
 package sim
@@ -158,6 +159,7 @@ func ConfigFor(base string) powerautomate.Config {
 		BAPURL:           base + "/bap",
 		PowerPlatformURL: base + "/ppapi/{envhost}",
 		ApihubURL:        base + "/apihub",
+		DataverseURL:     base + "/dataverse",
 		RuntimeHosts:     []string{},
 		ContentHosts:     []string{host},
 	}
@@ -205,6 +207,10 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if hostKey == "consent" { // the connector consent pages a person opens: no bearer token
 		s.serveConsent(w, r, info, path)
+		return
+	}
+	if hostKey == "dataverse" { // per-organisation audiences, OData errors
+		s.serveDataverse(w, r, path)
 		return
 	}
 	h, ok := s.hosts[hostKey]

@@ -113,6 +113,15 @@ func (f tokenSourceFunc) Token(ctx context.Context, audience string) (string, er
 // authenticate checks the bearer token of an API request: signature,
 // expiry, audience for the host, and the tid/oid identity.
 func (s *Sim) authenticate(w http.ResponseWriter, r *http.Request, hostKey string) (*caller, bool) {
+	allowed := DefaultAudiences[hostKey]
+	if a, ok := s.opts.Audiences[hostKey]; ok {
+		allowed = a
+	}
+	return s.authenticateFor(w, r, allowed)
+}
+
+// authenticateFor is authenticate with the accepted audiences given.
+func (s *Sim) authenticateFor(w http.ResponseWriter, r *http.Request, allowed []string) (*caller, bool) {
 	fail := func(code, msg string) (*caller, bool) {
 		w.Header().Set("WWW-Authenticate", `Bearer authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="invalid_token"`)
 		writeError(w, http.StatusUnauthorized, code, msg)
@@ -134,10 +143,6 @@ func (s *Sim) authenticate(w http.ResponseWriter, r *http.Request, hostKey strin
 		return fail("InvalidAuthenticationToken", "The access token is invalid.")
 	case claims.TenantID == "" || claims.ObjectID == "":
 		return fail("InvalidAuthenticationToken", "The access token has no tenant or object id.")
-	}
-	allowed := DefaultAudiences[hostKey]
-	if a, ok := s.opts.Audiences[hostKey]; ok {
-		allowed = a
 	}
 	if !slices.ContainsFunc(claims.Audience, func(a string) bool { return slices.Contains(allowed, a) }) {
 		return fail("InvalidAuthenticationTokenAudience", "The access token has been obtained for wrong audience or resource '"+
