@@ -408,3 +408,51 @@ func mustOID(s *sim.Sim, email string) string {
 	_, oid := s.UserFor(email)
 	return oid
 }
+
+// TestGrantDataverse: the default sign-in never asks for Dynamics CRM; the dashboard's
+// Grant Dataverse access asks for exactly its one scope, records the "dataverse"
+// grant and keeps the key and the other grants as they were.
+func TestGrantDataverse(t *testing.T) {
+	t.Parallel()
+	fe := newFakeEntra(t)
+	h := newWebHarness(t, webOptions{entra: fe.config()})
+	c := h.browser(t)
+	dash := h.signIn(t, c)
+	if q := fe.lastAuthorize(); strings.Contains(q.Get("scope"), "dynamics") {
+		t.Fatalf("the default sign-in asks for %q", q.Get("scope"))
+	}
+	state := func(body string) string {
+		i := strings.Index(body, `id="dataverse-access"`)
+		if i < 0 {
+			t.Fatalf("no Dataverse access line:\n%s", body)
+		}
+		rest := body[i:]
+		return rest[strings.Index(rest, ">")+1 : strings.Index(rest, "<")]
+	}
+	const link = `href="/login?grant=dataverse"`
+	if state(dash.body) != "Not granted" || !strings.Contains(dash.body, link) || !strings.Contains(dash.body, "add_live_flow_to_solution") {
+		t.Fatalf("dashboard before the grant:\n%s", dash.body)
+	}
+	key := webMatch(t, keyField, dash.body)
+
+	login := webFetch(t, noFollow(c), "GET", h.ts.URL+"/login?grant=dataverse", nil, nil)
+	authz, err := url.Parse(login.header.Get("Location"))
+	if login.status != http.StatusFound || err != nil {
+		t.Fatalf("/login?grant=dataverse: %d to %q", login.status, login.header.Get("Location"))
+	}
+	if got := strings.Fields(authz.Query().Get("scope")); !slices.Equal(got,
+		[]string{"openid", "profile", "offline_access", "https://globaldisco.crm.dynamics.com/user_impersonation"}) {
+		t.Fatalf("grant scopes %v", got)
+	}
+	end := webFetch(t, c, "GET", authz.String(), nil, nil)
+	if end.status != 200 || end.url.Path != "/dashboard" || !strings.Contains(end.body, "Dataverse access granted") ||
+		state(end.body) != "Granted" || strings.Contains(end.body, link) || connectorState(t, end.body) != "Not granted" {
+		t.Fatalf("after the grant: %d at %s\n%s", end.status, end.url, end.body)
+	}
+	if webMatch(t, keyField, end.body) != key {
+		t.Fatal("granting Dataverse access changed the key")
+	}
+	if u := h.user(t, fakeUserID); !slices.Equal(u.ConsentedResources, []string{identity.GrantDataverse}) {
+		t.Fatalf("grants %v", u.ConsentedResources)
+	}
+}

@@ -623,14 +623,26 @@ func TestGrants(t *testing.T) {
 		grant string
 		gated bool
 	}{
-		powerautomate.AudienceFlow:               {"", false},
-		powerautomate.AudiencePowerApps:          {"", false},
-		"https://gov.service.flow.microsoft.us/": {"", false},
-		"https://service.apps.appsplatform.us/":  {"", false},
-		powerautomate.AudienceAPIHub:             {identity.GrantConnectors, true},
-		"https://apihub.azure.com/":              {identity.GrantConnectors, true},
-		powerautomate.AudiencePowerPlatform:      {"", true},
-		"https://graph.microsoft.com":            {"", true},
+		powerautomate.AudienceFlow:                      {"", false},
+		powerautomate.AudiencePowerApps:                 {"", false},
+		"https://gov.service.flow.microsoft.us/":        {"", false},
+		"https://service.apps.appsplatform.us/":         {"", false},
+		powerautomate.AudienceAPIHub:                    {identity.GrantConnectors, true},
+		"https://apihub.azure.com/":                     {identity.GrantConnectors, true},
+		powerautomate.AudiencePowerPlatform:             {"", true},
+		"https://graph.microsoft.com":                   {"", true},
+		"https://contoso.crm4.dynamics.com":             {identity.GrantDataverse, true},
+		"https://contoso.crm.dynamics.com/":             {identity.GrantDataverse, true},
+		"https://contoso.api.crm.dynamics.com":          {identity.GrantDataverse, true},
+		"https://contoso.crm9.dynamics.com":             {identity.GrantDataverse, true},
+		"https://contoso.crm.microsoftdynamics.us":      {identity.GrantDataverse, true},
+		"https://contoso.crm.appsplatform.us":           {identity.GrantDataverse, true},
+		"https://contoso.crm.dynamics.cn":               {identity.GrantDataverse, true},
+		"https://contoso.crm.dynamics.com:8443":         {"", true},
+		"https://crm.dynamics.com":                      {"", true},
+		"https://evil.example/contoso.crm.dynamics.com": {"", true},
+		"https://contoso.crm.dynamics.com.evil.example": {"", true},
+		"https://contoso.crmx.dynamics.com":             {"", true},
 	} {
 		if grant, gated := identity.GrantFor(aud); grant != want.grant || gated != want.gated {
 			t.Errorf("GrantFor(%s) = %q, %v; want %q, %v", aud, grant, gated, want.grant, want.gated)
@@ -647,6 +659,22 @@ func TestGrants(t *testing.T) {
 		if got := g.GrantedIn(scope); got != want {
 			t.Errorf("GrantedIn(%q) = %v", scope, got)
 		}
+	}
+	dv, ok := identity.LookupGrant(identity.GrantDataverse)
+	if !ok || !slices.Equal(dv.SignInScopes(), []string{"openid", "profile", "offline_access", "https://globaldisco.crm.dynamics.com/user_impersonation"}) {
+		t.Fatalf("dataverse grant: %v %+v", ok, dv)
+	}
+	for scope, want := range map[string]bool{
+		"https://globaldisco.crm.dynamics.com/user_impersonation": true,
+		"https://apihub.azure.com/user_impersonation":             false,
+		"https://evil.example/globaldisco.crm.dynamics.com":       false,
+	} {
+		if got := dv.GrantedIn(scope); got != want {
+			t.Errorf("dataverse GrantedIn(%q) = %v", scope, got)
+		}
+	}
+	if g.GrantedIn("https://globaldisco.crm.dynamics.com/user_impersonation") {
+		t.Error("the connectors grant claims a Dataverse scope")
 	}
 	u := &cosmos.User{}
 	identity.AddGrant(u, identity.GrantConnectors)
