@@ -55,6 +55,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+
+	"github.com/flowstudio/mcp/tools/powerautomate"
 )
 
 // The development app registration the stand-in knows from the start. It is
@@ -614,6 +616,7 @@ func describeScopes(scopes []string) []string {
 	byResource := map[string]string{
 		"apihub.azure.com/user_impersonation":      "Use your Power Platform connections through the connector runtime",
 		"api.powerplatform.com/user_impersonation": "Manage your Power Platform connections",
+		dynamicsCRM + "/user_impersonation":        "Access your environments' Dataverse as you",
 	}
 	var out []string
 	for _, sc := range scopes {
@@ -1049,6 +1052,9 @@ var resources = map[string]*resourceInfo{
 
 var errUnknownResource = errors.New("AADSTS500011")
 
+// dynamicsCRM is the resource key shared by every Dataverse organisation host.
+const dynamicsCRM = "dynamics-crm"
+
 var oidcScopes = []string{"openid", "profile", "email", "offline_access"}
 
 // parseScope splits a scope string into its resource and permission. OpenID
@@ -1066,7 +1072,13 @@ func parseScope(sc string) (*resourceInfo, string, error) {
 	if err != nil || u.Scheme != "https" || u.Host == "" || perm == "" {
 		return nil, "", fmt.Errorf("scope %q is not <resource>/<permission>", sc)
 	}
-	res, ok := resources[strings.ToLower(u.Host)]
+	host := strings.ToLower(u.Host)
+	if powerautomate.IsDataverseHost(host) {
+		// Every Dataverse organisation is the one Dynamics CRM resource app: a
+		// consent given through any org URL serves all; tokens carry the org's URL.
+		return &resourceInfo{key: dynamicsCRM, aud: "https://" + host, prefix: "https://" + host + "/", configured: "user_impersonation"}, perm, nil
+	}
+	res, ok := resources[host]
 	if !ok {
 		return nil, "", fmt.Errorf("%w: the resource principal named %s was not found in the tenant", errUnknownResource, u.Host)
 	}

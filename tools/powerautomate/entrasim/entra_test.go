@@ -613,3 +613,44 @@ func (h *entraHarness) refreshToken(email string) string {
 	tid, oid := h.sim.UserFor(email)
 	return h.entra.IssueRefreshToken(tid, oid, entrasim.DevClientID, signInScopes)
 }
+
+// TestEntraDataverseConsentCoversEveryOrg: Dataverse organisations are one resource
+// app. Before the grant an org audience answers AADSTS65001; after consenting
+// through the Global Discovery URL, a token for any org carries that org's URL.
+func TestEntraDataverseConsentCoversEveryOrg(t *testing.T) {
+	h := newEntraHarness(t, sim.Options{KeySeed: []byte("dataverse consent seed")})
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	exchange := func(scopes []string) (*oauth2.Token, string) {
+		cfg := h.oauth("organizations")
+		cfg.Scopes = scopes
+		verifier := oauth2.GenerateVerifier()
+		page, code := consentSteps(t, browser, cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oidc.Nonce("n"),
+			oauth2.SetAuthURLParam("prompt", "consent")), "alice@contoso.com")
+		tok, err := cfg.Exchange(t.Context(), code, oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok, page
+	}
+	const org = "https://contoso.crm4.dynamics.com"
+	tok, _ := exchange(signInScopes)
+	status, body := h.tokenCall(t, "organizations", refreshForm(tok.RefreshToken, org+"/.default offline_access"))
+	wantOAuthError(t, status, body, 400, "invalid_grant", "AADSTS65001")
+
+	tok, page := exchange([]string{"openid", "profile", "offline_access", "https://globaldisco.crm.dynamics.com/user_impersonation"})
+	if !strings.Contains(page, "Dataverse") {
+		t.Errorf("consent page does not name Dataverse:\n%s", page)
+	}
+	status, body = h.tokenCall(t, "organizations", refreshForm(tok.RefreshToken, org+"/.default offline_access"))
+	if status != 200 {
+		t.Fatalf("org token after the grant: %d %v", status, body)
+	}
+	var ac sim.AccessClaims
+	if _, err := jwt.ParseWithClaims(body["access_token"].(string), &ac, func(*jwt.Token) (any, error) { return h.sim.PublicKey(), nil }); err != nil ||
+		ac.Audience[0] != org || ac.Scope != "user_impersonation" || body["scope"] != org+"/user_impersonation" {
+		t.Fatalf("aud %v scp %q scope %v (%v)", ac.Audience, ac.Scope, body["scope"], err)
+	}
+	status, body = h.tokenCall(t, "organizations", refreshForm(tok.RefreshToken, "https://evil.example/.default"))
+	wantOAuthError(t, status, body, 400, "invalid_resource", "AADSTS500011")
+}
