@@ -218,3 +218,26 @@ func TestDevKeyGrantsConnectorAccess(t *testing.T) {
 		t.Fatalf("an unknown grant must be refused: %v %s", err, out)
 	}
 }
+
+// TestDevKeyGrantsDataverse: add_live_flow_to_solution needs the "dataverse" grant;
+// --grant dataverse gives what the dashboard's button gives, and the flow lands in
+// the solution through the same token source and the simulator's consent checks.
+func TestDevKeyGrantsDataverse(t *testing.T) {
+	p := startServer(t)
+	call := func(key string) string {
+		_, body, err := p.call(key, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add_live_flow_to_solution","arguments":{"environmentName":"`+
+			sim.ContosoDefaultEnv+`","flowName":"`+sim.FlowInvoiceApproval+`","solutionUniqueName":"`+sim.SolutionUnmanaged+`"}}}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return body
+	}
+	plain := p.devKey(t, "dave@contoso.com")
+	if body := call(plain); !strings.Contains(body, `"isError":true`) || !strings.Contains(body, "grant Dataverse access") {
+		t.Fatalf("without the grant: %s", body)
+	}
+	granted := p.devKey(t, "dave@contoso.com", "--grant", "dataverse")
+	if body := call(granted); !strings.Contains(body, `"isError":false`) || !strings.Contains(body, `solutionComponentId`) {
+		t.Fatalf("with the grant: %s\n%s", body, p.logs())
+	}
+}
