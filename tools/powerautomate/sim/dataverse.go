@@ -54,11 +54,14 @@ func (s *Sim) seedDataverse(env *environment) {
 }
 
 // workflowEntityID is a flow's row id in its environment's Dataverse ("" without one).
-func (f *flow) workflowEntityID() string {
-	if f.env.org == "" {
+func (f *flow) workflowEntityID() string { return f.entityID }
+
+// newEntityID is the Dataverse row id of a new flow of env, fixed at creation.
+func newEntityID(env *environment, name string) string {
+	if env.org == "" {
 		return ""
 	}
-	return uuid.NewSHA1(simNamespace, []byte("workflow/"+f.name)).String()
+	return uuid.NewSHA1(simNamespace, []byte("workflow/"+name)).String()
 }
 
 // SolutionID returns the id of a seeded solution of an environment ("" if none).

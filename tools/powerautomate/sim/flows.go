@@ -310,7 +310,7 @@ func (s *Sim) createFlow(w http.ResponseWriter, r *http.Request) {
 	name := uuid.NewString()
 	f := &flow{name: name, displayName: *b.Properties.DisplayName, state: "Started", env: env, definition: b.Properties.Definition,
 		connRefs: b.Properties.ConnectionReferences, created: now, modified: now, creator: c.objectID, private: true,
-		workflowID: strings.ReplaceAll(name, "-", "")}
+		workflowID: strings.ReplaceAll(name, "-", ""), entityID: newEntityID(env, name)}
 	if strings.EqualFold(b.Properties.State, "Stopped") {
 		f.state = "Stopped"
 	}

@@ -36,6 +36,7 @@ type flow struct {
 	private                  bool       // visible to its creator only (else shared with the tenant)
 	dlp                      *errorBody // why starting it is refused, nil when allowed
 	workflowID               string     // hex id used in content and callback links
+	entityID                 string     // workflowEntityId: its Dataverse row id ("" without Dataverse)
 	runs                     []*run     // newest first
 }
 

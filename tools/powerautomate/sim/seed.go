@@ -175,7 +175,7 @@ func (s *Sim) seedFlow(env *environment, tpl flowTemplate, maker, owner string, 
 	f := &flow{
 		name: name, displayName: tpl.display, state: "Started", env: env, definition: def,
 		created: now.AddDate(0, -3, 0).Add(-time.Duration(len(env.flows)) * time.Hour), creator: maker,
-		workflowID: strings.ReplaceAll(name, "-", ""),
+		workflowID: strings.ReplaceAll(name, "-", ""), entityID: newEntityID(env, name),
 	}
 	f.modified = f.created.AddDate(0, 1, 0)
 	f.connRefs = connectionReferences(env, def)
