@@ -138,9 +138,7 @@ func (s *Sim) bapRoutes() http.Handler {
 		}
 		collection(w, items, "nextLink", "")
 	})
-	mux.HandleFunc("GET /providers/microsoft.businessappplatform/environments/{env}", func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
+	mux.HandleFunc("GET /providers/microsoft.businessappplatform/environments/{env}", s.locked(func(w http.ResponseWriter, r *http.Request) {
 		e := s.findEnv(callerOf(r), r.PathValue("env"))
 		if e == nil {
 			writeError(w, http.StatusNotFound, "EnvironmentNotFound", "The environment '"+r.PathValue("env")+"' could not be found in the tenant.")
@@ -153,7 +151,7 @@ func (s *Sim) bapRoutes() http.Handler {
 			env["properties"].(map[string]any)["linkedEnvironmentMetadata"] = linkedEnvironmentMetadata(e, infoOf(r).base)
 		}
 		writeJSON(w, http.StatusOK, env)
-	})
+	}))
 	return mux
 }
 
