@@ -103,9 +103,19 @@ func compileClassPattern(p string) (classPattern, bool) {
 		}
 		out = append(out, r)
 	}
-	for k := 0; k+1 < len(out); k++ {
-		if out[k].min != out[k].max && out[k].set[0]&out[k+1].set[0]|out[k].set[1]&out[k+1].set[1] != 0 {
-			return nil, false
+	// A run of variable length must share no byte with any run that can come right
+	// after it: the next one, and past runs that may be empty, the ones after those.
+	for k := range out {
+		if out[k].min == out[k].max {
+			continue
+		}
+		for j := k + 1; j < len(out); j++ {
+			if out[k].set[0]&out[j].set[0]|out[k].set[1]&out[j].set[1] != 0 {
+				return nil, false
+			}
+			if out[j].min > 0 {
+				break
+			}
 		}
 	}
 	return out, len(out) > 0

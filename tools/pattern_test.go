@@ -50,7 +50,7 @@ var patternSamples = []string{
 // matcher takes, it answers as regexp does.
 func TestClassPatternAgreesWithRegexp(t *testing.T) {
 	taken := 0
-	for _, p := range append(catalogPatterns(t), `^-?(0|[1-9][0-9]*)$`, `^[a-z]+[0-9]{2,4}$`, `^ab?c$`) {
+	for _, p := range append(catalogPatterns(t), `^-?(0|[1-9][0-9]*)$`, `^[a-z]+[0-9]{2,4}$`, `^ab?c$`, `^[a-z]*[0-9]?[A-Z]$`) {
 		cp, ok := compileClassPattern(p)
 		if !ok {
 			continue
@@ -71,7 +71,7 @@ func TestClassPatternAgreesWithRegexp(t *testing.T) {
 // TestClassPatternRefusesWhatItCannotMatchGreedily: overlapping variable runs, classes
 // with escapes or negation, and alternation go to regexp.
 func TestClassPatternRefusesWhatItCannotMatchGreedily(t *testing.T) {
-	for _, p := range []string{`^[a-z]*[a-c]$`, `^[^a]+$`, `^[\w]+$`, `^a|b$`, `^(ab)+$`, `[a-z]+`, `^[a-z]+`, `^\d+$`, `^[a-z]{2,}$`, `^.+$`} {
+	for _, p := range []string{`^[a-z]*[a-c]$`, `^[^a]+$`, `^[\w]+$`, `^a|b$`, `^(ab)+$`, `[a-z]+`, `^[a-z]+`, `^\d+$`, `^[a-z]{2,}$`, `^.+$`, `^[a-z]*[0-9]?[a-z]$`, `^[a-z]+_?[a-z_]$`} {
 		if _, ok := compileClassPattern(p); ok {
 			t.Errorf("%q compiled to a table", p)
 		}
@@ -85,6 +85,7 @@ func FuzzClassPattern(f *testing.F) {
 			f.Add(p, s)
 		}
 	}
+	f.Add(`^[a-z]*[0-9]?[a-z]$`, "ab")
 	f.Fuzz(func(t *testing.T, p, s string) {
 		cp, ok := compileClassPattern(p)
 		if !ok {
