@@ -47,27 +47,32 @@ func (s *Server) signedInUser(w http.ResponseWriter, r *http.Request) (*webSessi
 	return sess, u, true
 }
 
-func (s *Server) dataPage(w http.ResponseWriter, r *http.Request) {
+// collectSignedIn gathers what is kept about the signed-in user; false when the
+// request has been answered (not signed in, or the store failed).
+func (s *Server) collectSignedIn(w http.ResponseWriter, r *http.Request) (*webSession, *account.Export, bool) {
 	sess, _, ok := s.signedInUser(w, r)
 	if !ok {
-		return
+		return nil, nil, false
 	}
 	e, err := account.Collect(r.Context(), s.deps.AccountData, sess.UserID, time.Now())
 	if err != nil {
 		s.internalError(w, r, err)
+		return nil, nil, false
+	}
+	return sess, e, true
+}
+
+func (s *Server) dataPage(w http.ResponseWriter, r *http.Request) {
+	sess, e, ok := s.collectSignedIn(w, r)
+	if !ok {
 		return
 	}
 	s.render(w, r, http.StatusOK, "data", pageData{Title: "What we keep about you", Session: sess, Data: e})
 }
 
 func (s *Server) dataJSON(w http.ResponseWriter, r *http.Request) {
-	sess, _, ok := s.signedInUser(w, r)
+	_, e, ok := s.collectSignedIn(w, r)
 	if !ok {
-		return
-	}
-	e, err := account.Collect(r.Context(), s.deps.AccountData, sess.UserID, time.Now())
-	if err != nil {
-		s.internalError(w, r, err)
 		return
 	}
 	b, err := json.MarshalIndent(e, "", "  ")

@@ -191,15 +191,24 @@ func (s *Server) oauthUnauthorized(w http.ResponseWriter, r *http.Request, base,
 	writeRPCError(w, http.StatusUnauthorized, rpc.NewError(rpc.CodeUnauthorized, msg, nil))
 }
 
-// oauthRegister is Dynamic Client Registration (RFC 7591).
-func (s *Server) oauthRegister(w http.ResponseWriter, r *http.Request) {
+// oauthPost answers a request that is not a POST of mediaType with the OAuth error
+// the endpoint owes (code and description for a wrong content type).
+func oauthPost(w http.ResponseWriter, r *http.Request, mediaType, code, description string) bool {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST, OPTIONS")
 		oauth.WriteError(w, &oauth.Error{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Description: "use POST"})
-		return
+		return false
 	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		oauth.WriteError(w, &oauth.Error{Status: 400, Code: "invalid_client_metadata", Description: "send the client metadata as application/json"})
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != mediaType {
+		oauth.WriteError(w, &oauth.Error{Status: 400, Code: code, Description: description})
+		return false
+	}
+	return true
+}
+
+// oauthRegister is Dynamic Client Registration (RFC 7591).
+func (s *Server) oauthRegister(w http.ResponseWriter, r *http.Request) {
+	if !oauthPost(w, r, "application/json", "invalid_client_metadata", "send the client metadata as application/json") {
 		return
 	}
 	if !s.registrations.Allow() {
@@ -231,13 +240,7 @@ func (s *Server) oauthRegister(w http.ResponseWriter, r *http.Request) {
 
 // oauthToken is the token endpoint: authorization_code (with PKCE) and refresh_token.
 func (s *Server) oauthToken(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST, OPTIONS")
-		oauth.WriteError(w, &oauth.Error{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Description: "use POST"})
-		return
-	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
-		oauth.WriteError(w, &oauth.Error{Status: 400, Code: "invalid_request", Description: "send the request as application/x-www-form-urlencoded"})
+	if !oauthPost(w, r, "application/x-www-form-urlencoded", "invalid_request", "send the request as application/x-www-form-urlencoded") {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
