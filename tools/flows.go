@@ -183,14 +183,44 @@ func toConnRefs(refs map[string]powerautomate.ConnectionReference) map[string]co
 // triggerSummary maps trigger names to type[/kind], e.g. manual: Request/Button, in
 // one pass over the definition.
 func triggerSummary(def json.RawMessage) map[string]string {
+	if out, ok := scanTriggers(def); ok {
+		return out
+	}
+	var root struct {
+		Triggers map[string]struct{ Type, Kind string } `json:"triggers"`
+	}
+	json.Unmarshal(def, &root)
+	out := make(map[string]string, len(root.Triggers))
+	for name, t := range root.Triggers {
+		out[name] = t.Type
+		if t.Kind != "" {
+			out[name] += "/" + t.Kind
+		}
+	}
+	return out
+}
+
+// scanTriggers reads the summary without decoding the definition; ok is false when
+// something needs the decoder's judgement (escapes, keys that differ only in case,
+// duplicates, values that are not plain strings).
+func scanTriggers(def []byte) (map[string]string, bool) {
 	out := make(map[string]string, 2)
-	triggers := member(def, "triggers") // only the triggers, not the whole definition
+	if len(def) == 0 {
+		return out, true
+	}
+	triggers, ok := soleMember(def, "triggers")
+	if !ok || string(triggers) == "null" {
+		return out, ok
+	}
 	plain := true
-	eachMember(triggers, func(name, t []byte) bool {
-		typ, ok1 := plainString(member(t, "type"))
-		kind, ok2 := plainString(member(t, "kind"))
-		if !plainASCII(name) || !ok1 || (!ok2 && member(t, "kind") != nil) {
-			plain = false // escapes: let the decoder read them
+	whole := eachMember(triggers, func(name, t []byte) bool {
+		rawType, ok1 := soleMember(t, "type")
+		rawKind, ok2 := soleMember(t, "kind")
+		typ, ok3 := plainString(rawType)
+		kind, ok4 := plainString(rawKind)
+		_, seen := out[string(name)]
+		if !ok1 || !ok2 || !plainASCII(name) || !ok3 && rawType != nil || !ok4 && rawKind != nil || seen {
+			plain = false
 			return false
 		}
 		if kind != "" {
@@ -199,19 +229,7 @@ func triggerSummary(def json.RawMessage) map[string]string {
 		out[string(name)] = typ
 		return true
 	})
-	if plain {
-		return out
-	}
-	var decoded map[string]struct{ Type, Kind string }
-	json.Unmarshal(triggers, &decoded)
-	clear(out)
-	for name, t := range decoded {
-		out[name] = t.Type
-		if t.Kind != "" {
-			out[name] += "/" + t.Kind
-		}
-	}
-	return out
+	return out, whole && plain
 }
 
 type getFlowIn struct {

@@ -115,6 +115,28 @@ func member(obj []byte, key string) []byte {
 	return found
 }
 
+// soleMember is member for a struct field: encoding/json matches keys without regard to
+// case and keeps the last of several, so the value is only sure when no other key could
+// decode to the same field (another spelling, an escape or a non-ASCII rune that folds).
+// ok is false when obj is not an object or the key is ambiguous; then decode instead.
+func soleMember(obj []byte, key string) ([]byte, bool) {
+	var found []byte
+	ambiguous := false
+	whole := eachMember(obj, func(k, v []byte) bool {
+		if string(k) == key && found == nil {
+			found = v
+			return true
+		}
+		// Escapes and the runes that fold to ASCII (ſ, K) are longer than what they stand for.
+		if string(k) == key || len(k) == len(key) && bytes.EqualFold(k, []byte(key)) || len(k) > len(key) && !plainASCII(k) {
+			ambiguous = true
+			return false
+		}
+		return true
+	})
+	return found, whole && !ambiguous
+}
+
 // plainString returns the text of a JSON string of printable ASCII without escapes,
 // which decodes to itself; anything else is left to the decoder.
 func plainString(raw []byte) (string, bool) {
