@@ -3,8 +3,10 @@ package tools
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,22 +213,254 @@ func TestAddLiveFlowToSolutionDataverseFailures(t *testing.T) {
 }
 
 // TestAddLiveFlowToSolutionRefusesHostileIdentifiers: the solution arguments (the
-// flow and environment ones are in TestLiveIdentifierInjection) never reach a URL.
+// flow and environment ones are in TestLiveIdentifierInjection) never reach a URL or a
+// request body, whichever way the flow would be added.
 func TestAddLiveFlowToSolutionRefusesHostileIdentifiers(t *testing.T) {
 	t.Parallel()
 	h := newLiveHarness(t, liveOptions{})
 	for _, field := range []string{"solutionId", "solutionUniqueName"} {
 		for _, bad := range append(hostileIDs, "a'b", "x' or uniquename ne 'y", "Contoso-Invoicing") {
-			t.Run(fmt.Sprintf("%s/%q", field, capForLog(bad)[:min(len(bad), 12)]), func(t *testing.T) {
-				h.Sim.ResetRequests()
-				r := h.call(t, "add_live_flow_to_solution", solutionArgs(map[string]any{field: bad}))
-				if !r.IsError || !strings.Contains(r.Text, field) {
-					t.Fatalf("hostile %s %q: %s", field, bad, capForLog(r.Text))
-				}
-				if n := len(h.Sim.Requests()); n != 0 {
-					t.Errorf("%d upstream requests", n)
-				}
-			})
+			// In Dataverse (AddSolutionComponent) and outside it (migrateFlows) alike.
+			for _, flow := range []string{sim.FlowInvoiceApproval, sim.FlowVacationTracker} {
+				t.Run(fmt.Sprintf("%s/%s/%q", flow[:8], field, capForLog(bad)[:min(len(bad), 12)]), func(t *testing.T) {
+					h.Sim.ResetRequests()
+					r := h.call(t, "add_live_flow_to_solution", solutionArgs(map[string]any{"flowName": flow, field: bad}))
+					if !r.IsError || !strings.Contains(r.Text, field) {
+						t.Fatalf("hostile %s %q: %s", field, bad, capForLog(r.Text))
+					}
+					if n := len(h.Sim.Requests()); n != 0 {
+						t.Errorf("%d upstream requests", n)
+					}
+				})
+			}
 		}
 	}
+}
+
+// legacyArgs names the seeded flow that lives outside Dataverse.
+func legacyArgs(extra map[string]any) map[string]any {
+	args := solutionArgs(extra)
+	args["flowName"] = sim.FlowVacationTracker
+	return args
+}
+
+// migrateRequests counts the Flow service's migrateFlows requests the simulator saw.
+func migrateRequests(h *liveHarness) int {
+	n := 0
+	for _, r := range h.requestsTo("flow") {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/migrateFlows") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestAddLiveFlowToSolutionMovesAFlowOutsideDataverse: a flow stored only in the Flow
+// service is moved into the solution by migrateFlows (the Flow audience, no Dataverse
+// write), comes back with a workflowEntityId, and a following call finds it in the
+// solution through Dataverse.
+func TestAddLiveFlowToSolutionMovesAFlowOutsideDataverse(t *testing.T) {
+	t.Parallel()
+	h := newLiveHarness(t, liveOptions{})
+	wantID := h.Sim.SolutionID(sim.ContosoDefaultEnv, sim.SolutionUnmanaged)
+	h.Sim.ResetRequests()
+	var out addToSolutionOut
+	h.mustCall(t, "add_live_flow_to_solution", legacyArgs(map[string]any{"solutionUniqueName": sim.SolutionUnmanaged}), &out)
+	if !out.MovedIntoDataverse || out.WorkflowEntityID == "" || out.SolutionID != wantID || out.SolutionUniqueName != sim.SolutionUnmanaged ||
+		out.SolutionDisplayName == "" || out.SolutionComponentID != "" || out.FlowName != sim.FlowVacationTracker || out.FlowDisplayName == "" ||
+		!strings.Contains(out.Next, "now stored in Dataverse") {
+		t.Fatalf("%+v", out)
+	}
+	var migrate *sim.RecordedRequest
+	for _, r := range h.Sim.Requests() {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/migrateFlows") {
+			migrate = &r
+		}
+	}
+	if migrate == nil || migrate.Host != "flow" || migrate.Audience != powerautomate.AudienceFlow ||
+		migrate.Path != "/providers/Microsoft.Flow/environments/"+sim.ContosoDefaultEnv+"/solutions/"+wantID+"/migrateFlows" ||
+		migrate.Query != "api-version=2018-10-01" {
+		t.Fatalf("migrateFlows request: %+v", migrate)
+	}
+	if n := dataverseRequests(h, http.MethodPost); n != 0 {
+		t.Errorf("%d Dataverse writes for a flow outside Dataverse", n)
+	}
+	if !h.Sim.SolutionHasFlow(sim.ContosoDefaultEnv, sim.SolutionUnmanaged, sim.FlowVacationTracker) {
+		t.Fatal("the simulator's solution does not hold the flow")
+	}
+
+	// The next call sees a flow in Dataverse: added (found) through Dataverse, same row.
+	h.Sim.ResetRequests()
+	var again addToSolutionOut
+	h.mustCall(t, "add_live_flow_to_solution", legacyArgs(map[string]any{"solutionId": wantID}), &again)
+	if again.MovedIntoDataverse || again.WorkflowEntityID != out.WorkflowEntityID || again.SolutionComponentID == "" ||
+		again.SolutionUniqueName != sim.SolutionUnmanaged {
+		t.Fatalf("following call: %+v", again)
+	}
+	if n := migrateRequests(h); n != 0 {
+		t.Errorf("%d migrateFlows requests for a flow already in Dataverse", n)
+	}
+}
+
+// TestAddLiveFlowToSolutionMovesWithoutTheDataverseGrant: by solutionId a flow outside
+// Dataverse needs only the default sign-in; by unique name the grant is needed (the
+// name is resolved in Dataverse) and the answer says both ways out.
+func TestAddLiveFlowToSolutionMovesWithoutTheDataverseGrant(t *testing.T) {
+	t.Parallel()
+	h := newLiveHarness(t, liveOptions{})
+	rewire(t, h, 10*time.Second, func(ts powerautomate.TokenSource) powerautomate.TokenSource {
+		return dataverseTokens{inner: ts, err: powerautomate.ErrConsentRequired}
+	}, nil)
+	wantID := h.Sim.SolutionID(sim.ContosoDefaultEnv, sim.SolutionUnmanaged)
+
+	h.Sim.ResetRequests()
+	connError(t, h.call(t, "add_live_flow_to_solution", legacyArgs(map[string]any{"solutionUniqueName": sim.SolutionUnmanaged})),
+		"extra consent", "grant Dataverse access at "+connDashboard, "or pass solutionId instead", "Next:")
+	if n := migrateRequests(h); n != 0 || h.Sim.SolutionHasFlow(sim.ContosoDefaultEnv, sim.SolutionUnmanaged, sim.FlowVacationTracker) {
+		t.Fatalf("moved without a solution id (%d migrateFlows requests)", n)
+	}
+
+	h.Sim.ResetRequests()
+	var out addToSolutionOut
+	h.mustCall(t, "add_live_flow_to_solution", legacyArgs(map[string]any{"solutionId": strings.ToUpper(wantID)}), &out)
+	if !out.MovedIntoDataverse || out.WorkflowEntityID == "" || out.SolutionID != wantID || out.SolutionUniqueName != "" || out.SolutionDisplayName != "" {
+		t.Fatalf("%+v", out)
+	}
+	if n := dataverseRequests(h, ""); n != 0 {
+		t.Errorf("%d Dataverse requests without a token", n)
+	}
+	if !h.Sim.SolutionHasFlow(sim.ContosoDefaultEnv, sim.SolutionUnmanaged, sim.FlowVacationTracker) {
+		t.Fatal("the simulator's solution does not hold the flow")
+	}
+
+	// A flow in Dataverse still needs the grant, solutionId or not.
+	connError(t, h.call(t, "add_live_flow_to_solution", solutionArgs(map[string]any{"solutionId": wantID})),
+		"extra consent", "grant Dataverse access at "+connDashboard, "Next:")
+}
+
+// TestAddLiveFlowToSolutionMoveRefusals: what the simulated Flow service refuses, and
+// what the tool refuses before asking it, leave the flow outside Dataverse.
+func TestAddLiveFlowToSolutionMoveRefusals(t *testing.T) {
+	t.Parallel()
+	h := newLiveHarness(t, liveOptions{})
+	bob := h.sibling(t, liveOptions{Email: "bob@contoso.com"})
+	for _, tc := range []struct {
+		name       string
+		h          *liveHarness
+		args       map[string]any
+		migrations int
+		want       []string
+	}{
+		{"a shared flow the caller does not own", bob, legacyArgs(map[string]any{"solutionUniqueName": sim.SolutionUnmanaged}), 1,
+			[]string{"moving a flow into a solution takes its owner", "upstream status 403 code FlowMigrationRequiresOwner", "Add-AdminFlowsToSolution"}},
+		{"a managed solution", h, legacyArgs(map[string]any{"solutionUniqueName": sim.SolutionManaged}), 0, []string{"is managed"}},
+		{"an unknown solution id", h, legacyArgs(map[string]any{"solutionId": "11111111-2222-3333-4444-555555555555"}), 0,
+			[]string{"solution not found", "code 0x80040217"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h.Sim.ResetRequests()
+			connError(t, tc.h.call(t, "add_live_flow_to_solution", tc.args), append(tc.want, "Next:")...)
+			if n := migrateRequests(h); n != tc.migrations {
+				t.Errorf("%d migrateFlows requests, want %d", n, tc.migrations)
+			}
+			if h.Sim.SolutionHasFlow(sim.ContosoDefaultEnv, sim.SolutionUnmanaged, sim.FlowVacationTracker) {
+				t.Fatal("the flow was moved")
+			}
+		})
+	}
+}
+
+// TestAddLiveFlowToSolutionMoveFailures maps each refusal of migrateFlows to our words
+// with the upstream status and code, never the upstream text; a retried 429 moves the
+// flow; an answer that did not move it, or a failed read-back, is an error.
+func TestAddLiveFlowToSolutionMoveFailures(t *testing.T) {
+	t.Parallel()
+	arm := func(code string) string {
+		return `{"error":{"code":"` + code + `","message":"` + upstreamSecret + ` in environment contoso."}}`
+	}
+	args := legacyArgs(map[string]any{"solutionUniqueName": sim.SolutionUnmanaged})
+	match := sim.FaultMatch{Method: http.MethodPost, PathContains: "/migrateflows"}
+	h := newLiveHarness(t, liveOptions{MaxRetries: 2})
+	for _, tc := range []struct {
+		name  string
+		fault sim.Fault
+		want  []string
+	}{
+		{"404 flow not found", sim.Fault{Status: 404, Body: arm("FlowNotFound")},
+			[]string{"did not find this flow to move", "upstream status 404 code FlowNotFound", "list_live_flows"}},
+		{"404 other", sim.Fault{Status: 404, Body: arm("SolutionNotFound")},
+			[]string{"did not find the flow or the solution", "status 404 code SolutionNotFound"}},
+		{"403", sim.Fault{Status: 403, Body: arm("Forbidden")}, []string{"takes its owner", "status 403 code Forbidden"}},
+		{"409", sim.Fault{Status: 409, Body: arm("FlowAlreadySolutionAware")},
+			[]string{"already in a solution", "status 409 code FlowAlreadySolutionAware", "call add_live_flow_to_solution again"}},
+		{"400", sim.Fault{Status: 400, Body: arm("InvalidMigration")},
+			[]string{"refused to move the flow into this solution", "status 400 code InvalidMigration", "unmanaged"}},
+		{"401", sim.Fault{Status: 401, Body: arm("InvalidAuthenticationToken")},
+			[]string{"refused the delegated token", "status 401", "reconnect at"}},
+		{"503 until the retries run out", sim.Fault{Status: 503, Body: arm("ServiceUnavailable")},
+			[]string{"Power Automate had a server error", "status 503", "retry"}},
+		{"500 not retried", sim.Fault{Status: 500, Body: arm("InternalServerError")},
+			[]string{"Power Automate had a server error", "status 500"}},
+		{"429 past the longest wait", sim.Fault{Status: 429, RetryAfter: time.Hour, Body: arm("TooManyRequests")},
+			[]string{"Power Automate is throttling requests", "status 429", "wait 1h0m0s"}},
+		{"200 without moving it", sim.Fault{Status: 200, Body: `{}`},
+			[]string{"accepted the move into the solution, but the flow is not in Dataverse yet", "again in a minute"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h.Sim.ClearFaults()
+			t.Cleanup(h.Sim.ClearFaults)
+			h.Sim.InjectFault(match, tc.fault)
+			connError(t, h.call(t, "add_live_flow_to_solution", args), append(tc.want, "Next:")...)
+			if h.Sim.SolutionHasFlow(sim.ContosoDefaultEnv, sim.SolutionUnmanaged, sim.FlowVacationTracker) {
+				t.Fatal("the flow was moved")
+			}
+		})
+	}
+	t.Run("timeout", func(t *testing.T) {
+		h := newLiveHarness(t, liveOptions{})
+		rewire(t, h, 500*time.Millisecond, nil, nil)
+		h.Sim.InjectFault(match, sim.Fault{Delay: 3 * time.Second})
+		connError(t, h.call(t, "add_live_flow_to_solution", args), "did not answer in time", "Next:")
+	})
+	t.Run("the read-back fails", func(t *testing.T) {
+		h := newLiveHarness(t, liveOptions{})
+		rewire(t, h, 10*time.Second, nil, func(rt http.RoundTripper) http.RoundTripper {
+			return failAfterMigrate{next: rt, moved: new(atomic.Bool)}
+		})
+		connError(t, h.call(t, "add_live_flow_to_solution", args),
+			"accepted the move into the solution, but reading the flow back failed", "status 503", "get_live_flow", "Next:")
+		if !h.Sim.SolutionHasFlow(sim.ContosoDefaultEnv, sim.SolutionUnmanaged, sim.FlowVacationTracker) {
+			t.Error("the move itself did not happen")
+		}
+	})
+	t.Run("429 with Retry-After, then success", func(t *testing.T) {
+		h := newLiveHarness(t, liveOptions{MaxRetries: 2})
+		h.Sim.InjectFault(sim.FaultMatch{Method: http.MethodPost, PathContains: "/migrateflows", Count: 1},
+			sim.Fault{Status: 429, RetryAfter: time.Second})
+		h.Sim.ResetRequests()
+		var out addToSolutionOut
+		h.mustCall(t, "add_live_flow_to_solution", args, &out)
+		if !out.MovedIntoDataverse || migrateRequests(h) != 2 {
+			t.Fatalf("%+v after %d migrateFlows requests", out, migrateRequests(h))
+		}
+	})
+}
+
+// failAfterMigrate answers 503 to every Flow API GET once a migrateFlows request has
+// gone through.
+type failAfterMigrate struct {
+	next  http.RoundTripper
+	moved *atomic.Bool
+}
+
+func (f failAfterMigrate) RoundTrip(r *http.Request) (*http.Response, error) {
+	if f.moved.Load() && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/flow/") {
+		return &http.Response{StatusCode: 503, Header: http.Header{"Content-Type": {"application/json"}},
+			Body: io.NopCloser(strings.NewReader(`{"error":{"code":"ServiceUnavailable","message":"` + upstreamSecret + `"}}`)), Request: r}, nil
+	}
+	resp, err := f.next.RoundTrip(r)
+	if err == nil && strings.HasSuffix(r.URL.Path, "/migrateFlows") && resp.StatusCode == http.StatusOK {
+		f.moved.Store(true)
+	}
+	return resp, err
 }

@@ -229,7 +229,7 @@ func (s *Sim) addSolutionComponent(w http.ResponseWriter, r *http.Request, env *
 	}
 	id, ok := sol.components[target.workflowEntityID()]
 	if !ok { // adding again is a no-op, as in Dataverse
-		id = uuid.NewSHA1(simNamespace, []byte("component/"+sol.id+"/"+in.ComponentID)).String()
+		id = componentID(sol, in.ComponentID)
 		sol.components[target.workflowEntityID()] = id
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"@odata.context": "$metadata#Microsoft.Dynamics.CRM.AddSolutionComponentResponse", "id": id})

@@ -44,6 +44,7 @@ func (s *Sim) flowRoutes() http.Handler {
 	mux.HandleFunc("POST "+flowPath+"/triggers/{trigger}/listcallbackurl", s.locked(s.listCallbackURL))
 	mux.HandleFunc("POST "+flowPath+"/triggers/{trigger}/run", s.locked(s.runTrigger))
 	mux.HandleFunc("POST "+flowPath+"/triggers/{trigger}/histories/{run}/resubmit", s.locked(s.resubmitRun))
+	mux.HandleFunc("POST "+flowNSPrefix+"/environments/{env}/solutions/{solution}/migrateflows", s.locked(s.migrateFlows))
 	return mux
 }
 

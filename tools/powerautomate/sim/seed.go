@@ -50,6 +50,9 @@ const (
 	FlowBobPrivate = "7cb8b0fb-8b2c-460a-99e5-de927c71dc8b"
 	// FlowCreateProjectTask uses shared_contosotasks.
 	FlowCreateProjectTask = "33fb5733-d50b-4469-baa8-5b9e7c931312"
+	// FlowVacationTracker (alice's, shared with the team) lives outside Dataverse: it has
+	// no workflowEntityId until migrateFlows moves it into a solution.
+	FlowVacationTracker = "5f3c9a4e-2d1b-4c8a-9e7f-6b0a1c2d3e4f"
 
 	// FabrikamInvoiceApproval is Fabrikam's copy of FlowInvoiceApproval.
 	FabrikamInvoiceApproval = "032095df-83ae-4aaf-bf8b-9851099ddfa6"
@@ -74,6 +77,7 @@ var fixedFlowNames = map[string]string{
 	ContosoTenantID + "/dlp2":      FlowTwitterPost,
 	ContosoTenantID + "/private":   FlowBobPrivate,
 	ContosoTenantID + "/tasks":     FlowCreateProjectTask,
+	ContosoTenantID + "/legacy":    FlowVacationTracker,
 	FabrikamTenantID + "/invoice":  FabrikamInvoiceApproval,
 }
 
@@ -176,6 +180,9 @@ func (s *Sim) seedFlow(env *environment, tpl flowTemplate, maker, owner string, 
 		name: name, displayName: tpl.display, state: "Started", env: env, definition: def,
 		created: now.AddDate(0, -3, 0).Add(-time.Duration(len(env.flows)) * time.Hour), creator: maker,
 		workflowID: strings.ReplaceAll(name, "-", ""), entityID: newEntityID(env, name),
+	}
+	if tpl.outsideDataverse {
+		f.entityID = ""
 	}
 	f.modified = f.created.AddDate(0, 1, 0)
 	f.connRefs = connectionReferences(env, def)

@@ -222,7 +222,11 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if versions, ok := apiVersions[hostKey]; ok && !checkAPIVersion(w, r, versions) {
+	versions, ok := apiVersions[hostKey]
+	if hostKey == "flow" && len(path) > len(flowNSPrefix) && strings.EqualFold(path[:len(flowNSPrefix)+1], flowNSPrefix+"/") {
+		versions = migrateAPIVersions
+	}
+	if ok && !checkAPIVersion(w, r, versions) {
 		return
 	}
 	if hostKey == "flow" && s.opts.EnforceScopes && !checkScopes(w, r, c) {

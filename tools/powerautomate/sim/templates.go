@@ -19,6 +19,7 @@ type flowTemplate struct {
 	newestRunning     time.Duration    // the newest run started this long ago and is still going
 	cancelled         int              // index of a cancelled run (0: none)
 	payload           string           // trigger body of manual runs
+	outsideDataverse  bool             // stored in the Flow service only (no workflowEntityId)
 }
 
 const (
@@ -146,6 +147,10 @@ var flowTemplates = []flowTemplate{
 		key: "tasks", display: "Create project task", runs: 4, every: 72 * time.Hour, triggers: buttonTrigger,
 		actions: `{"Create_task":{"type":"OpenApiConnection","runAfter":{},"inputs":{"host":{` + tasksAPI + `,"operationId":"CreateTask"},
 			"parameters":{"projectId":"p-001","body/title":"Prepare kickoff","body/dueDate":"@addDays(utcNow(), 7)"},` + auth + `}}}`,
+	},
+	{
+		key: "legacy", display: "Vacation tracker (legacy)", runs: 2, every: 7 * 24 * time.Hour, triggers: buttonTrigger, outsideDataverse: true,
+		actions: `{"Send_request":` + sendEmail(`{}`, "hr@contoso.com", "Vacation request", "A new vacation request is waiting.") + `}`,
 	},
 	{
 		key: "triage", display: "New email triage", runs: 15, every: 8 * time.Hour,
