@@ -61,7 +61,7 @@ func addLiveFlowToSolution() *Tool {
 		Description: "Adds a cloud flow to an unmanaged solution of its environment (by solutionId or solutionUniqueName), " +
 			"as the maker portal's Solutions → Add existing → Cloud flow does, so it can be exported and moved with the " +
 			"solution. Works for flows already in Dataverse and for flows outside Dataverse (not in any solution yet), " +
-			"which Power Automate moves into the solution (movedIntoDataverse: true; this cannot be undone). Reading the " +
+			"which Power Automate moves into the solution (movedIntoDataverse: true; treat this as permanent). Reading the " +
 			"solution, and adding a flow already in Dataverse, goes through the environment's Dataverse: an extra permission " +
 			"your user grants once on the FlowStudio dashboard (Grant Dataverse access); without it the error says so, and a " +
 			"flow outside Dataverse can still be moved by solutionId. Managed solutions are refused. Repeating the call is " +
