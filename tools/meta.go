@@ -130,7 +130,7 @@ var skills = []skill{
 			{"list_store_connections", "team plan: the connection inventory and the flows that use each"},
 			{"list_store_power_apps", "team plan: the Power Apps inventory"},
 			{"list_live_flows", "every plan: the live list of an environment's flows (mode=admin for all)"},
-			{"add_live_flow_to_solution", "put a flow into an unmanaged solution so it moves between environments with it (needs the Dataverse grant)"},
+			{"add_live_flow_to_solution", "put a flow into an unmanaged solution so it moves between environments with it (a flow outside Dataverse is moved in; the Dataverse grant is needed except to move one by solutionId)"},
 		},
 	},
 }
