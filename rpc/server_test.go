@@ -442,3 +442,29 @@ func BenchmarkPing(b *testing.B) {
 		_, _ = io.Copy(io.Discard, rec.Body)
 	}
 }
+
+// A Preencoded result is answered exactly as the same JSON given as a RawMessage,
+// whatever the id, and in place when its headroom and spare byte allow.
+func TestPreencodedResultMatchesRawMessage(t *testing.T) {
+	result := `{"content":[{"type":"text","text":"{\"a\":1}"}],"structuredContent":{"a":1},"isError":false}`
+	for _, id := range []string{`1`, `"req-7"`, `null`, `-12345678901234567890`, `"` + strings.Repeat("x", 62) + `"`, `"` + strings.Repeat("y", 63) + `"`} {
+		want, err := encodeResult(json.RawMessage(id), json.RawMessage(result))
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, Headroom, Headroom+len(result)+1)
+		buf = append(buf, result...)
+		got, err := encodeResult(json.RawMessage(id), NewPreencoded(buf))
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("id %s: got %s, want %s (%v)", id, got, want, err)
+		}
+		inPlace := &got[len(got)-1] == &buf[:len(buf)+1][len(buf)] // the closing brace went in the spare byte
+		if fits := len(id) <= 64; inPlace != fits {
+			t.Errorf("id of %d bytes: written in place %v, want %v", len(id), inPlace, fits)
+		}
+		full := append(make([]byte, Headroom, Headroom+len(result)), result...) // no spare byte: copied
+		if got, _ := encodeResult(json.RawMessage(id), NewPreencoded(full)); string(got) != string(want) {
+			t.Fatalf("id %s without a spare byte: got %s", id, got)
+		}
+	}
+}

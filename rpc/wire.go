@@ -197,17 +197,26 @@ func toJSONRPC2ID(raw json.RawMessage) jsonrpc2.ID {
 
 // encodeResult writes the response envelope around a result. A json.RawMessage
 // result is taken as the encoded JSON it is (methods build it with json.Marshal
-// or AppendString), so it is neither parsed nor compacted again.
+// or AppendString), so it is neither parsed nor compacted again; a Preencoded one
+// gets the envelope written in the room it left, so it is not even copied.
 func encodeResult(id json.RawMessage, result any) ([]byte, error) {
-	raw, ok := result.(json.RawMessage)
-	if !ok {
+	if id == nil {
+		id = nullID
+	}
+	var raw json.RawMessage
+	switch r := result.(type) {
+	case json.RawMessage:
+		raw = r
+	case Preencoded:
+		if out, ok := r.enclose(id); ok {
+			return out, nil
+		}
+		raw = r.JSON()
+	default:
 		var err error
 		if raw, err = json.Marshal(result); err != nil {
 			return nil, err
 		}
-	}
-	if id == nil {
-		id = nullID
 	}
 	out := make([]byte, 0, len(raw)+len(id)+len(`{"jsonrpc":"2.0","id":,"result":}`))
 	out = append(out, `{"jsonrpc":"2.0","id":`...)
@@ -215,6 +224,42 @@ func encodeResult(id json.RawMessage, result any) ([]byte, error) {
 	out = append(out, `,"result":`...)
 	out = append(out, raw...)
 	return append(out, '}'), nil
+}
+
+// Headroom is the room a Preencoded result leaves before its JSON: enough for the
+// envelope's opening with any id up to 64 bytes.
+const Headroom = len(`{"jsonrpc":"2.0","id":,"result":`) + 64
+
+// Preencoded is a method's result encoded after Headroom unused bytes, with room
+// for one more byte at the end, so that the response is written around it in place:
+// a large result (a flow definition, a page of runs) is then copied once less.
+type Preencoded struct{ buf []byte }
+
+// NewPreencoded takes buf, whose first Headroom bytes are free and whose rest is
+// the result's JSON; buf belongs to the response from then on.
+func NewPreencoded(buf []byte) Preencoded {
+	if len(buf) < Headroom {
+		panic("rpc: Preencoded without its headroom")
+	}
+	return Preencoded{buf}
+}
+
+// JSON is the result as it is.
+func (p Preencoded) JSON() json.RawMessage { return p.buf[Headroom:] }
+
+// MarshalJSON lets a Preencoded result be encoded like any other value.
+func (p Preencoded) MarshalJSON() ([]byte, error) { return p.JSON(), nil }
+
+func (p Preencoded) enclose(id json.RawMessage) ([]byte, bool) {
+	const open, key = `{"jsonrpc":"2.0","id":`, `,"result":`
+	start := Headroom - len(open) - len(id) - len(key)
+	if start < 0 || cap(p.buf) == len(p.buf) {
+		return nil, false
+	}
+	b := append(p.buf[start:start], open...)
+	b = append(b, id...)
+	_ = append(b, key...) // fills the headroom exactly, up to the result
+	return append(p.buf[start:], '}'), true
 }
 
 // AppendString appends s to dst as a JSON string, as encoding/json writes it

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -216,17 +217,27 @@ type callResult struct {
 	text       string // the message, or the output's JSON
 	structured bool   // text is the output's JSON: send it as structuredContent too
 	isError    bool
+	scratch    *[]byte // text's buffer, from scratchPool, given back by encode
 }
 
+// scratchPool holds the buffers outputs are encoded into: an output is encoded,
+// copied into the response twice (quoted and verbatim) and never read again.
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// maxPooledScratch keeps one huge output from being held by the pool for good.
+const maxPooledScratch = 256 << 10
+
 // encode writes the result once: the output's JSON goes out as it was encoded,
-// both as the text (quoted) and as structuredContent (verbatim).
-func (r *callResult) encode() json.RawMessage {
-	n := 2*len(r.text) + 96
-	if !r.structured {
-		n = len(r.text) + 80
+// both as the text (quoted) and as structuredContent (verbatim), into a buffer
+// that leaves rpc room for the envelope, sized for the usual case in one go.
+func (r *callResult) encode() rpc.Preencoded {
+	const open, rest = `{"content":[{"type":"text","text":`, `}],"structuredContent":,"isError":false}`
+	n := rpc.Headroom + len(open) + quotedLen(r.text) + len(rest) + 1
+	if r.structured {
+		n += len(r.text)
 	}
-	b := make([]byte, 0, n)
-	b = append(b, `{"content":[{"type":"text","text":`...)
+	b := make([]byte, rpc.Headroom, n)
+	b = append(b, open...)
 	b = rpc.AppendString(b, r.text)
 	b = append(b, `}]`...)
 	if r.structured {
@@ -238,7 +249,20 @@ func (r *callResult) encode() json.RawMessage {
 	} else {
 		b = append(b, `,"isError":false}`...)
 	}
-	return b
+	if r.scratch != nil {
+		if cap(*r.scratch) <= maxPooledScratch {
+			scratchPool.Put(r.scratch)
+		}
+		r.scratch, r.text = nil, ""
+	}
+	return rpc.NewPreencoded(b)
+}
+
+// quotedLen is the length of s as a JSON string when only quotes and backslashes
+// need escaping, which is the case for encoded JSON; AppendString grows the buffer
+// for anything else.
+func quotedLen(s string) int {
+	return len(s) + 2 + strings.Count(s, `"`) + strings.Count(s, `\`)
 }
 
 func (c *Catalog) call(ctx context.Context, params json.RawMessage) (any, error) {
@@ -270,7 +294,7 @@ func (c *Catalog) call(ctx context.Context, params json.RawMessage) (any, error)
 	rec.Latency = time.Since(started)
 	finished = true
 	stats.Done(outcome, rec.Latency)
-	rec.Bytes = len(body)
+	rec.Bytes = len(body.JSON())
 	rec.IsError = result.isError
 	if c.meter != nil {
 		c.meter.Record(ctx, rec)
@@ -322,13 +346,16 @@ func structuredResult(out any) *callResult {
 	// it comes from the upstream's answer or the caller's arguments, both parsed
 	// before it got here, or from compactJSON; so it is copied, not validated and
 	// compacted again. No HTML escaping: this is JSON for a client, not a page.
-	text, err := json.Append(nil, out, json.SortMapKeys|json.TrustRawMessage)
+	scratch := scratchPool.Get().(*[]byte)
+	text, err := json.Append((*scratch)[:0], out, json.SortMapKeys|json.TrustRawMessage)
 	if err != nil {
+		scratchPool.Put(scratch)
 		return errorResult("internal error: result not encodable")
 	}
+	*scratch = text
 	// The text and structuredContent are the same JSON: encode the handler's output
-	// once, and do not copy it into a string either: text is never written again.
-	return &callResult{text: unsafe.String(unsafe.SliceData(text), len(text)), structured: true}
+	// once, into a pooled buffer that encode copies from and gives back.
+	return &callResult{text: unsafe.String(unsafe.SliceData(text), len(text)), structured: true, scratch: scratch}
 }
 
 func errorResult(msg string) *callResult {

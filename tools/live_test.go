@@ -133,7 +133,7 @@ func (h *liveHarness) call(t testing.TB, tool string, args any) liveResult {
 		StructuredContent json.RawMessage `json:"structuredContent"`
 		IsError           bool            `json:"isError"`
 	}
-	if err := json.Unmarshal(res.(json.RawMessage), &out); err != nil {
+	if err := json.Unmarshal(res.(rpc.Preencoded).JSON(), &out); err != nil {
 		t.Fatal(err)
 	}
 	if len(out.Content) != 1 || out.Content[0].Type != "text" {

@@ -92,7 +92,7 @@ func callTool(t *testing.T, c *Catalog, p *Principal, name string, args any) cal
 		StructuredContent json.RawMessage `json:"structuredContent"`
 		IsError           bool            `json:"isError"`
 	}
-	if err := json.Unmarshal(res.(json.RawMessage), &out); err != nil {
+	if err := json.Unmarshal(res.(rpc.Preencoded).JSON(), &out); err != nil {
 		t.Fatal(err)
 	}
 	return callOutcome{IsError: out.IsError, Text: out.Content[0].Text, StructuredContent: out.StructuredContent}
