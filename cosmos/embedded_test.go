@@ -321,6 +321,13 @@ func TestEmbeddedKill9(t *testing.T) {
 // handle on the same file (another process, in production: a CLI) is seen by the
 // very next read, as is a re-issue and a deletion.
 func TestUserReadSeesEveryCommit(t *testing.T) {
+	for name, read := range map[string]func(*Store, context.Context, string) (*User, error){
+		"GetUser": (*Store).GetUser, "ViewUser": (*Store).ViewUser} {
+		t.Run(name, func(t *testing.T) { userReadSeesEveryCommit(t, read) })
+	}
+}
+
+func userReadSeesEveryCommit(t *testing.T, read func(*Store, context.Context, string) (*User, error)) {
 	dir := t.TempDir()
 	server, cli := mustOpenEmbedded(t, dir), mustOpenEmbedded(t, dir)
 	if server.b.(*embedded).wal == nil {
@@ -332,14 +339,14 @@ func TestUserReadSeesEveryCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 { // reads with nothing committed in between
-		if got, err := server.GetUser(ctx, u.ID); err != nil || got.Consent != ConsentGranted {
+		if got, err := read(server, ctx, u.ID); err != nil || got.Consent != ConsentGranted {
 			t.Fatalf("read: %v %+v", err, got)
 		}
 	}
 	if _, err := cli.UpdateUser(ctx, u.ID, func(u *User) error { u.Consent = ConsentRevoked; u.KeyGeneration++; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	got, err := server.GetUser(ctx, u.ID)
+	got, err := read(server, ctx, u.ID)
 	if err != nil || got.Consent != ConsentRevoked || got.KeyGeneration != u.KeyGeneration+1 {
 		t.Fatalf("after a revoke through another handle: %v %+v", err, got)
 	}
@@ -348,13 +355,13 @@ func TestUserReadSeesEveryCommit(t *testing.T) {
 	if _, err := cli.IncrementUsage(ctx, u.ID, PerDay, time.Now(), 1); err != nil {
 		t.Fatal(err)
 	}
-	if again, err := server.GetUser(ctx, u.ID); err != nil || again.ETag != got.ETag {
+	if again, err := read(server, ctx, u.ID); err != nil || again.ETag != got.ETag {
 		t.Fatalf("after an unrelated commit: %v %+v", err, again)
 	}
 	if err := cli.users.delete(ctx, u.ID, u.ID, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := server.GetUser(ctx, u.ID); !errors.Is(err, ErrNotFound) {
+	if _, err := read(server, ctx, u.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("after a delete through another handle: %v", err)
 	}
 }
@@ -374,5 +381,10 @@ func TestUserReadIsNotSharedAcrossCallers(t *testing.T) {
 	b, _ := s.GetUser(ctx, u.ID)
 	if b.Tier == "mutated" || len(b.ConsentedResources) != len(u.ConsentedResources) {
 		t.Fatalf("a caller's change leaked into the next read: %+v", b)
+	}
+	// A shared read (ViewUser) never sees what a GetUser caller changes either.
+	b.Tier, b.ConsentedResources = "mutated", append(b.ConsentedResources, "mutated")
+	if v, _ := s.ViewUser(ctx, u.ID); v.Tier == "mutated" || len(v.ConsentedResources) != len(u.ConsentedResources) {
+		t.Fatalf("a caller's change leaked into a shared read: %+v", v)
 	}
 }

@@ -49,18 +49,18 @@ const (
 
 // User is one signed-in person (container "users", partition key /id).
 type User struct {
-	ID                 string       `json:"id"` // UserID(TenantID, ObjectID)
-	TenantID           string       `json:"tenantId"`
-	ObjectID           string       `json:"objectId"`
-	EmailHash          string       `json:"emailHash,omitempty"` // hex HMAC computed by the caller; never a plain email
-	DisplayName        string       `json:"displayName,omitempty"`
-	Tier               Tier         `json:"tier"`
-	KeyGeneration      int64        `json:"keyGeneration"`
-	KeyIssuedAt        int64        `json:"keyIssuedAt"` // unix seconds
+	ID            string `json:"id"` // UserID(TenantID, ObjectID)
+	TenantID      string `json:"tenantId"`
+	ObjectID      string `json:"objectId"`
+	EmailHash     string `json:"emailHash,omitempty"` // hex HMAC computed by the caller; never a plain email
+	DisplayName   string `json:"displayName,omitempty"`
+	Tier          Tier   `json:"tier"`
+	KeyGeneration int64  `json:"keyGeneration"`
+	KeyIssuedAt   int64  `json:"keyIssuedAt"` // unix seconds
 	// SessionEpoch is the generation of the user's dashboard sessions: a session
 	// cookie carries the epoch it was opened under and is refused once this moved on
 	// (logout, revoke, re-issue), on every replica at once.
-	SessionEpoch int64 `json:"sessionEpoch,omitempty"`
+	SessionEpoch       int64        `json:"sessionEpoch,omitempty"`
 	SealedRefreshToken []byte       `json:"sealedRefreshToken,omitempty"`
 	SealKeyVersion     string       `json:"sealKeyVersion,omitempty"`
 	Consent            Consent      `json:"consent"`

@@ -37,6 +37,17 @@ func (s *Store) CreateUser(ctx context.Context, u *User) (*User, error) {
 // or a CLI, changes it), and for at most a second. A document whose ETag was seen
 // before is not decoded again.
 func (s *Store) GetUser(ctx context.Context, id string) (*User, error) {
+	return s.readUser(ctx, id, false)
+}
+
+// ViewUser is GetUser for a caller that only reads the user, as the API-key check on
+// every call does: the user it returns may be shared with other callers, so it is
+// never changed, and the copy GetUser makes for callers that change it is saved.
+func (s *Store) ViewUser(ctx context.Context, id string) (*User, error) {
+	return s.readUser(ctx, id, true)
+}
+
+func (s *Store) readUser(ctx context.Context, id string, shared bool) (*User, error) {
 	var version walHeader
 	var versionOK bool
 	if w, ok := s.b.(committedWatcher); ok {
@@ -44,7 +55,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (*User, error) {
 		// the read returns is never kept past that commit.
 		version, versionOK = w.committed()
 		if u, ok := s.decoded.getUnchanged(id, version, versionOK); ok {
-			return u, nil
+			return u.copyUnless(shared), nil
 		}
 	}
 	it, err := s.users.read(ctx, id, id)
@@ -53,21 +64,29 @@ func (s *Store) GetUser(ctx context.Context, id string) (*User, error) {
 	}
 	if u, ok := s.decoded.get(id, it.etag); ok {
 		s.decoded.seen(id, version, versionOK)
-		return u, nil
+		return u.copyUnless(shared), nil
 	}
 	u, err := decode[User](usersSpec.name, it)
 	if err != nil {
 		return nil, err
 	}
 	u.ETag = it.etag
-	s.decoded.put(u, version, versionOK)
-	return u.clone(), nil
+	s.decoded.put(u, version, versionOK) // keeps a copy of its own: u is the caller's
+	return u, nil
 }
 
 // committedWatcher is a backend that can tell, without a round trip, that nothing
 // was committed since it last said so (the embedded store).
 type committedWatcher interface {
 	committed() (walHeader, bool)
+}
+
+// copyUnless is u itself for a shared read, else a copy of it.
+func (u *User) copyUnless(shared bool) *User {
+	if shared {
+		return u
+	}
+	return u.clone()
 }
 
 // clone copies a user deeply enough that changing the copy (UpdateUser's fn
@@ -115,7 +134,7 @@ func (d *decodedUsers) getUnchanged(id string, version walHeader, ok bool) (*Use
 	if !fresh {
 		return nil, false
 	}
-	return e.user.clone(), true
+	return e.user, true
 }
 
 func (d *decodedUsers) get(id, etag string) (*User, bool) {
@@ -125,7 +144,7 @@ func (d *decodedUsers) get(id, etag string) (*User, bool) {
 	if !ok || etag == "" || e.user.ETag != etag {
 		return nil, false
 	}
-	return e.user.clone(), true
+	return e.user, true
 }
 
 // seen records that a read under version returned the remembered document.

@@ -20,9 +20,10 @@ import (
 )
 
 // UserStore is what the API-key check needs from storage: one point read per request.
-// Nothing is cached, so a re-issued or revoked key dies at once on every replica.
+// Nothing is cached, so a re-issued or revoked key dies at once on every replica. The
+// user it returns is only read (cosmos.Store.ViewUser saves the copy for a writer).
 type UserStore interface {
-	GetUser(ctx context.Context, id string) (*cosmos.User, error)
+	ViewUser(ctx context.Context, id string) (*cosmos.User, error)
 }
 
 // APIKeyHeader carries the API key. Not Authorization: Bearer, which OAuth-capable
@@ -60,7 +61,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.unauthorized(w, r, "Unauthorized: invalid x-api-key", "invalid key")
 			return
 		}
-		user, err := s.deps.Users.GetUser(r.Context(), claims.Subject)
+		user, err := s.deps.Users.ViewUser(r.Context(), claims.Subject)
 		switch {
 		case errors.Is(err, cosmos.ErrNotFound):
 			s.unauthorized(w, r, "Unauthorized: this key's user no longer exists; get a new key on the dashboard", "unknown user")

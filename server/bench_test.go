@@ -23,9 +23,9 @@ type countingUsers struct {
 	reads int
 }
 
-func (c *countingUsers) GetUser(ctx context.Context, id string) (*cosmos.User, error) {
+func (c *countingUsers) ViewUser(ctx context.Context, id string) (*cosmos.User, error) {
 	c.reads++
-	return c.UserStore.GetUser(ctx, id)
+	return c.UserStore.ViewUser(ctx, id)
 }
 
 // BenchmarkToolsCallRoundTrip measures one tools/call through the whole HTTP handler:

@@ -27,9 +27,9 @@ type roundTrips struct {
 	reads, increments atomic.Int64
 }
 
-func (r *roundTrips) GetUser(ctx context.Context, id string) (*cosmos.User, error) {
+func (r *roundTrips) ViewUser(ctx context.Context, id string) (*cosmos.User, error) {
 	r.reads.Add(1)
-	return r.Store.GetUser(ctx, id)
+	return r.Store.ViewUser(ctx, id)
 }
 
 func (r *roundTrips) IncrementUsage(ctx context.Context, userID string, p cosmos.Period, at time.Time, by int64) (int64, error) {

@@ -142,7 +142,7 @@ func (s *Server) authenticateOAuth(next http.Handler) http.Handler {
 			s.oauthUnauthorized(w, r, base, "invalid_token", "Unauthorized: the access token is invalid, expired or for another server; sign in again", "invalid token")
 			return
 		}
-		user, err := s.deps.Users.GetUser(r.Context(), claims.Subject)
+		user, err := s.deps.Users.ViewUser(r.Context(), claims.Subject)
 		switch {
 		case errors.Is(err, cosmos.ErrNotFound):
 			s.oauthUnauthorized(w, r, base, "invalid_token", "Unauthorized: this token's user no longer exists", "unknown user")

@@ -22,7 +22,7 @@ type fakeUsers struct {
 	reads int
 }
 
-func (f *fakeUsers) GetUser(_ context.Context, id string) (*cosmos.User, error) {
+func (f *fakeUsers) ViewUser(_ context.Context, id string) (*cosmos.User, error) {
 	f.reads++
 	if f.err != nil {
 		return nil, f.err

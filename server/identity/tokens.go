@@ -81,8 +81,9 @@ type cacheKey struct {
 }
 
 type cachedToken struct {
-	token   string
-	expires time.Time
+	token         string
+	authorization []string // "Bearer " + token, made once for every request that sends it
+	expires       time.Time
 }
 
 type userLock struct {
@@ -143,25 +144,45 @@ func ScopesFor(audience string) []string {
 
 // Token returns an access token for the caller in ctx and audience.
 func (t *TokenSource) Token(ctx context.Context, audience string) (string, error) {
+	c, err := t.entry(ctx, audience)
+	return c.token, err
+}
+
+var _ powerautomate.Authorizer = (*TokenSource)(nil)
+
+// Authorization is Token as the value of an Authorization header, shared by every
+// request that sends it (the Power Automate client's hot path): it must not be changed.
+func (t *TokenSource) Authorization(ctx context.Context, audience string) ([]string, error) {
+	c, err := t.entry(ctx, audience)
+	return c.authorization, err
+}
+
+func (t *TokenSource) entry(ctx context.Context, audience string) (cachedToken, error) {
 	p := powerautomate.CallerFrom(ctx)
 	if p == nil || p.UserID == "" {
-		return "", powerautomate.ErrReconnect
+		return cachedToken{}, powerautomate.ErrReconnect
 	}
 	key := cacheKey{p.UserID, audience, p.KeyGeneration}
-	if tok, ok := t.cached(key); ok {
-		return tok, nil
+	if c, ok := t.cached(key); ok {
+		return c, nil
 	}
 	sfKey := p.UserID + "\x00" + audience + "\x00" + strconv.FormatInt(p.KeyGeneration, 10)
 	// The redemption outlives a caller that gives up: others may be waiting on it.
-	ch := t.sf.DoChan(sfKey, func() (any, error) { return t.redeem(context.WithoutCancel(ctx), p, key) })
+	ch := t.sf.DoChan(sfKey, func() (any, error) {
+		tok, err := t.redeem(context.WithoutCancel(ctx), p, key)
+		if err != nil {
+			return nil, err
+		}
+		return cachedToken{token: tok, authorization: []string{"Bearer " + tok}}, nil
+	})
 	select {
 	case r := <-ch:
 		if r.Err != nil {
-			return "", r.Err
+			return cachedToken{}, r.Err
 		}
-		return r.Val.(string), nil
+		return r.Val.(cachedToken), nil
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return cachedToken{}, ctx.Err()
 	}
 }
 
@@ -177,14 +198,14 @@ func (t *TokenSource) Forget(userID string) {
 	}
 }
 
-func (t *TokenSource) cached(k cacheKey) (string, bool) {
+func (t *TokenSource) cached(k cacheKey) (cachedToken, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c, ok := t.cache[k]
 	if !ok || !t.cfg.Now().Before(c.expires.Add(-t.cfg.Skew)) {
-		return "", false
+		return cachedToken{}, false
 	}
-	return c.token, true
+	return c, true
 }
 
 func (t *TokenSource) store(k cacheKey, token string, expires time.Time) {
@@ -198,7 +219,7 @@ func (t *TokenSource) store(k cacheKey, token string, expires time.Time) {
 			}
 		}
 	}
-	t.cache[k] = cachedToken{token, expires}
+	t.cache[k] = cachedToken{token, []string{"Bearer " + token}, expires}
 }
 
 // lockUser serialises one user's redemptions.
@@ -236,8 +257,8 @@ func consentRequired(audience, grant, why string) error {
 func (t *TokenSource) redeem(ctx context.Context, p *powerautomate.Caller, key cacheKey) (_ string, err error) {
 	unlock := t.lockUser(p.UserID)
 	defer unlock()
-	if tok, ok := t.cached(key); ok { // filled while we waited for the lock
-		return tok, nil
+	if c, ok := t.cached(key); ok { // filled while we waited for the lock
+		return c.token, nil
 	}
 	defer func() { telemetry.TokenRedemption(redemptionOutcome(err)) }()
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)

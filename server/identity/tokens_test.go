@@ -147,6 +147,10 @@ func TestTokenCachedUntilShortlyBeforeExpiry(t *testing.T) {
 		if tok, err := h.ts.Token(ctx, powerautomate.AudienceFlow); err != nil || tok != first {
 			t.Fatalf("not served from cache: %v", err)
 		}
+		// The Power Automate client asks for the header value: the same token, cached.
+		if a, err := h.ts.Authorization(ctx, powerautomate.AudienceFlow); err != nil || len(a) != 1 || a[0] != "Bearer "+first {
+			t.Fatalf("Authorization = %q, %v; want the cached token as a bearer", a, err)
+		}
 	}
 	if n := h.tokenCalls(); n != 1 {
 		t.Fatalf("%d token endpoint calls, want 1", n)

@@ -308,11 +308,11 @@ func (c *Client) attempt(ctx context.Context, req request) (*response, error) {
 	hc, family := c.content, telemetry.Content
 	if req.audience != "" {
 		family = req.family
-		tok, err := c.tokens.Token(ctx, req.audience)
+		authorization, err := c.authorization(ctx, req.audience)
 		if err != nil {
 			return nil, &permanentError{fmt.Errorf("token for %s: %w", req.audience, err)}
 		}
-		hreq.Header["Authorization"] = []string{"Bearer " + tok}
+		hreq.Header["Authorization"] = authorization
 		hc = c.api
 	}
 	hresp, err := hc.Do(hreq)
@@ -335,6 +335,24 @@ func (c *Client) attempt(ctx context.Context, req request) (*response, error) {
 		resp.body, resp.truncated = data[:req.readLimit], true
 	}
 	return resp, nil
+}
+
+// Authorizer is a TokenSource that also keeps each token's Authorization header
+// value, so that a request does not build "Bearer " + token again (a token is a
+// kilobyte or two). The slice is shared: it is sent, never changed.
+type Authorizer interface {
+	Authorization(ctx context.Context, audience string) ([]string, error)
+}
+
+func (c *Client) authorization(ctx context.Context, audience string) ([]string, error) {
+	if a, ok := c.tokens.(Authorizer); ok {
+		return a.Authorization(ctx, audience)
+	}
+	tok, err := c.tokens.Token(ctx, audience)
+	if err != nil {
+		return nil, err
+	}
+	return []string{"Bearer " + tok}, nil
 }
 
 // readLimited reads at most limit bytes. A declared length sizes the buffer once;
