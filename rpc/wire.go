@@ -91,6 +91,21 @@ func NewError(code int64, message string, data any) *jsonrpc2.Error {
 	return e
 }
 
+// envelope is a message's members, each as sent; nil when absent.
+type envelope struct {
+	JSONRPC json.RawMessage `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Method  json.RawMessage `json:"method"`
+	Params  json.RawMessage `json:"params"`
+	Result  json.RawMessage `json:"result"`
+	Error   json.RawMessage `json:"error"`
+}
+
+// envelopeFlags decode a message as JSON-RPC reads it: member names match exactly
+// (encoding/json would take "ID" for "id"), and the members stay in the request's
+// body, which is read into a buffer of its own and never reused, rather than copied.
+const envelopeFlags = json.ZeroCopy | json.DontMatchCaseInsensitiveStructFields
+
 // decodeOne validates one JSON value as a JSON-RPC 2.0 message. On failure it returns
 // the id to answer with (nullID when the id is unknown) and the error.
 func decodeOne(raw json.RawMessage) (*Message, json.RawMessage, *jsonrpc2.Error) {
@@ -101,39 +116,36 @@ func decodeOne(raw json.RawMessage) (*Message, json.RawMessage, *jsonrpc2.Error)
 		}
 		return nil, nullID, NewError(CodeInvalidRequest, "Invalid Request: a JSON-RPC message must be an object", nil)
 	}
-	// Sized for a message's few members: the decoder would make room for 64.
-	fields := make(map[string]json.RawMessage, 8)
-	if err := json.Unmarshal(raw, &fields); err != nil {
+	var env envelope
+	if rest, err := json.Parse(raw, &env, envelopeFlags); err != nil || len(rest) != 0 {
 		return nil, nullID, NewError(CodeParseError, "Parse error: body is not valid JSON", nil)
 	}
-	id, idOK := fields["id"]
+	id, idOK := env.ID, env.ID != nil
 	answerID := nullID
 	if idOK && validID(id) {
 		answerID = id
 	}
-	var version string
-	if v, ok := fields["jsonrpc"]; !ok || json.Unmarshal(v, &version) != nil || version != "2.0" {
-		return nil, answerID, NewError(CodeInvalidRequest, `Invalid Request: "jsonrpc" must be "2.0"`, nil)
+	if string(env.JSONRPC) != `"2.0"` {
+		var version string
+		if env.JSONRPC == nil || json.Unmarshal(env.JSONRPC, &version) != nil || version != "2.0" {
+			return nil, answerID, NewError(CodeInvalidRequest, `Invalid Request: "jsonrpc" must be "2.0"`, nil)
+		}
 	}
 	if idOK && !validID(id) {
 		return nil, nullID, NewError(CodeInvalidRequest, "Invalid Request: id must be a string or an integer", nil)
 	}
-	methodRaw, hasMethod := fields["method"]
-	if !hasMethod {
-		_, hasResult := fields["result"]
-		_, hasError := fields["error"]
-		if idOK && (hasResult != hasError) {
+	if env.Method == nil {
+		if idOK && ((env.Result != nil) != (env.Error != nil)) {
 			return &Message{RawID: id, IsResponse: true}, nil, nil
 		}
 		return nil, answerID, NewError(CodeInvalidRequest, "Invalid Request: method is missing", nil)
 	}
 	m := &Message{}
-	if err := json.Unmarshal(methodRaw, &m.Method); err != nil || m.Method == "" {
+	if _, err := json.Parse(env.Method, &m.Method, envelopeFlags); err != nil || m.Method == "" {
 		return nil, answerID, NewError(CodeInvalidRequest, "Invalid Request: method must be a non-empty string", nil)
 	}
-	if p, ok := fields["params"]; ok {
-		p = bytes.TrimSpace(p)
-		if len(p) == 0 || (p[0] != '{' && p[0] != '[') {
+	if p := env.Params; p != nil {
+		if p[0] != '{' && p[0] != '[' {
 			if string(p) != "null" {
 				return nil, answerID, NewError(CodeInvalidRequest, "Invalid Request: params must be an object", nil)
 			}
@@ -141,7 +153,7 @@ func decodeOne(raw json.RawMessage) (*Message, json.RawMessage, *jsonrpc2.Error)
 			m.Params = &p
 			if p[0] == '{' {
 				m.Head = new(Params)
-				_ = json.Unmarshal(p, m.Head) // valid JSON already; a mistyped field stays empty
+				_, _ = json.Parse(p, m.Head, envelopeFlags) // valid JSON already; a mistyped field stays empty
 			}
 		}
 	}
