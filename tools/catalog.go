@@ -32,6 +32,7 @@ type Catalog struct {
 	env      *Env
 	meter    Meter
 	pageSize int
+	answers  answerMemo
 }
 
 // Meter admits and records tool calls (quotas and the metering log line).
@@ -218,6 +219,8 @@ type callResult struct {
 	structured bool   // text is the output's JSON: send it as structuredContent too
 	isError    bool
 	scratch    *[]byte // text's buffer, from scratchPool, given back by encode
+	answer     []byte  // a remembered answer (Tool.Pure): sent as it is
+	memoKey    string  // remember this answer under memoKey once encoded
 }
 
 // scratchPool holds the buffers outputs are encoded into: an output is encoded,
@@ -230,7 +233,11 @@ const maxPooledScratch = 256 << 10
 // encode writes the result once: the output's JSON goes out as it was encoded,
 // both as the text (quoted) and as structuredContent (verbatim), into a buffer
 // that leaves rpc room for the envelope, sized for the usual case in one go.
-func (r *callResult) encode() rpc.Preencoded {
+func (r *callResult) encode(answers *answerMemo) rpc.Preencoded {
+	if r.answer != nil {
+		b := make([]byte, rpc.Headroom, rpc.Headroom+len(r.answer)+1)
+		return rpc.NewPreencoded(append(b, r.answer...))
+	}
 	const open, rest = `{"content":[{"type":"text","text":`, `}],"structuredContent":,"isError":false}`
 	n := rpc.Headroom + len(open) + quotedLen(r.text) + len(rest) + 1
 	if r.structured {
@@ -248,6 +255,9 @@ func (r *callResult) encode() rpc.Preencoded {
 		b = append(b, `,"isError":true}`...)
 	} else {
 		b = append(b, `,"isError":false}`...)
+	}
+	if r.memoKey != "" {
+		answers.put(r.memoKey, b[rpc.Headroom:])
 	}
 	if r.scratch != nil {
 		if cap(*r.scratch) <= maxPooledScratch {
@@ -290,7 +300,7 @@ func (c *Catalog) call(ctx context.Context, params json.RawMessage) (any, error)
 		}
 	}()
 	result, rec, outcome := c.run(ctx, t, principal, p.Arguments)
-	body := result.encode()
+	body := result.encode(&c.answers)
 	rec.Latency = time.Since(started)
 	finished = true
 	stats.Done(outcome, rec.Latency)
@@ -331,6 +341,12 @@ func (c *Catalog) run(ctx context.Context, t *Tool, principal *Principal, rawArg
 			return result, rec, telemetry.Refused
 		}
 	}
+	key, memoizable := answerKey(t, principal, rawArgs)
+	if memoizable {
+		if body, ok := c.answers.get(key); ok {
+			return &callResult{answer: body}, rec, telemetry.OK
+		}
+	}
 	ctx, stats := withUpstreamStatus(ctx)
 	out, err := t.call(ctx, c.env, args, rawArgs)
 	rec.UpstreamStatus = stats()
@@ -338,7 +354,11 @@ func (c *Catalog) run(ctx context.Context, t *Tool, principal *Principal, rawArg
 		result, outcome := c.errorToResult(ctx, t, err, argStrings(args))
 		return result, rec, outcome
 	}
-	return structuredResult(out), rec, telemetry.OK
+	result := structuredResult(out)
+	if memoizable && !result.isError {
+		result.memoKey = key
+	}
+	return result, rec, telemetry.OK
 }
 
 func structuredResult(out any) *callResult {

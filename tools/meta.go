@@ -240,6 +240,7 @@ func toolSearch() *Tool {
 			"full definitions with input schemas, ready to call. Free, and not counted against quota.",
 		Kind:  ReadOnly,
 		Group: Meta,
+		Pure:  true,
 		Input: json.RawMessage(`{"type":"object","required":["query"],"additionalProperties":false,"properties":{
 "query":{"type":"string","minLength":1,"maxLength":300,"description":"Keywords; or skill:<name> for a bundle; or select:tool_a,tool_b for full definitions."},
 "limit":{"type":"integer","minimum":1,"maximum":50,"default":10,"description":"Most rows to return for a keyword search."}}}`),
@@ -386,6 +387,7 @@ func listSkills() *Tool {
 			"counted against quota; the same bundles are offered as MCP prompts.",
 		Kind:  ReadOnly,
 		Group: Meta,
+		Pure:  true,
 		Input: json.RawMessage(`{"type":"object","additionalProperties":false,"properties":{
 "skill":{"type":"string","enum":` + string(enum) + `,"description":"One skill; omit for all."}}}`),
 		Output: json.RawMessage(`{"type":"object","required":["skills"],"properties":{"skills":{"type":"array","items":{"type":"object",

@@ -60,6 +60,10 @@ type Tool struct {
 	Group       Group
 	// Idempotent marks write tools that can be repeated with the same effect.
 	Idempotent bool
+	// Pure marks a tool whose answer depends only on its arguments and the caller's
+	// plan and key scope (the meta tools over the catalog): the catalog remembers
+	// its encoded answers (see answerMemo) and runs it once per distinct question.
+	Pure bool
 	// Input is the input JSON Schema, a reviewed literal: type object,
 	// additionalProperties false.
 	Input json.RawMessage
