@@ -74,7 +74,7 @@ func (s *Sim) ResetRequests() {
 func (s *Sim) record(r *http.Request, hostKey, path string) {
 	rec := RecordedRequest{
 		Host: hostKey, Method: r.Method, Path: path, Query: r.URL.RawQuery,
-		HadAuthorization: r.Header.Get("Authorization") != "", Audience: unverifiedAudience(r),
+		HadAuthorization: r.Header.Get("Authorization") != "", Audience: s.unverifiedAudience(r),
 	}
 	s.mu.Lock()
 	if len(s.requests) >= maxRecorded {

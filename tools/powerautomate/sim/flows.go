@@ -184,7 +184,7 @@ func flowJSON(f *flow, c *caller, admin, withDefinition bool) map[string]any {
 	}
 	summary := map[string]any{"triggers": []any{}, "actions": []any{}}
 	if !admin {
-		summary = definitionSummary(f.definition)
+		summary = f.definitionSummary()
 		props["connectionReferences"] = f.connRefs
 	}
 	props["definitionSummary"] = summary

@@ -38,6 +38,18 @@ type flow struct {
 	workflowID               string     // hex id used in content and callback links
 	entityID                 string     // workflowEntityId: its Dataverse row id ("" without Dataverse)
 	runs                     []*run     // newest first
+	// summary is definitionSummary(definition), remembered for the definition it was
+	// made from (a definition is replaced, never changed in place).
+	summary    map[string]any
+	summaryFor json.RawMessage
+}
+
+// definitionSummary is the flow's summary, made again only when its definition changed.
+func (f *flow) definitionSummary() map[string]any {
+	if f.summary == nil || len(f.summaryFor) != len(f.definition) || len(f.definition) > 0 && &f.summaryFor[0] != &f.definition[0] {
+		f.summary, f.summaryFor = definitionSummary(f.definition), f.definition
+	}
+	return f.summary
 }
 
 type connection struct {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -247,5 +248,29 @@ func TestBAPEnvironments(t *testing.T) {
 	if status != 200 || !strings.Contains(body, FabrikamProductionEnv) || strings.Contains(body, ContosoTenantID) ||
 		!strings.Contains(body, "Microsoft.BusinessAppPlatform/environments") {
 		t.Errorf("BAP list: %d %s", status, body)
+	}
+}
+
+// A token is verified once and then remembered; the clock and the audience are still
+// checked on every use.
+func TestRememberedTokenStillChecked(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	s, srv := newTestSim(t, Options{Now: func() time.Time { return time.Unix(0, now.Load()) }})
+	url := srv.URL + envsPath + "?api-version=2016-11-01"
+	tok := flowToken(s, alice, time.Hour)
+	for range 2 {
+		if status, body := rawCall(t, "GET", url, tok, ""); status != 200 {
+			t.Fatalf("valid token: %d %s", status, body)
+		}
+	}
+	conns := srv.URL + "/powerapps/providers/Microsoft.PowerApps/connections?api-version=2016-11-01&$filter=environment%20eq%20%27" + ContosoDefaultEnv + "%27"
+	if status, body := rawCall(t, "GET", conns, tok, ""); status != 401 || !strings.Contains(body, "InvalidAuthenticationTokenAudience") {
+		t.Fatalf("remembered Flow token on Power Apps: %d %s", status, body)
+	}
+	now.Add(int64(time.Hour + time.Second))
+	if status, body := rawCall(t, "GET", url, tok, ""); status != 401 || !strings.Contains(body, "ExpiredAuthenticationToken") ||
+		!strings.Contains(body, "is earlier than current UTC time") {
+		t.Fatalf("remembered token past its expiry: %d %s", status, body)
 	}
 }

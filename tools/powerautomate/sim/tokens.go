@@ -131,9 +131,11 @@ func (s *Sim) authenticateFor(w http.ResponseWriter, r *http.Request, allowed []
 	if !ok || raw == "" {
 		return fail("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
 	}
-	var claims AccessClaims
-	_, err := jwt.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return &s.key.PublicKey, nil },
-		jwt.WithValidMethods([]string{"RS256"}), jwt.WithExpirationRequired(), jwt.WithTimeFunc(s.now))
+	claims, err := s.verified.check(raw, s.now, func(claims *AccessClaims) error {
+		_, err := jwt.ParseWithClaims(raw, claims, func(*jwt.Token) (any, error) { return &s.key.PublicKey, nil },
+			jwt.WithValidMethods([]string{"RS256"}), jwt.WithExpirationRequired(), jwt.WithTimeFunc(s.now))
+		return err
+	})
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		const layout = "1/2/2006 3:04:05 PM"
@@ -151,11 +153,63 @@ func (s *Sim) authenticateFor(w http.ResponseWriter, r *http.Request, allowed []
 	return &caller{tenantID: strings.ToLower(claims.TenantID), objectID: strings.ToLower(claims.ObjectID), scopes: strings.Fields(claims.Scope)}, true
 }
 
+// verifiedTokens remembers the claims of tokens whose signature checked out, so that a
+// token sent again is not verified again (an RSA verification per request was a third
+// of the simulator's CPU); its times are checked on every use. Bounded: when full it
+// starts over.
+type verifiedTokens struct {
+	mu sync.Mutex
+	m  map[string]*AccessClaims
+}
+
+const maxVerifiedTokens = 4096
+
+// timesOnly checks what changes with the clock: exp (required) and nbf.
+func timesOnly(now func() time.Time) *jwt.Validator {
+	return jwt.NewValidator(jwt.WithExpirationRequired(), jwt.WithTimeFunc(now))
+}
+
+// check returns raw's claims: from memory, with exp and nbf checked against now, or
+// from verify, remembered when it succeeds.
+func (v *verifiedTokens) check(raw string, now func() time.Time, verify func(*AccessClaims) error) (AccessClaims, error) {
+	v.mu.Lock()
+	known := v.m[raw]
+	v.mu.Unlock()
+	if known != nil {
+		return *known, timesOnly(now).Validate(known)
+	}
+	var claims AccessClaims
+	if err := verify(&claims); err != nil {
+		return claims, err
+	}
+	kept := claims
+	v.mu.Lock()
+	if v.m == nil || len(v.m) >= maxVerifiedTokens {
+		v.m = make(map[string]*AccessClaims)
+	}
+	v.m[raw] = &kept
+	v.mu.Unlock()
+	return claims, nil
+}
+
+// audience is the aud of a token verified before, if it was.
+func (v *verifiedTokens) audience(raw string) (string, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if c := v.m[raw]; c != nil {
+		return strings.Join(c.Audience, ","), true
+	}
+	return "", false
+}
+
 // unverifiedAudience reads aud without checking anything, for recording.
-func unverifiedAudience(r *http.Request) string {
+func (s *Sim) unverifiedAudience(r *http.Request) string {
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
 		return ""
+	}
+	if aud, ok := s.verified.audience(raw); ok {
+		return aud
 	}
 	var claims jwt.RegisteredClaims
 	if _, _, err := jwt.NewParser().ParseUnverified(raw, &claims); err != nil {
