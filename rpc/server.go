@@ -183,7 +183,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) *httpError {
 		return &httpError{status: http.StatusMethodNotAllowed,
 			err: NewError(CodeInvalidRequest, "Method not allowed: use POST", nil)}
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" && !isMediaType(ct, "application/json") {
 		return &httpError{status: http.StatusUnsupportedMediaType,
 			err: NewError(CodeInvalidRequest, "Unsupported Media Type: Content-Type must be application/json", nil)}
 	}
@@ -550,8 +550,15 @@ func acceptsResponse(values []string) bool {
 		return true
 	}
 	for _, v := range values {
-		for _, part := range strings.Split(v, ",") {
-			mt, _, _ := mime.ParseMediaType(strings.TrimSpace(part))
+		for rest := v; rest != ""; {
+			var part string
+			part, rest, _ = strings.Cut(rest, ",")
+			part = strings.TrimSpace(part)
+			switch part { // the usual spellings, without parsing
+			case "*/*", "application/*", "application/json", "text/event-stream", "text/*":
+				return true
+			}
+			mt, _, _ := mime.ParseMediaType(part)
 			switch mt {
 			case "*/*", "application/*", "application/json", "text/event-stream", "text/*":
 				return true
@@ -559,6 +566,13 @@ func acceptsResponse(values []string) bool {
 		}
 	}
 	return false
+}
+
+// isMediaType reports whether a Content-Type value names the media type want
+// (parameters and case aside).
+func isMediaType(value, want string) bool {
+	mt, _, err := mime.ParseMediaType(value)
+	return err == nil && mt == want
 }
 
 func acceptsSSE(values []string) bool {
