@@ -257,3 +257,34 @@ func (h *webHarness) assertNoSecrets(t testing.TB, secrets []string) {
 	}
 	t.Logf("searched %d bytes in %d store files and %d bytes of log for %d secrets", stored.Len(), files, len(logs), len(secrets))
 }
+
+// Pages are parsed on first use, not at start: every page the code renders must parse
+// and exist (read from the render calls in the source, the code's own list).
+func TestEveryRenderedPageParses(t *testing.T) {
+	h := newWebHarness(t, webOptions{})
+	pages := h.srv.web.pages()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := regexp.MustCompile(`s\.render\(w, r, [A-Za-z.]+, "([a-z_-]+)"`)
+	seen := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range call.FindAllStringSubmatch(string(src), -1) {
+			seen++
+			if pages[m[1]] == nil {
+				t.Errorf("%s renders page %q, which has no template", f, m[1])
+			}
+		}
+	}
+	if seen < 10 || len(pages) < 10 {
+		t.Fatalf("found %d render calls and %d pages: the pattern no longer matches the code", seen, len(pages))
+	}
+}
