@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/flowstudio/mcp/rpc/logsafe"
 	"github.com/flowstudio/mcp/server/identity"
 	"github.com/flowstudio/mcp/server/keyring"
+	"github.com/flowstudio/mcp/tools/pattern"
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 )
@@ -141,7 +141,7 @@ type signedIn struct {
 
 // entraIDPattern bounds tid and oid (GUIDs in Entra) to what is safe in a user id and
 // an issuer URL.
-var entraIDPattern = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z-]{0,63}$`)
+var entraIDPattern = pattern.MustClass(`^[0-9A-Za-z][0-9A-Za-z-]{0,63}$`)
 
 // errIDToken is every id_token refusal; the reason goes only to the log.
 type errIDToken struct{ reason string }
@@ -171,7 +171,7 @@ func (e *entraClient) verify(ctx context.Context, raw, nonce string) (*signedIn,
 		return nil, &errIDToken{reason: "claims do not decode"}
 	}
 	switch {
-	case !entraIDPattern.MatchString(c.Tid) || !entraIDPattern.MatchString(c.Oid):
+	case !entraIDPattern.Match(c.Tid) || !entraIDPattern.Match(c.Oid):
 		return nil, &errIDToken{reason: "tid or oid missing or malformed"}
 	case tok.Issuer != e.issuerFor(c.Tid):
 		return nil, &errIDToken{reason: "issuer does not match the token's tenant"}
@@ -249,7 +249,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 
 // entraErrorCode keeps an upstream error code printable and short; nothing else of the
 // upstream answer reaches the page.
-var entraErrorCode = regexp.MustCompile(`^[a-z_]{1,40}$`)
+var entraErrorCode = pattern.MustClass(`^[a-z_]{1,40}$`)
 
 // callback finishes the sign-in. On success it goes to /dashboard, or to the OAuth
 // consent page when an authorization request waits in its signed cookie: no target
@@ -264,7 +264,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	s.clearCookie(w, r, loginCookie) // one flow, one callback
 
 	if code := q.Get("error"); code != "" {
-		if !entraErrorCode.MatchString(code) {
+		if !entraErrorCode.Match(code) {
 			code = "unknown_error"
 		}
 		s.log.Info("sign-in refused by Entra ID", zap.String(logsafe.KeyRequestID, reqID), zap.String("error_code", code))

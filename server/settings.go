@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/flowstudio/mcp/server/identity"
 	"github.com/flowstudio/mcp/tools/alerts/notify"
 	"github.com/flowstudio/mcp/tools/metering"
+	"github.com/flowstudio/mcp/tools/pattern"
 	"github.com/flowstudio/mcp/tools/powerautomate"
 )
 
@@ -329,7 +329,7 @@ func (s Settings) checkStripe() error {
 		}
 	}
 	for _, p := range []struct{ name, value string }{{"STRIPE_PRICE_PRO", s.StripePricePro}, {"STRIPE_PRICE_TEAM", s.StripePriceTeam}} {
-		if p.value != "" && !stripePriceID.MatchString(p.value) {
+		if p.value != "" && !stripePriceID.Match(p.value) {
 			return fmt.Errorf("%s must be a Stripe price id (price_...)", p.name)
 		}
 	}
@@ -342,7 +342,7 @@ func (s Settings) checkStripe() error {
 	return nil
 }
 
-var stripePriceID = regexp.MustCompile(`^price_[A-Za-z0-9_]{1,200}$`)
+var stripePriceID = pattern.MustClass(`^price_[A-Za-z0-9_]{1,200}$`)
 
 // normalizeSecurityContact turns SECURITY_CONTACT into the URI security.txt needs
 // (RFC 9116 2.5.3: mailto:, https: or tel:), accepting a bare email address.

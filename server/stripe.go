@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/flowstudio/mcp/rpc"
 	"github.com/flowstudio/mcp/rpc/logsafe"
 	"github.com/flowstudio/mcp/server/billing"
+	"github.com/flowstudio/mcp/tools/pattern"
 	"github.com/flowstudio/mcp/tools/teamcache"
 	"github.com/stripe/stripe-go/v82"
 	"github.com/stripe/stripe-go/v82/webhook"
@@ -74,8 +74,8 @@ const (
 )
 
 var (
-	stripeEventID   = regexp.MustCompile(`^evt_[A-Za-z0-9_]{1,200}$`)
-	stripeEventType = regexp.MustCompile(`^[a-z_.]{1,100}$`)
+	stripeEventID   = pattern.MustClass(`^evt_[A-Za-z0-9_]{1,200}$`)
+	stripeEventType = pattern.MustClass(`^[a-z_.]{1,100}$`)
 )
 
 // Outcomes of a webhook delivery, for the response and the log line.
@@ -145,12 +145,12 @@ func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid signature"})
 		return
 	}
-	if !stripeEventID.MatchString(event.ID) {
+	if !stripeEventID.Match(event.ID) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid event id"})
 		return
 	}
 	typ := string(event.Type)
-	if !stripeEventType.MatchString(typ) {
+	if !stripeEventType.Match(typ) {
 		typ = "‹invalid›"
 	}
 	logLine := func(outcome string) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	json "github.com/segmentio/encoding/json"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,13 +16,14 @@ import (
 	"github.com/flowstudio/mcp/rpc"
 	"github.com/flowstudio/mcp/rpc/logsafe"
 	"github.com/flowstudio/mcp/server/telemetry"
+	"github.com/flowstudio/mcp/tools/pattern"
 	"go.uber.org/zap"
 )
 
 // DefaultPageSize is how many tools one tools/list page carries.
 const DefaultPageSize = 100
 
-var toolName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+var toolName = pattern.MustClass(`^[a-z][a-z0-9_]{0,63}$`)
 
 // Catalog serves the declared tools over MCP.
 type Catalog struct {
@@ -87,7 +87,7 @@ func (c *Catalog) Tools() []*Tool { return c.tools }
 
 func checkDeclaration(t *Tool) error {
 	switch {
-	case !toolName.MatchString(t.Name):
+	case !toolName.Match(t.Name):
 		return fmt.Errorf("tool %q: name must be snake_case", t.Name)
 	case t.Description == "" || t.Title == "":
 		return fmt.Errorf("tool %s: title and description are required", t.Name)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"regexp"
 	"testing"
+
+	"github.com/flowstudio/mcp/tools/pattern"
 )
 
 // catalogPatterns collects every "pattern" in the catalog's input schemas.
@@ -51,14 +53,14 @@ var patternSamples = []string{
 func TestClassPatternAgreesWithRegexp(t *testing.T) {
 	taken := 0
 	for _, p := range append(catalogPatterns(t), `^-?(0|[1-9][0-9]*)$`, `^[a-z]+[0-9]{2,4}$`, `^ab?c$`, `^[a-z]*[0-9]?[A-Z]$`) {
-		cp, ok := compileClassPattern(p)
+		cp, ok := pattern.ParseClass(p)
 		if !ok {
 			continue
 		}
 		taken++
 		re := regexp.MustCompile(p)
 		for _, s := range patternSamples {
-			if got, want := cp.match(s), re.MatchString(s); got != want {
+			if got, want := cp.Match(s), re.MatchString(s); got != want {
 				t.Errorf("pattern %q on %q: table %v, regexp %v", p, s, got, want)
 			}
 		}
@@ -72,7 +74,7 @@ func TestClassPatternAgreesWithRegexp(t *testing.T) {
 // with escapes or negation, and alternation go to regexp.
 func TestClassPatternRefusesWhatItCannotMatchGreedily(t *testing.T) {
 	for _, p := range []string{`^[a-z]*[a-c]$`, `^[^a]+$`, `^[\w]+$`, `^a|b$`, `^(ab)+$`, `[a-z]+`, `^[a-z]+`, `^\d+$`, `^[a-z]{2,}$`, `^.+$`, `^[a-z]*[0-9]?[a-z]$`, `^[a-z]+_?[a-z_]$`} {
-		if _, ok := compileClassPattern(p); ok {
+		if _, ok := pattern.ParseClass(p); ok {
 			t.Errorf("%q compiled to a table", p)
 		}
 	}
@@ -87,7 +89,7 @@ func FuzzClassPattern(f *testing.F) {
 	}
 	f.Add(`^[a-z]*[0-9]?[a-z]$`, "ab")
 	f.Fuzz(func(t *testing.T, p, s string) {
-		cp, ok := compileClassPattern(p)
+		cp, ok := pattern.ParseClass(p)
 		if !ok {
 			return
 		}
@@ -95,7 +97,7 @@ func FuzzClassPattern(f *testing.F) {
 		if err != nil {
 			t.Fatalf("table took %q, regexp refuses it: %v", p, err)
 		}
-		if got, want := cp.match(s), re.MatchString(s); got != want {
+		if got, want := cp.Match(s), re.MatchString(s); got != want {
 			t.Fatalf("pattern %q on %q: table %v, regexp %v", p, s, got, want)
 		}
 	})

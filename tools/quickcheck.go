@@ -5,6 +5,8 @@ import (
 	"math"
 	"reflect"
 	"unicode/utf8"
+
+	"github.com/flowstudio/mcp/tools/pattern"
 )
 
 // quickSchema answers one question fast: do the arguments satisfy the input schema?
@@ -79,7 +81,7 @@ func compileQuick(raw json.RawMessage) *quickSchema {
 		case "pattern":
 			var p string
 			if ok = json.Unmarshal(v, &p) == nil; ok {
-				m, err := compilePattern(p)
+				m, err := pattern.Compile(p)
 				q.pattern, ok = m, err == nil
 			}
 		case "minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties":

@@ -11,10 +11,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"time"
 
 	"github.com/flowstudio/mcp/cosmos"
+	"github.com/flowstudio/mcp/tools/pattern"
 	"github.com/stripe/stripe-go/v82"
 )
 
@@ -73,13 +73,13 @@ func (c *Client) Enabled() bool { return c != nil }
 
 // Ids that go into Stripe URLs or parameters are checked first.
 var (
-	customerID     = regexp.MustCompile(`^cus_[A-Za-z0-9]{1,200}$`)
-	subscriptionID = regexp.MustCompile(`^sub_[A-Za-z0-9]{1,200}$`)
+	customerID     = pattern.MustClass(`^cus_[A-Za-z0-9]{1,200}$`)
+	subscriptionID = pattern.MustClass(`^sub_[A-Za-z0-9]{1,200}$`)
 )
 
 // ValidCustomerID and ValidSubscriptionID check ids before they are stored or sent.
-func ValidCustomerID(id string) bool     { return customerID.MatchString(id) }
-func ValidSubscriptionID(id string) bool { return subscriptionID.MatchString(id) }
+func ValidCustomerID(id string) bool     { return customerID.Match(id) }
+func ValidSubscriptionID(id string) bool { return subscriptionID.Match(id) }
 
 // ErrOff is returned by every call when billing is off.
 var ErrOff = errors.New("billing: STRIPE_SECRET_KEY is not set")

@@ -15,10 +15,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"regexp"
 	"sync"
 	"time"
 
+	"github.com/flowstudio/mcp/tools/pattern"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -208,9 +208,9 @@ func (s *Sealer) current(ctx context.Context) (string, cipher.AEAD, error) {
 	return r.v, r.aead, nil
 }
 
-var versionPattern = regexp.MustCompile(`^[0-9A-Za-z-]{1,64}$`)
+var versionPattern = pattern.MustClass(`^[0-9A-Za-z-]{1,64}$`)
 
-func validVersion(v string) bool { return versionPattern.MatchString(v) }
+func validVersion(v string) bool { return versionPattern.Match(v) }
 
 func (s *Sealer) version(ctx context.Context, v string) (cipher.AEAD, error) {
 	if !validVersion(v) {

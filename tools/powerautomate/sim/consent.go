@@ -4,11 +4,11 @@ import (
 	"crypto/hmac"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/flowstudio/mcp/tools/pattern"
 	"html/template"
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -19,7 +19,7 @@ import (
 // the link a person opens, and the consent pages themselves, where the person signs
 // in and is sent back to the redirect URL with a code.
 
-var simConnNameRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z_-]{0,127}$`)
+var simConnNameRE = pattern.MustClass(`^[0-9A-Za-z][0-9A-Za-z_-]{0,127}$`)
 
 func (s *Sim) putConnection(w http.ResponseWriter, r *http.Request) {
 	env := s.filteredEnv(w, r)
@@ -32,7 +32,7 @@ func (s *Sim) putConnection(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := infoOf(r).origPath[strings.LastIndexByte(infoOf(r).origPath, '/')+1:]
-	if !simConnNameRE.MatchString(name) {
+	if !simConnNameRE.Match(name) {
 		writeError(w, http.StatusBadRequest, "InvalidResourceName", "The connection name '"+name+"' is not valid.")
 		return
 	}

@@ -1,16 +1,20 @@
-package tools
+// Package pattern matches anchored runs of ASCII character classes (a GUID, an
+// environment name, cus_[A-Za-z0-9]{1,200}) with a table walk instead of regexp.
+package pattern
 
 import (
 	"regexp"
 	"strconv"
 )
 
-// A schema pattern is matched on every call that carries the property (environment
-// and flow names, run names), and regexp's matcher costs more than the rest of the
-// quick check. Most of the catalog's patterns are anchored runs of ASCII character
-// classes (a GUID, [A-Za-z0-9~][A-Za-z0-9-]*); compilePattern turns those into a
-// table walk and leaves every other pattern to regexp. FuzzQuickSchema holds the two
-// to the same answers.
+// Two costs of regexp that identifiers do not need: its matcher, on every tool call
+// that carries a schema pattern (environment and flow names, run names), and its
+// compiler, at start-up for every package-level pattern: a bounded repeat such as
+// {1,200} compiles to hundreds of instructions, and a handful of them took a third of
+// the server's package initialisation. Compile turns the patterns that are anchored
+// runs of ASCII classes into a table and leaves every other pattern to regexp;
+// FuzzClassPattern (package tools, over the catalog's patterns) holds the two to the
+// same answers.
 
 // classRun is one [class]{min,max} of an anchored pattern; max < 0 is unbounded.
 type classRun struct {
@@ -20,12 +24,13 @@ type classRun struct {
 
 func (r *classRun) has(c byte) bool { return c < 128 && r.set[c>>6]&(1<<(c&63)) != 0 }
 
-// classPattern matches ^run run …$ greedily. compileClassPattern accepts only patterns
+// Class matches ^run run …$ greedily. ParseClass accepts only patterns
 // where greedy matching is exact: a run of variable length is followed by the end or by
 // a run with no byte in common, so there is never anything to backtrack.
-type classPattern []classRun
+type Class []classRun
 
-func (p classPattern) match(s string) bool {
+// Match reports whether s matches the whole pattern.
+func (p Class) Match(s string) bool {
 	i := 0
 	for _, r := range p {
 		n := 0
@@ -40,10 +45,11 @@ func (p classPattern) match(s string) bool {
 	return i == len(s)
 }
 
-// compilePattern returns a matcher for an ECMA-262 schema pattern.
-func compilePattern(p string) (func(string) bool, error) {
-	if cp, ok := compileClassPattern(p); ok {
-		return cp.match, nil
+// Compile returns a matcher for an ECMA-262 (JSON Schema) pattern: a table walk when
+// the pattern is a Class, else regexp.
+func Compile(p string) (func(string) bool, error) {
+	if cp, ok := ParseClass(p); ok {
+		return cp.Match, nil
 	}
 	re, err := regexp.Compile(p)
 	if err != nil {
@@ -52,14 +58,24 @@ func compilePattern(p string) (func(string) bool, error) {
 	return re.MatchString, nil
 }
 
-// compileClassPattern parses ^(atom quantifier?)*$ where an atom is a bracket class of
+// MustClass is ParseClass for a pattern written in the code: it panics unless p is a
+// Class, so that a package-level identifier check never costs a regexp compilation.
+func MustClass(p string) Class {
+	cp, ok := ParseClass(p)
+	if !ok {
+		panic("pattern: not a class pattern: " + p)
+	}
+	return cp
+}
+
+// ParseClass parses ^(atom quantifier?)*$ where an atom is a bracket class of
 // ASCII letters, digits, ranges and plain punctuation, or one such literal character.
-func compileClassPattern(p string) (classPattern, bool) {
+func ParseClass(p string) (Class, bool) {
 	if len(p) < 2 || p[0] != '^' || p[len(p)-1] != '$' {
 		return nil, false
 	}
 	body := p[1 : len(p)-1]
-	var out classPattern
+	var out Class
 	for i := 0; i < len(body); {
 		var r classRun
 		switch c := body[i]; {
