@@ -10,15 +10,6 @@ import (
 	"github.com/flowstudio/mcp/tools/powerautomate"
 )
 
-// Schema fragments shared by the connection and connector tools. The patterns match
-// the client's validators closely enough that a hostile value never reaches it; the
-// client checks every identifier again before it builds a URL.
-const (
-	connectorNameSchema  = `{"type":"string","minLength":8,"maxLength":128,"pattern":"^shared_[A-Za-z0-9][A-Za-z0-9_-]*$","description":"Connector name, e.g. shared_sharepointonline (the connector field of list_live_connections)."}`
-	connectionNameSchema = `{"type":"string","minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9_-]*$","description":"Connection name (not its display name) from list_live_connections."}`
-	operationIDSchema    = `{"type":"string","minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9_][A-Za-z0-9_-]*$","description":"operationId from describe_live_connector."}`
-)
-
 type connectionRow struct {
 	Name        string `json:"name"`
 	Connector   string `json:"connector"`
@@ -69,14 +60,11 @@ func listLiveConnections() *Tool {
 			"Next: describe_live_connector for a connector's operations, test_live_connection for a broken one.",
 		Kind:  ReadOnly,
 		Group: Live,
-		Input: json.RawMessage(`{"type":"object","required":["environmentName"],"additionalProperties":false,"properties":{
-"environmentName":` + environmentNameSchema + `,
-"connectorName":` + connectorNameSchema + `,
-"search":{"type":"string","maxLength":200,"description":"Case-insensitive text to find in the display name or connector name."},
-"status":{"type":"string","enum":["Connected","Error"],"description":"Only connections in this state (Error: anything not Connected)."},
-"templates":{"type":"boolean","default":false,"description":"Also return connectionReferences templates (implied by search)."},
-"pageSize":` + pageSizeSchema + `,
-"cursor":` + cursorSchema + `}}`),
+		Input: inputSchema(environmentNameArg, connectorNameArg.optional(),
+			optionalArg("search", `{"type":"string","maxLength":200,"description":"Case-insensitive text to find in the display name or connector name."}`),
+			optionalArg("status", `{"type":"string","enum":["Connected","Error"],"description":"Only connections in this state (Error: anything not Connected)."}`),
+			optionalArg("templates", `{"type":"boolean","default":false,"description":"Also return connectionReferences templates (implied by search)."}`),
+			pageSizeArg, cursorArg),
 		Output: json.RawMessage(`{"type":"object","required":["connections"],"properties":{
 "connections":{"type":"array","items":{"type":"object","required":["name","connector","status"],"properties":{
 "name":{"type":"string"},"connector":{"type":"string"},"displayName":{"type":"string"},"status":{"type":"string"},
@@ -212,10 +200,7 @@ func testLiveConnection() *Tool {
 			"default sign-in; without it the tool says where to grant it.",
 		Kind:  ReadOnly,
 		Group: Live,
-		Input: json.RawMessage(`{"type":"object","required":["environmentName","connectorName","connectionName"],"additionalProperties":false,"properties":{
-"environmentName":` + environmentNameSchema + `,
-"connectorName":` + connectorNameSchema + `,
-"connectionName":` + connectionNameSchema + `}}`),
+		Input: inputSchema(environmentNameArg, connectorNameArg, connectionNameArg),
 		Output: json.RawMessage(`{"type":"object","required":["connectionName","connectorName","ok","status","liveCheck"],"properties":{
 "connectionName":{"type":"string"},"connectorName":{"type":"string"},"displayName":{"type":"string"},"ok":{"type":"boolean"},
 "status":{"type":"string"},"errorCode":{"type":"string"},"expires":{"type":"string"},

@@ -143,11 +143,8 @@ func createLiveConnection() *Tool {
 			"sign-in (no extra consent).",
 		Kind:  Write,
 		Group: Live,
-		Input: json.RawMessage(`{"type":"object","required":["environmentName","connectorName"],"additionalProperties":false,"properties":{
-"environmentName":` + environmentNameSchema + `,
-"connectorName":` + connectorNameSchema + `,
-"connectionName":` + connectionNameSchema + `,
-"displayName":{"type":"string","minLength":1,"maxLength":100,"description":"A display name for a new connection (default: the connector's)."}}}`),
+		Input: inputSchema(environmentNameArg, connectorNameArg, connectionNameArg.optional(),
+			optionalArg("displayName", `{"type":"string","minLength":1,"maxLength":100,"description":"A display name for a new connection (default: the connector's)."}`)),
 		Output: json.RawMessage(`{"type":"object","additionalProperties":false,
 "required":["environmentName","connectorName","connectionName","created","status","signIn","next"],"properties":{
 "environmentName":{"type":"string"},"connectorName":{"type":"string"},

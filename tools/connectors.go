@@ -20,9 +20,9 @@ import (
 // sign-in) and, where that host is unreachable, through the connector runtime
 // (extra consent, audience apihub).
 
-const (
-	parameterKeySchema = `{"type":"string","minLength":1,"maxLength":256,"pattern":"^[A-Za-z0-9_$@][A-Za-z0-9_$@-]*(/[A-Za-z0-9_$@][A-Za-z0-9_$@-]*){0,7}$","description":"Parameter key as describe_live_connector shows it: projectId, or body/title for a body field."}`
-	otherValuesSchema  = `{"type":"object","maxProperties":50,"description":"Values of the operation's other parameters by key, e.g. {\"dataset\":\"https://contoso.sharepoint.com/sites/sales\"}: the ones the lookup depends on (dependsOn in describe_live_connector)."}`
+var (
+	parameterKeyArg = requiredArg("parameter", `{"type":"string","minLength":1,"maxLength":256,"pattern":"^[A-Za-z0-9_$@][A-Za-z0-9_$@-]*(/[A-Za-z0-9_$@][A-Za-z0-9_$@-]*){0,7}$","description":"Parameter key as describe_live_connector shows it: projectId, or body/title for a body field."}`)
+	otherValuesArg  = optionalArg("parameters", `{"type":"object","maxProperties":50,"description":"Values of the operation's other parameters by key, e.g. {\"dataset\":\"https://contoso.sharepoint.com/sites/sales\"}: the ones the lookup depends on (dependsOn in describe_live_connector)."}`)
 )
 
 // Output caps: agents pay for every token.
@@ -719,12 +719,9 @@ func describeLiveConnector() *Tool {
 			"writing an OpenApiConnection action for update_live_flow.",
 		Kind:  ReadOnly,
 		Group: Live,
-		Input: json.RawMessage(`{"type":"object","required":["environmentName","connectorName"],"additionalProperties":false,"properties":{
-"environmentName":` + environmentNameSchema + `,
-"connectorName":` + connectorNameSchema + `,
-"operationId":` + operationIDSchema + `,
-"search":{"type":"string","maxLength":100,"description":"Case-insensitive text to find in the operationId or summary (list mode)."},
-"includeInternal":{"type":"boolean","default":false,"description":"Also list internal operations (lookups the designer calls itself)."}}}`),
+		Input: inputSchema(environmentNameArg, connectorNameArg, operationIDArg.optional(),
+			optionalArg("search", `{"type":"string","maxLength":100,"description":"Case-insensitive text to find in the operationId or summary (list mode)."}`),
+			optionalArg("includeInternal", `{"type":"boolean","default":false,"description":"Also list internal operations (lookups the designer calls itself)."}`)),
 		Output: json.RawMessage(`{"type":"object","required":["connector"],"properties":{
 "connector":{"type":"object","required":["name","displayName"],"properties":{"name":{"type":"string"},"displayName":{"type":"string"},
 "description":{"type":"string"},"publisher":{"type":"string"},"tier":{"type":"string"},"custom":{"type":"boolean"},"testOperation":{"type":"string"}}},
@@ -1014,13 +1011,6 @@ const (
 	viaRuntime    = "runtime"
 )
 
-const dynamicInputProps = `
-"environmentName":` + environmentNameSchema + `,
-"connectorName":` + connectorNameSchema + `,
-"connectionName":` + connectionNameSchema + `,
-"operationId":` + operationIDSchema + `,
-"parameters":` + otherValuesSchema
-
 // lookupContext is what both dynamic tools establish before resolving.
 type lookupContext struct {
 	api *powerautomate.Connector
@@ -1081,9 +1071,7 @@ func getLiveDynamicOptions() *Tool {
 			"get_live_dynamic_properties for a dynamic schema.",
 		Kind:  ReadOnly,
 		Group: Live,
-		Input: json.RawMessage(`{"type":"object","required":["environmentName","connectorName","connectionName","operationId","parameter"],"additionalProperties":false,"properties":{` +
-			dynamicInputProps + `,
-"parameter":` + parameterKeySchema + `}}`),
+		Input: inputSchema(environmentNameArg, connectorNameArg, connectionNameArg, operationIDArg, otherValuesArg, parameterKeyArg),
 		Output: json.RawMessage(`{"type":"object","required":["parameter","options","via"],"properties":{"parameter":{"type":"string"},
 "options":{"type":"array","items":{"type":"object","required":["value","displayName"],"properties":{"value":{` + anyJSONType + `,"description":"What to pass for the parameter: usually a string or a number, as the connector returns it."},"displayName":{"type":"string"}}}},
 "truncated":{"type":"boolean"},"via":{"type":"string","enum":["listEnum","runtime"]}}}`),
@@ -1310,9 +1298,7 @@ func getLiveDynamicProperties() *Tool {
 			"(audience https://apihub.azure.com) — the tool says where to grant it.",
 		Kind:  ReadOnly,
 		Group: Live,
-		Input: json.RawMessage(`{"type":"object","required":["environmentName","connectorName","connectionName","operationId"],"additionalProperties":false,"properties":{` +
-			dynamicInputProps + `,
-"parameter":` + strings.Replace(parameterKeySchema, `"description":"`, `"description":"Leave out for the response schema. `, 1) + `}}`),
+		Input: inputSchema(environmentNameArg, connectorNameArg, connectionNameArg, operationIDArg, otherValuesArg, parameterKeyArg.optional().noted("Leave out for the response schema. ")),
 		Output: json.RawMessage(`{"type":"object","required":["location","properties","via"],"properties":{"parameter":{"type":"string"},
 "location":{"type":"string","enum":["input","output"]},"schemaType":{"type":"string"},
 "properties":{"type":"array","items":` + paramDetailSchema + `},"truncated":{"type":"boolean"},

@@ -11,23 +11,6 @@ import (
 	"github.com/flowstudio/mcp/tools/powerautomate"
 )
 
-// Schema fragments shared by the flow tools. Identifiers are checked again by the
-// client before any request; the patterns here give agents an early, clear error.
-const (
-	environmentNameSchema = `{"type":"string","minLength":1,"maxLength":64,"pattern":"^[A-Za-z0-9~][A-Za-z0-9-]*$","description":"Environment name from list_live_environments, e.g. Default-<tenant guid>."}`
-	flowNameSchema        = `{"type":"string","minLength":36,"maxLength":36,"pattern":"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$","description":"Flow name (a GUID) from list_live_flows."}`
-	pageSizeSchema        = `{"type":"integer","minimum":1,"maximum":250,"default":50,"description":"Rows per page."}`
-	cursorSchema          = `{"type":"string","maxLength":4096,"description":"nextCursor from the previous page."}`
-	runNameSchema         = `{"type":"string","minLength":1,"maxLength":64,"pattern":"^[0-9A-Za-z]+$","description":"Run name from get_live_flow_runs, e.g. 08584...CU12."}`
-	// Action and trigger names: letters, digits and _ - ( ) . as the client allows,
-	// never "..", never a leading or trailing dot.
-	workflowNamePattern = `"pattern":"^[\\p{L}\\p{N}_()-]+(\\.[\\p{L}\\p{N}_()-]+)*$"`
-	actionNameSchema    = `{"type":"string","minLength":1,"maxLength":128,` + workflowNamePattern + `,"description":"Action name as in the definition or the run, e.g. Calculate_unit_price."}`
-	triggerNameSchema   = `{"type":"string","minLength":1,"maxLength":128,` + workflowNamePattern + `,"description":"Trigger name, e.g. manual; found from the definition when left out."}`
-	definitionSchema    = `{"type":"object","description":"A Logic Apps workflow definition: $schema, contentVersion, parameters, triggers, actions (as get_live_flow returns it)."}`
-	connRefsSchema      = `{"type":"object","description":"Connection references by key, e.g. {\"shared_office365\":{\"connectionName\":\"<from list_live_connections>\",\"id\":\"/providers/Microsoft.PowerApps/apis/shared_office365\",\"source\":\"Embedded\"}}."}`
-)
-
 // flowArgs are the identifier arguments every single-flow tool takes.
 type flowArgs struct {
 	EnvironmentName string `json:"environmentName"`
@@ -77,12 +60,10 @@ func listLiveFlows() *Tool {
 			"get_live_flow_runs for its run history.",
 		Kind:  ReadOnly,
 		Group: Live,
-		Input: json.RawMessage(`{"type":"object","required":["environmentName"],"additionalProperties":false,"properties":{
-"environmentName":` + environmentNameSchema + `,
-"mode":{"type":"string","enum":["owner","admin"],"default":"owner","description":"owner: your flows and flows shared with you; admin: every flow in the environment."},
-"search":{"type":"string","maxLength":200,"description":"Case-insensitive text to find in the display name."},
-"pageSize":` + pageSizeSchema + `,
-"cursor":` + cursorSchema + `}}`),
+		Input: inputSchema(environmentNameArg,
+			optionalArg("mode", `{"type":"string","enum":["owner","admin"],"default":"owner","description":"owner: your flows and flows shared with you; admin: every flow in the environment."}`),
+			optionalArg("search", `{"type":"string","maxLength":200,"description":"Case-insensitive text to find in the display name."}`),
+			pageSizeArg, cursorArg),
 		Output: json.RawMessage(`{"type":"object","required":["flows"],"properties":{"flows":{"type":"array","items":{"type":"object",
 "required":["name","displayName","state"],"properties":{"name":{"type":"string"},"displayName":{"type":"string"},"state":{"type":"string"},
 "trigger":{"type":"string"},"created":{"type":"string"},"modified":{"type":"string"},"creatorObjectId":{"type":"string"},
@@ -264,11 +245,9 @@ func getLiveFlow() *Tool {
 			"update_live_flow to change it, get_live_flow_runs for its run history.",
 		Kind:  ReadOnly,
 		Group: Live,
-		Input: json.RawMessage(`{"type":"object","required":["environmentName","flowName"],"additionalProperties":false,"properties":{
-"environmentName":` + environmentNameSchema + `,
-"flowName":` + flowNameSchema + `,
-"path":{"type":"string","maxLength":1024,"description":"Only return the part of the definition at this path: dotted (actions.Try.actions.Process_invoice) or a JSON pointer (/actions/Try)."},
-"actionName":` + strings.Replace(actionNameSchema, `"description":"`, `"description":"Only return this action's definition, found at any depth (its path is returned). `, 1) + `}}`),
+		Input: inputSchema(environmentNameArg, flowNameArg,
+			optionalArg("path", `{"type":"string","maxLength":1024,"description":"Only return the part of the definition at this path: dotted (actions.Try.actions.Process_invoice) or a JSON pointer (/actions/Try)."}`),
+			actionNameArg.noted("Only return this action's definition, found at any depth (its path is returned). ")),
 		Output: json.RawMessage(`{"type":"object","required":["name","displayName","state","triggers","connectionReferences","definitionBytes"],"properties":{
 "name":{"type":"string"},"displayName":{"type":"string"},"state":{"type":"string"},"created":{"type":"string"},"modified":{"type":"string"},
 "creatorObjectId":{"type":"string"},"triggers":{"type":"object","additionalProperties":{"type":"string"}},
@@ -355,11 +334,7 @@ func validateLiveFlow() *Tool {
 			"Next: fix the errors, then update_live_flow (which runs the same check before writing).",
 		Kind:  ReadOnly,
 		Group: Live,
-		Input: json.RawMessage(`{"type":"object","required":["environmentName","flowName"],"additionalProperties":false,"properties":{
-"environmentName":` + environmentNameSchema + `,
-"flowName":` + flowNameSchema + `,
-"definition":` + definitionSchema + `,
-"connectionReferences":` + connRefsSchema + `}}`),
+		Input: inputSchema(environmentNameArg, flowNameArg, definitionArg, connRefsArg),
 		Output: json.RawMessage(`{"type":"object","required":["valid","errors","warnings"],"properties":{"valid":{"type":"boolean"},
 "errors":` + issueSchema + `,"warnings":` + issueSchema + `}}`),
 	}, func(ctx context.Context, env *Env, in validateIn) (validateOut, error) {
@@ -438,13 +413,10 @@ func updateLiveFlow() *Tool {
 			"test with trigger_live_flow or resubmit_live_flow_run.",
 		Kind:  Write,
 		Group: Live,
-		Input: json.RawMessage(`{"type":"object","required":["environmentName"],"additionalProperties":false,"properties":{
-"environmentName":` + environmentNameSchema + `,
-"flowName":` + strings.Replace(flowNameSchema, `"description":"`, `"description":"Leave out to create a new flow. `, 1) + `,
-"displayName":{"type":"string","minLength":1,"maxLength":` + strconv.Itoa(maxDisplayName) + `,"description":"Display name; required when creating."},
-"definition":` + definitionSchema + `,
-"connectionReferences":` + connRefsSchema + `,
-"state":{"type":"string","enum":["Started","Stopped"],"description":"Only when creating: whether the new flow is on. Left out, the service default applies."}}}`),
+		Input: inputSchema(environmentNameArg, flowNameArg.optional().noted("Leave out to create a new flow. "),
+			optionalArg("displayName", `{"type":"string","minLength":1,"maxLength":`+strconv.Itoa(maxDisplayName)+`,"description":"Display name; required when creating."}`),
+			definitionArg, connRefsArg,
+			optionalArg("state", `{"type":"string","enum":["Started","Stopped"],"description":"Only when creating: whether the new flow is on. Left out, the service default applies."}`)),
 		Output: json.RawMessage(`{"type":"object","required":["flowName","created","changed","displayName","state","changes","next"],"properties":{
 "flowName":{"type":"string"},"created":{"type":"boolean"},"changed":{"type":"boolean"},"displayName":{"type":"string"},"state":{"type":"string"},
 "changes":{"type":"object","properties":{"displayName":{"type":"object","properties":{"from":{"type":"string"},"to":{"type":"string"}}},
@@ -665,10 +637,8 @@ func setLiveFlowState() *Tool {
 		Kind:       Write,
 		Group:      Live,
 		Idempotent: true,
-		Input: json.RawMessage(`{"type":"object","required":["environmentName","flowName","state"],"additionalProperties":false,"properties":{
-"environmentName":` + environmentNameSchema + `,
-"flowName":` + flowNameSchema + `,
-"state":{"type":"string","enum":["Started","Stopped"],"description":"Started turns the flow on, Stopped turns it off."}}}`),
+		Input: inputSchema(environmentNameArg, flowNameArg,
+			requiredArg("state", `{"type":"string","enum":["Started","Stopped"],"description":"Started turns the flow on, Stopped turns it off."}`)),
 		Output: json.RawMessage(`{"type":"object","required":["flowName","state","previousState","changed"],"properties":{
 "flowName":{"type":"string"},"state":{"type":"string"},"previousState":{"type":"string"},"changed":{"type":"boolean"}}}`),
 	}, func(ctx context.Context, env *Env, in setStateIn) (setStateOut, error) {

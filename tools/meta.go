@@ -241,9 +241,9 @@ func toolSearch() *Tool {
 		Kind:  ReadOnly,
 		Group: Meta,
 		Pure:  true,
-		Input: json.RawMessage(`{"type":"object","required":["query"],"additionalProperties":false,"properties":{
-"query":{"type":"string","minLength":1,"maxLength":300,"description":"Keywords; or skill:<name> for a bundle; or select:tool_a,tool_b for full definitions."},
-"limit":{"type":"integer","minimum":1,"maximum":50,"default":10,"description":"Most rows to return for a keyword search."}}}`),
+		Input: inputSchema(
+			requiredArg("query", `{"type":"string","minLength":1,"maxLength":300,"description":"Keywords; or skill:<name> for a bundle; or select:tool_a,tool_b for full definitions."}`),
+			optionalArg("limit", `{"type":"integer","minimum":1,"maximum":50,"default":10,"description":"Most rows to return for a keyword search."}`)),
 		Output: json.RawMessage(`{"type":"object","required":["tools"],"properties":{"tools":{"type":"array","items":{"type":"object"}},
 "unknown":{"type":"array","items":{"type":"string"}},"hint":{"type":"string"}}}`),
 	}, func(ctx context.Context, env *Env, in toolSearchIn) (toolSearchOut, error) {
@@ -388,8 +388,7 @@ func listSkills() *Tool {
 		Kind:  ReadOnly,
 		Group: Meta,
 		Pure:  true,
-		Input: json.RawMessage(`{"type":"object","additionalProperties":false,"properties":{
-"skill":{"type":"string","enum":` + string(enum) + `,"description":"One skill; omit for all."}}}`),
+		Input: inputSchema(optionalArg("skill", `{"type":"string","enum":`+string(enum)+`,"description":"One skill; omit for all."}`)),
 		Output: json.RawMessage(`{"type":"object","required":["skills"],"properties":{"skills":{"type":"array","items":{"type":"object",
 "required":["name","title","goal","steps"],"properties":{"name":{"type":"string"},"title":{"type":"string"},"goal":{"type":"string"},
 "steps":{"type":"array","items":{"type":"object","required":["tool","why"],"properties":{"tool":{"type":"string"},"why":{"type":"string"},

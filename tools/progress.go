@@ -40,8 +40,8 @@ const (
 	waitMargin = 5 * time.Second
 )
 
-// waitSchema is the waitSeconds argument.
-const waitSchema = `{"type":"integer","minimum":0,"maximum":100,"default":0,"description":"Wait up to this many seconds for the new run to finish and return its status (0: return at once). Clients that send a progress token hear how the wait goes."}`
+// waitSecondsArg is the waitSeconds argument.
+var waitSecondsArg = optionalArg("waitSeconds", `{"type":"integer","minimum":0,"maximum":`+strconv.Itoa(maxWaitSeconds)+`,"default":0,"description":"Wait up to this many seconds for the new run to finish and return its status (0: return at once). Clients that send a progress token hear how the wait goes."}`)
 
 // pollIntervals are the pauses between reads of an awaited run: quick at first
 // (most runs are short), then every 3 seconds.

@@ -69,14 +69,14 @@ func reportBug() *Tool {
 			"days, never logged; only you see yours. Works on every plan, even past quota.",
 		Kind:  Write,
 		Group: Meta,
-		Input: json.RawMessage(`{"type":"object","additionalProperties":false,"properties":{
-"action":{"type":"string","enum":["file","status","append"],"default":"file","description":"file a report (title and description), status of your reports, or append evidence to one (reportId and evidence)."},
-"title":{"type":"string","minLength":1,"maxLength":200,"description":"file: one line, what went wrong."},
-"description":{"type":"string","minLength":1,"maxLength":8192,"description":"file: what you did, what happened, what you expected."},
-"evidence":{"type":"string","maxLength":8192,"description":"file or append: text evidence, the tool, arguments and error text. Remove secrets and personal data."},
-"tool":{"type":"string","maxLength":64,"pattern":"^[a-z][a-z0-9_]*$","description":"file: the tool the report is about, if any."},
-"reportId":{"type":"string","minLength":28,"maxLength":28,"pattern":"^[0-9]{19}-[0-9a-f]{8}$","description":"append (required) or status (only this one): the id report_bug returned when you filed it."},
-"limit":{"type":"integer","minimum":1,"maximum":50,"default":10,"description":"status: at most this many reports, newest first."}}}`),
+		Input: inputSchema(
+			optionalArg("action", `{"type":"string","enum":["file","status","append"],"default":"file","description":"file a report (title and description), status of your reports, or append evidence to one (reportId and evidence)."}`),
+			optionalArg("title", `{"type":"string","minLength":1,"maxLength":200,"description":"file: one line, what went wrong."}`),
+			optionalArg("description", `{"type":"string","minLength":1,"maxLength":8192,"description":"file: what you did, what happened, what you expected."}`),
+			optionalArg("evidence", `{"type":"string","maxLength":8192,"description":"file or append: text evidence, the tool, arguments and error text. Remove secrets and personal data."}`),
+			optionalArg("tool", `{"type":"string","maxLength":64,"pattern":"^[a-z][a-z0-9_]*$","description":"file: the tool the report is about, if any."}`),
+			optionalArg("reportId", `{"type":"string","minLength":28,"maxLength":28,"pattern":"^[0-9]{19}-[0-9a-f]{8}$","description":"append (required) or status (only this one): the id report_bug returned when you filed it."}`),
+			optionalArg("limit", `{"type":"integer","minimum":1,"maximum":50,"default":10,"description":"status: at most this many reports, newest first."}`)),
 		Output: json.RawMessage(`{"type":"object","additionalProperties":false,"required":["action"],"properties":{
 "action":{"type":"string","enum":["file","status","append"]},
 "id":{"type":"string","description":"file, append: the report's id."},

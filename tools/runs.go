@@ -17,9 +17,6 @@ type runArgs struct {
 	RunName string `json:"runName"`
 }
 
-// runStatusSchema lists the statuses the client accepts as a filter.
-var runStatusSchema = `{"type":"string","enum":["` + strings.Join(powerautomate.RunStatuses, `","`) + `"],"description":"Only runs with this status."}`
-
 type runRow struct {
 	Name        string `json:"name"`
 	Status      string `json:"status"`
@@ -69,14 +66,10 @@ func getLiveFlowRuns() *Tool {
 			"get_live_flow_run_error for why a run failed, get_live_flow_run_action_outputs for what an action saw.",
 		Kind:  ReadOnly,
 		Group: Live,
-		Input: json.RawMessage(`{"type":"object","required":["environmentName","flowName"],"additionalProperties":false,"properties":{
-"environmentName":` + environmentNameSchema + `,
-"flowName":` + flowNameSchema + `,
-"status":` + runStatusSchema + `,
-"since":{"type":"string","maxLength":40,"description":"Only runs started at or after this time (RFC 3339, e.g. 2026-05-01T00:00:00Z)."},
-"until":{"type":"string","maxLength":40,"description":"Only runs started before this time (RFC 3339)."},
-"pageSize":` + pageSizeSchema + `,
-"cursor":` + cursorSchema + `}}`),
+		Input: inputSchema(environmentNameArg, flowNameArg, runStatusArg,
+			optionalArg("since", `{"type":"string","maxLength":40,"description":"Only runs started at or after this time (RFC 3339, e.g. 2026-05-01T00:00:00Z)."}`),
+			optionalArg("until", `{"type":"string","maxLength":40,"description":"Only runs started before this time (RFC 3339)."}`),
+			pageSizeArg, cursorArg),
 		Output: json.RawMessage(`{"type":"object","required":["runs"],"properties":{"runs":{"type":"array","items":{"type":"object",
 "required":["name","status","start"],"properties":{"name":{"type":"string"},"status":{"type":"string"},"start":{"type":"string"},
 "end":{"type":"string"},"durationMs":{"type":"integer"},"trigger":{"type":"string"},"errorCode":{"type":"string"},
@@ -191,10 +184,7 @@ func getLiveFlowRunError() *Tool {
 			"definition, update_live_flow to fix it, resubmit_live_flow_run to retry.",
 		Kind:  ReadOnly,
 		Group: Live,
-		Input: json.RawMessage(`{"type":"object","required":["environmentName","flowName"],"additionalProperties":false,"properties":{
-"environmentName":` + environmentNameSchema + `,
-"flowName":` + flowNameSchema + `,
-"runName":` + strings.Replace(runNameSchema, `"description":"`, `"description":"Leave out for the newest failed run. `, 1) + `}}`),
+		Input: inputSchema(environmentNameArg, flowNameArg, runNameArg.optional().noted("Leave out for the newest failed run. ")),
 		Output: json.RawMessage(`{"type":"object","required":["failed","failedActions"],"properties":{
 "runName":{"type":"string"},"status":{"type":"string"},"failed":{"type":"boolean"},"start":{"type":"string"},
 "error":{"type":"object","properties":{"code":{"type":"string"},"message":{"type":"string"}}},
@@ -479,14 +469,11 @@ func getLiveFlowRunActionOutputs() *Tool {
 			"outputs to save space.",
 		Kind:  ReadOnly,
 		Group: Live,
-		Input: json.RawMessage(`{"type":"object","required":["environmentName","flowName","runName"],"additionalProperties":false,"properties":{
-"environmentName":` + environmentNameSchema + `,
-"flowName":` + flowNameSchema + `,
-"runName":` + runNameSchema + `,
-"actionName":` + strings.Replace(actionNameSchema, `"description":"`, `"description":"Leave out for every action (and the trigger). `, 1) + `,
-"repetition":{"type":"integer","minimum":0,"maximum":100000,"description":"0-based loop iteration of actionName."},
-"include":{"type":"string","enum":["both","inputs","outputs"],"default":"both","description":"Which side to return."},
-"maxBytes":{"type":"integer","minimum":256,"maximum":` + strconv.Itoa(maxContentBytes) + `,"default":` + strconv.Itoa(defaultContentBytes) + `,"description":"Upper bound on content bytes returned in total."}}}`),
+		Input: inputSchema(environmentNameArg, flowNameArg, runNameArg,
+			actionNameArg.noted("Leave out for every action (and the trigger). "),
+			optionalArg("repetition", `{"type":"integer","minimum":0,"maximum":100000,"description":"0-based loop iteration of actionName."}`),
+			optionalArg("include", `{"type":"string","enum":["both","inputs","outputs"],"default":"both","description":"Which side to return."}`),
+			optionalArg("maxBytes", `{"type":"integer","minimum":256,"maximum":`+strconv.Itoa(maxContentBytes)+`,"default":`+strconv.Itoa(defaultContentBytes)+`,"description":"Upper bound on content bytes returned in total."}`)),
 		Output: json.RawMessage(`{"type":"object","required":["runName","status","actions","truncated"],"properties":{
 "runName":{"type":"string"},"status":{"type":"string"},"truncated":{"type":"boolean"},"next":{"type":"string"},
 "actions":{"type":"array","items":{"type":"object","required":["name"],"properties":{"name":{"type":"string"},"kind":{"type":"string"},
@@ -720,10 +707,7 @@ func cancelLiveFlowRun() *Tool {
 		Kind:       Destructive,
 		Group:      Live,
 		Idempotent: true,
-		Input: json.RawMessage(`{"type":"object","required":["environmentName","flowName","runName"],"additionalProperties":false,"properties":{
-"environmentName":` + environmentNameSchema + `,
-"flowName":` + flowNameSchema + `,
-"runName":` + runNameSchema + `}}`),
+		Input:      inputSchema(environmentNameArg, flowNameArg, runNameArg),
 		Output: json.RawMessage(`{"type":"object","required":["runName","status","previousStatus","changed"],"properties":{
 "runName":{"type":"string"},"status":{"type":"string"},"previousStatus":{"type":"string"},"changed":{"type":"boolean"},"message":{"type":"string"}}}`),
 	}, func(ctx context.Context, env *Env, in runArgs) (cancelOut, error) {
@@ -790,14 +774,9 @@ func resubmitLiveFlowRun() *Tool {
 			"The trigger name is taken from the run when left out. Next: get_live_flow_runs (the new run is first) " +
 			"or get_live_flow_run_error with the new runName. With waitSeconds it waits for the new run to finish (at most " +
 			"100 s) and returns its status.",
-		Kind:  Write,
-		Group: Live,
-		Input: json.RawMessage(`{"type":"object","required":["environmentName","flowName","runName"],"additionalProperties":false,"properties":{
-"environmentName":` + environmentNameSchema + `,
-"flowName":` + flowNameSchema + `,
-"runName":` + strings.Replace(runNameSchema, `"description":"`, `"description":"The run to resubmit. `, 1) + `,
-"triggerName":` + triggerNameSchema + `,
-"waitSeconds":` + waitSchema + `}}`),
+		Kind:   Write,
+		Group:  Live,
+		Input:  inputSchema(environmentNameArg, flowNameArg, runNameArg.noted("The run to resubmit. "), triggerNameArg, waitSecondsArg),
 		Output: json.RawMessage(newRunOutputSchema),
 	}, func(ctx context.Context, env *Env, in resubmitIn) (newRunOut, error) {
 		ref := in.ref()

@@ -70,11 +70,9 @@ func addLiveFlowToSolution() *Tool {
 		Kind:       Write,
 		Group:      Live,
 		Idempotent: true,
-		Input: json.RawMessage(`{"type":"object","required":["environmentName","flowName"],"additionalProperties":false,"properties":{
-"environmentName":` + environmentNameSchema + `,
-"flowName":` + flowNameSchema + `,
-"solutionId":{"type":"string","minLength":36,"maxLength":36,"pattern":"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$","description":"The solution's id (a GUID). Give this or solutionUniqueName."},
-"solutionUniqueName":{"type":"string","minLength":1,"maxLength":65,"pattern":"^[A-Za-z0-9_]+$","description":"The solution's unique name (Name column in Power Apps → Solutions), e.g. ContosoInvoicing. Give this or solutionId."}}}`),
+		Input: inputSchema(environmentNameArg, flowNameArg,
+			optionalArg("solutionId", `{"type":"string","minLength":36,"maxLength":36,`+guidPattern+`,"description":"The solution's id (a GUID). Give this or solutionUniqueName."}`),
+			optionalArg("solutionUniqueName", `{"type":"string","minLength":1,"maxLength":65,"pattern":"^[A-Za-z0-9_]+$","description":"The solution's unique name (Name column in Power Apps → Solutions), e.g. ContosoInvoicing. Give this or solutionId."}`)),
 		Output: json.RawMessage(`{"type":"object","additionalProperties":false,
 "required":["environmentName","flowName","flowDisplayName","workflowEntityId","solutionId","solutionUniqueName","solutionDisplayName","solutionComponentId","movedIntoDataverse","next"],"properties":{
 "environmentName":{"type":"string"},"flowName":{"type":"string"},"flowDisplayName":{"type":"string"},

@@ -32,14 +32,18 @@ type CacheStore interface {
 	ReplaceCacheItem(ctx context.Context, c *cosmos.CacheItem) (*cosmos.CacheItem, error)
 }
 
-// Schema fragments of the store tools.
+// The arguments of the store tools; a flow is named by id or by environmentName and
+// flowName (storeFlowArgs).
+var (
+	storeEnvArg      = optionalArg("environmentName", `{"type":"string","minLength":1,"maxLength":64,"pattern":"^[A-Za-z0-9][A-Za-z0-9-]*$","description":"Environment name, as list_store_environments returns it."}`)
+	storeFlowArg     = optionalArg("flowName", `{"type":"string","minLength":36,"maxLength":36,`+guidPattern+`,"description":"Flow name (a GUID), as list_store_flows returns it."}`)
+	storeFlowIDArg   = optionalArg("id", `{"type":"string","minLength":38,"maxLength":101,"pattern":"^[A-Za-z0-9][A-Za-z0-9-]*\\.[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$","description":"The flow's id from list_store_flows (<environment>.<flow>), instead of environmentName and flowName."}`)
+	storePageSizeArg = optionalArg("pageSize", `{"type":"integer","minimum":1,"maximum":200,"default":50,"description":"Rows per page."}`)
+	storeCursorArg   = optionalArg("cursor", `{"type":"string","maxLength":4096,"description":"nextCursor from the previous page (with the same filters)."}`)
+)
+
+// Schema fragments of the store tools' outputs.
 const (
-	storeEnvSchema      = `{"type":"string","minLength":1,"maxLength":64,"pattern":"^[A-Za-z0-9][A-Za-z0-9-]*$","description":"Environment name, as list_store_environments returns it."}`
-	storeFlowSchema     = `{"type":"string","minLength":36,"maxLength":36,"pattern":"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$","description":"Flow name (a GUID), as list_store_flows returns it."}`
-	storeFlowIDSchema   = `{"type":"string","minLength":38,"maxLength":101,"pattern":"^[A-Za-z0-9][A-Za-z0-9-]*\\.[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$","description":"The flow's id from list_store_flows (<environment>.<flow>), instead of environmentName and flowName."}`
-	storePageSizeSchema = `{"type":"integer","minimum":1,"maximum":200,"default":50,"description":"Rows per page."}`
-	storeCursorSchema   = `{"type":"string","maxLength":4096,"description":"nextCursor from the previous page (with the same filters)."}`
-	storeRunStatus      = `{"type":"string","enum":["Succeeded","Running","Failed","Cancelled","Waiting","Skipped","Suspended","TimedOut","Aborted"],"description":"Only runs with this status."}`
 	// cacheOutSchema is the "cache" object every store answer carries.
 	cacheOutSchema = `{"type":"object","description":"When the Team cache was last synced, or why it is not.","properties":{
 "syncedAt":{"type":"string","description":"When the last successful sync finished (RFC 3339); absent before the first."},
@@ -259,9 +263,7 @@ func listStoreEnvironments() *Tool {
 			"environment the last sync could not list completely. Next: list_store_flows with environmentName.",
 		Kind:  ReadOnly,
 		Group: Store,
-		Input: json.RawMessage(`{"type":"object","additionalProperties":false,"properties":{
-"pageSize":` + storePageSizeSchema + `,
-"cursor":` + storeCursorSchema + `}}`),
+		Input: inputSchema(storePageSizeArg, storeCursorArg),
 		Output: json.RawMessage(`{"type":"object","required":["environments","cache"],"properties":{"environments":{"type":"array","items":{"type":"object",
 "required":["name","displayName","isDefault","flowCount","connectionCount"],"properties":{"name":{"type":"string"},"displayName":{"type":"string"},
 "sku":{"type":"string"},"location":{"type":"string"},"isDefault":{"type":"boolean"},"flowCount":{"type":"integer"},"connectionCount":{"type":"integer"},
@@ -331,16 +333,14 @@ func listStoreFlows() *Tool {
 			"nextCursor. Next: get_store_flow, get_store_flow_summary.",
 		Kind:  ReadOnly,
 		Group: Store,
-		Input: json.RawMessage(`{"type":"object","additionalProperties":false,"properties":{
-"environmentName":` + storeEnvSchema + `,
-"search":{"type":"string","maxLength":200,"description":"Case-insensitive text to find in the display name."},
-"state":{"type":"string","enum":["Started","Stopped","Suspended"],"description":"Only flows in this state."},
-"monitored":{"type":"boolean","description":"true: only flows with monitor on (update_store_flow); false: only those without."},
-"critical":{"type":"boolean","description":"true: only flows marked critical; false: only those not."},
-"tag":{"type":"string","minLength":1,"maxLength":40,"description":"Only flows with this tag (case-insensitive)."},
-"connector":{"type":"string","minLength":1,"maxLength":128,"description":"Only flows using this connector, e.g. shared_office365."},
-"pageSize":` + storePageSizeSchema + `,
-"cursor":` + storeCursorSchema + `}}`),
+		Input: inputSchema(storeEnvArg,
+			optionalArg("search", `{"type":"string","maxLength":200,"description":"Case-insensitive text to find in the display name."}`),
+			optionalArg("state", `{"type":"string","enum":["Started","Stopped","Suspended"],"description":"Only flows in this state."}`),
+			optionalArg("monitored", `{"type":"boolean","description":"true: only flows with monitor on (update_store_flow); false: only those without."}`),
+			optionalArg("critical", `{"type":"boolean","description":"true: only flows marked critical; false: only those not."}`),
+			optionalArg("tag", `{"type":"string","minLength":1,"maxLength":40,"description":"Only flows with this tag (case-insensitive)."}`),
+			optionalArg("connector", `{"type":"string","minLength":1,"maxLength":128,"description":"Only flows using this connector, e.g. shared_office365."}`),
+			storePageSizeArg, storeCursorArg),
 		Output: json.RawMessage(`{"type":"object","required":["flows","cache"],"properties":{"flows":{"type":"array","items":{"type":"object",
 "required":["id","environmentName","name","displayName","state","actionCount"],"properties":{"id":` + storeFlowIDOut + `,
 "environmentName":{"type":"string"},"name":{"type":"string"},"displayName":{"type":"string"},"state":{"type":"string"},"trigger":{"type":"string"},
@@ -421,10 +421,6 @@ type storeFlowArgs struct {
 	FlowName        string `json:"flowName"`
 }
 
-const storeFlowArgsSchema = `"id":` + storeFlowIDSchema + `,
-"environmentName":` + storeEnvSchema + `,
-"flowName":` + storeFlowSchema
-
 // key checks the arguments and returns the flow's cache key.
 func (a storeFlowArgs) key() (string, error) {
 	switch {
@@ -493,7 +489,7 @@ func getStoreFlow() *Tool {
 			"Next: get_store_flow_summary for its run statistics, get_live_flow for the live definition.",
 		Kind:  ReadOnly,
 		Group: Store,
-		Input: json.RawMessage(`{"type":"object","additionalProperties":false,"properties":{` + storeFlowArgsSchema + `}}`),
+		Input: inputSchema(storeFlowIDArg, storeEnvArg, storeFlowArg),
 		Output: json.RawMessage(`{"type":"object","required":["id","environmentName","name","displayName","state","actionCount","cachedAt","cache"],"properties":{
 "id":` + storeFlowIDOut + `,"environmentName":{"type":"string"},"name":{"type":"string"},"displayName":{"type":"string"},"state":{"type":"string"},
 "created":{"type":"string"},"modified":{"type":"string"},"creatorObjectId":{"type":"string"},"userType":{"type":"string"},"sharingType":{"type":"string"},
@@ -597,7 +593,7 @@ func getStoreFlowSummary() *Tool {
 			"get_live_flow_run_error with the last failure's run name.",
 		Kind:  ReadOnly,
 		Group: Store,
-		Input: json.RawMessage(`{"type":"object","additionalProperties":false,"properties":{` + storeFlowArgsSchema + `}}`),
+		Input: inputSchema(storeFlowIDArg, storeEnvArg, storeFlowArg),
 		Output: json.RawMessage(`{"type":"object","required":["id","window","from","to","runs","byStatus","failed","failureRate","cache"],"properties":{
 "id":` + storeFlowIDOut + `,"displayName":{"type":"string"},"window":{"type":"string"},"from":{"type":"string"},"to":{"type":"string"},
 "runs":{"type":"integer"},"byStatus":{"type":"object","additionalProperties":{"type":"integer"}},"failed":{"type":"integer"},
@@ -649,9 +645,8 @@ func getStoreFlowRuns() *Tool {
 			"with the run name.",
 		Kind:  ReadOnly,
 		Group: Store,
-		Input: json.RawMessage(`{"type":"object","additionalProperties":false,"properties":{` + storeFlowArgsSchema + `,
-"status":` + storeRunStatus + `,
-"top":{"type":"integer","minimum":1,"maximum":25,"default":25,"description":"At most this many runs."}}}`),
+		Input: inputSchema(storeFlowIDArg, storeEnvArg, storeFlowArg, runStatusArg,
+			optionalArg("top", `{"type":"integer","minimum":1,"maximum":25,"default":25,"description":"At most this many runs."}`)),
 		Output: json.RawMessage(`{"type":"object","required":["id","runs","cache"],"properties":{"id":` + storeFlowIDOut + `,
 "runs":{"type":"array","items":` + runBriefSchema + `},"cache":` + cacheOutSchema + `}}`),
 	}, func(ctx context.Context, env *Env, in storeRunsIn) (storeRunsOut, error) {
@@ -736,19 +731,19 @@ func updateStoreFlow() *Tool {
 		Kind:       Write,
 		Group:      Store,
 		Idempotent: true,
-		Input: json.RawMessage(`{"type":"object","additionalProperties":false,"properties":{` + storeFlowArgsSchema + `,
-"monitor":{"type":"boolean","description":"Whether the flow's health is watched."},
-"notifyRules":{"type":"array","maxItems":10,"description":"Who to tell about what; replaces the list ([] clears it).","items":{"type":"object","additionalProperties":false,"required":["when","email"],"properties":{
+		Input: inputSchema(storeFlowIDArg, storeEnvArg, storeFlowArg,
+			optionalArg("monitor", `{"type":"boolean","description":"Whether the flow's health is watched."}`),
+			optionalArg("notifyRules", `{"type":"array","maxItems":10,"description":"Who to tell about what; replaces the list ([] clears it).","items":{"type":"object","additionalProperties":false,"required":["when","email"],"properties":{
 "when":{"type":"string","enum":["anyFailure","failureRateAbove","noRunsFor"],"description":"anyFailure: a run fails; failureRateAbove: the sync window's failure rate exceeds threshold (0..1); noRunsFor: a flow that is on has not run for threshold hours."},
 "threshold":{"type":"number","minimum":0,"maximum":720,"description":"failureRateAbove: a rate in (0, 1]; noRunsFor: whole hours 1..720; anyFailure: none."},
-"email":{"type":"string","maxLength":254,"pattern":"^` + emailCore + `$","description":"Who to notify."}}}},
-"description":{"type":"string","maxLength":2000,"description":"What the flow is for."},
-"tags":{"type":"array","maxItems":20,"description":"Replaces the tags ([] clears them); compared case-insensitively.","items":{"type":"string","minLength":1,"maxLength":40,"pattern":"^\\S([^\\x00-\\x1f]*\\S)?$"}},
-"businessImpact":{"type":"string","enum":["","low","medium","high"],"description":"What a failure of the flow costs the business; \"\" clears it."},
-"ownerTeam":{"type":"string","maxLength":200,"description":"The team that owns the flow."},
-"supportEmail":{"type":"string","maxLength":254,"pattern":"^(` + emailCore + `)?$","description":"Where to ask for help; \"\" clears it."},
-"critical":{"type":"boolean","description":"Whether the flow is business-critical."},
-"tier":{"type":"string","maxLength":40,"pattern":"^[^\\x00-\\x1f]*$","description":"Your organisation's support tier for the flow, e.g. tier1 or gold; \"\" clears it."}}}`),
+"email":{"type":"string","maxLength":254,"pattern":"^`+emailCore+`$","description":"Who to notify."}}}}`),
+			optionalArg("description", `{"type":"string","maxLength":2000,"description":"What the flow is for."}`),
+			optionalArg("tags", `{"type":"array","maxItems":20,"description":"Replaces the tags ([] clears them); compared case-insensitively.","items":{"type":"string","minLength":1,"maxLength":40,"pattern":"^\\S([^\\x00-\\x1f]*\\S)?$"}}`),
+			optionalArg("businessImpact", `{"type":"string","enum":["","low","medium","high"],"description":"What a failure of the flow costs the business; \"\" clears it."}`),
+			optionalArg("ownerTeam", `{"type":"string","maxLength":200,"description":"The team that owns the flow."}`),
+			optionalArg("supportEmail", `{"type":"string","maxLength":254,"pattern":"^(`+emailCore+`)?$","description":"Where to ask for help; \"\" clears it."}`),
+			optionalArg("critical", `{"type":"boolean","description":"Whether the flow is business-critical."}`),
+			optionalArg("tier", `{"type":"string","maxLength":40,"pattern":"^[^\\x00-\\x1f]*$","description":"Your organisation's support tier for the flow, e.g. tier1 or gold; \"\" clears it."}`)),
 		Output: json.RawMessage(`{"type":"object","required":["id","changed","governance","cache"],"properties":{"id":` + storeFlowIDOut + `,
 "changed":{"type":"boolean","description":"false when the fields already had these values."},
 "governance":` + governanceOutSchema + `,"cache":` + cacheOutSchema + `}}`),
@@ -960,13 +955,11 @@ func listStoreConnections() *Tool {
 			"with pageSize and nextCursor. Next: test_live_connection to check one now.",
 		Kind:  ReadOnly,
 		Group: Store,
-		Input: json.RawMessage(`{"type":"object","additionalProperties":false,"properties":{
-"environmentName":` + storeEnvSchema + `,
-"connector":{"type":"string","minLength":1,"maxLength":128,"description":"Only this connector's connections, e.g. shared_office365."},
-"status":{"type":"string","minLength":1,"maxLength":40,"description":"Only connections with this status, e.g. Connected or Error."},
-"unused":{"type":"boolean","description":"true: only connections no cached flow uses; false: only used ones."},
-"pageSize":` + storePageSizeSchema + `,
-"cursor":` + storeCursorSchema + `}}`),
+		Input: inputSchema(storeEnvArg,
+			optionalArg("connector", `{"type":"string","minLength":1,"maxLength":128,"description":"Only this connector's connections, e.g. shared_office365."}`),
+			optionalArg("status", `{"type":"string","minLength":1,"maxLength":40,"description":"Only connections with this status, e.g. Connected or Error."}`),
+			optionalArg("unused", `{"type":"boolean","description":"true: only connections no cached flow uses; false: only used ones."}`),
+			storePageSizeArg, storeCursorArg),
 		Output: json.RawMessage(`{"type":"object","required":["connections","cache"],"properties":{"connections":{"type":"array","items":{"type":"object",
 "required":["id","environmentName","name","connector","status","flowCount"],"properties":{"id":{"type":"string"},"environmentName":{"type":"string"},
 "name":{"type":"string"},"connector":{"type":"string"},"status":{"type":"string"},"errorCode":{"type":"string"},
@@ -1036,10 +1029,7 @@ func listStoreMakers() *Tool {
 			"pageSize and nextCursor. Next: get_store_maker for one maker's flows.",
 		Kind:  ReadOnly,
 		Group: Store,
-		Input: json.RawMessage(`{"type":"object","additionalProperties":false,"properties":{
-"environmentName":` + storeEnvSchema + `,
-"pageSize":` + storePageSizeSchema + `,
-"cursor":` + storeCursorSchema + `}}`),
+		Input: inputSchema(storeEnvArg, storePageSizeArg, storeCursorArg),
 		Output: json.RawMessage(`{"type":"object","required":["makers","cache"],"properties":{"makers":{"type":"array","items":{"type":"object",
 "required":["objectId","flowCount","startedFlows","stoppedFlows","connectionCount","environments"],"properties":{"objectId":{"type":"string"},
 "flowCount":{"type":"integer"},"startedFlows":{"type":"integer"},"stoppedFlows":{"type":"integer"},
@@ -1087,8 +1077,7 @@ func getStoreMaker() *Tool {
 			"name, state; at most 200). Next: get_store_flow for one of them.",
 		Kind:  ReadOnly,
 		Group: Store,
-		Input: json.RawMessage(`{"type":"object","required":["objectId"],"additionalProperties":false,"properties":{
-"objectId":{"type":"string","minLength":36,"maxLength":36,"pattern":"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$","description":"The maker's Entra object id."}}}`),
+		Input: inputSchema(requiredArg("objectId", `{"type":"string","minLength":36,"maxLength":36,`+guidPattern+`,"description":"The maker's Entra object id."}`)),
 		Output: json.RawMessage(`{"type":"object","required":["objectId","flowCount","startedFlows","stoppedFlows","connectionCount","environments","cache"],"properties":{
 "objectId":{"type":"string"},"flowCount":{"type":"integer"},"startedFlows":{"type":"integer"},"stoppedFlows":{"type":"integer"},
 "suspendedFlows":{"type":"integer"},"connectionCount":{"type":"integer"},"appCount":{"type":"integer"},"environments":{"type":"array","items":{"type":"string"}},

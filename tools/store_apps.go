@@ -46,13 +46,11 @@ func listStorePowerApps() *Tool {
 			"nextCursor. Next: get_store_maker for an owner, list_store_connections for a connector's connections.",
 		Kind:  ReadOnly,
 		Group: Store,
-		Input: json.RawMessage(`{"type":"object","additionalProperties":false,"properties":{
-"environmentName":` + storeEnvSchema + `,
-"search":{"type":"string","minLength":1,"maxLength":200,"description":"Case-insensitive text to find in the app's display name."},
-"ownerObjectId":{"type":"string","minLength":36,"maxLength":36,"pattern":"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$","description":"Only apps owned by this Entra object id."},
-"connector":{"type":"string","minLength":8,"maxLength":128,"pattern":"^shared_[A-Za-z0-9][A-Za-z0-9_-]*$","description":"Only apps using this connector, e.g. shared_sharepointonline."},
-"pageSize":` + storePageSizeSchema + `,
-"cursor":` + storeCursorSchema + `}}`),
+		Input: inputSchema(storeEnvArg,
+			optionalArg("search", `{"type":"string","minLength":1,"maxLength":200,"description":"Case-insensitive text to find in the app's display name."}`),
+			optionalArg("ownerObjectId", `{"type":"string","minLength":36,"maxLength":36,`+guidPattern+`,"description":"Only apps owned by this Entra object id."}`),
+			optionalArg("connector", `{"type":"string","minLength":8,"maxLength":128,"pattern":"^shared_[A-Za-z0-9][A-Za-z0-9_-]*$","description":"Only apps using this connector, e.g. shared_sharepointonline."}`),
+			storePageSizeArg, storeCursorArg),
 		Output: json.RawMessage(`{"type":"object","additionalProperties":false,"required":["apps","cache"],"properties":{
 "apps":{"type":"array","items":{"type":"object","additionalProperties":false,
 "required":["id","environmentName","name","displayName","sharedUsersCount","sharedGroupsCount"],"properties":{

@@ -64,8 +64,8 @@ type Tool struct {
 	// plan and key scope (the meta tools over the catalog): the catalog remembers
 	// its encoded answers (see answerMemo) and runs it once per distinct question.
 	Pure bool
-	// Input is the input JSON Schema, a reviewed literal: type object,
-	// additionalProperties false.
+	// Input is the input JSON Schema: type object, additionalProperties false,
+	// built by inputSchema from the tool's arguments (input.go).
 	Input json.RawMessage
 	// Output is the optional output JSON Schema of structuredContent.
 	Output json.RawMessage

@@ -31,12 +31,9 @@ func triggerLiveFlow() *Tool {
 			"the run finishes, then get_live_flow_run_error if it failed.",
 		Kind:  Write,
 		Group: Live,
-		Input: json.RawMessage(`{"type":"object","required":["environmentName","flowName"],"additionalProperties":false,"properties":{
-"environmentName":` + environmentNameSchema + `,
-"flowName":` + flowNameSchema + `,
-"triggerName":` + triggerNameSchema + `,
-"body":{"type":"object","description":"JSON input for the trigger, e.g. {\"invoiceId\":\"INV-1\"}; {} when left out."},
-"waitSeconds":` + waitSchema + `}}`),
+		Input: inputSchema(environmentNameArg, flowNameArg, triggerNameArg,
+			optionalArg("body", `{"type":"object","description":"JSON input for the trigger, e.g. {\"invoiceId\":\"INV-1\"}; {} when left out."}`),
+			waitSecondsArg),
 		Output: json.RawMessage(newRunOutputSchema),
 	}, func(ctx context.Context, env *Env, in triggerIn) (newRunOut, error) {
 		ref := in.ref()
