@@ -39,12 +39,7 @@ type swaggerDoc struct {
 	Paths        map[string]map[string]json.RawMessage `json:"paths"`
 	Definitions  map[string]*schemaNode                `json:"definitions"`
 	Parameters   map[string]*paramNode                 `json:"parameters"`
-	Capabilities struct {
-		TestConnection *struct {
-			OperationID string                     `json:"operationId"`
-			Parameters  map[string]json.RawMessage `json:"parameters"`
-		} `json:"testConnection"`
-	} `json:"x-ms-capabilities"`
+	Capabilities powerautomate.SwaggerCapabilities     `json:"x-ms-capabilities"`
 
 	ops []swaggerOp // triggers first, then by operationId
 }
@@ -1186,42 +1181,14 @@ func decodeLoose(raw json.RawMessage) any {
 	return v
 }
 
-// pathLookup follows a "/"-separated path, matching keys case-insensitively as the
-// platform does (value-path "Schema/InputParameters" finds "schema/inputparameters").
-func pathLookup(doc any, path string) any {
-	for _, part := range strings.Split(strings.Trim(path, "/"), "/") {
-		if part == "" {
-			continue
-		}
-		m, ok := doc.(map[string]any)
-		if !ok {
-			return nil
-		}
-		next, found := m[part]
-		if !found {
-			for k, v := range m {
-				if strings.EqualFold(k, part) {
-					next, found = v, true
-					break
-				}
-			}
-		}
-		if !found {
-			return nil
-		}
-		doc = next
-	}
-	return doc
-}
-
 // extractOptions applies a dynamic-values/-list definition to a runtime response.
 func extractOptions(body json.RawMessage, def *dynamicDef) []dynOption {
 	doc := decodeLoose(body)
 	items, ok := doc.([]any)
 	if !ok {
 		if coll := connCoalesce(def.ItemsPath, def.ValueCollection); coll != "" {
-			items, _ = pathLookup(doc, coll).([]any)
-		} else if items, ok = pathLookup(doc, "value").([]any); !ok {
+			items, _ = powerautomate.LookupPath(doc, coll).([]any)
+		} else if items, ok = powerautomate.LookupPath(doc, "value").([]any); !ok {
 			if m, isMap := doc.(map[string]any); isMap {
 				keys := make([]string, 0, len(m))
 				for k := range m {
@@ -1243,15 +1210,15 @@ func extractOptions(body json.RawMessage, def *dynamicDef) []dynOption {
 	for _, item := range items {
 		v := item
 		if valuePath != "" {
-			v = pathLookup(item, valuePath)
+			v = powerautomate.LookupPath(item, valuePath)
 		}
 		title := any(nil)
 		if titlePath != "" {
-			title = pathLookup(item, titlePath)
+			title = powerautomate.LookupPath(item, titlePath)
 		}
 		if v == nil || isContainer(v) {
 			// Some connectors answer {value, displayName} whatever their swagger says.
-			v, title = pathLookup(item, "value"), pathLookup(item, "displayName")
+			v, title = powerautomate.LookupPath(item, "value"), powerautomate.LookupPath(item, "displayName")
 		}
 		if v == nil || isContainer(v) {
 			continue
@@ -1387,7 +1354,7 @@ func schemaFromResponse(body json.RawMessage, def *dynamicDef) json.RawMessage {
 	if path == "" {
 		schema = map[string]any{"type": "object", "properties": doc}
 	} else {
-		schema = pathLookup(doc, path)
+		schema = powerautomate.LookupPath(doc, path)
 	}
 	raw, _ := json.Marshal(schema)
 	return raw

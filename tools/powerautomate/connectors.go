@@ -135,6 +135,37 @@ type DynamicValue struct {
 	IsParent    bool            `json:"isParent,omitempty"`
 }
 
+// LookupPath follows a "/"-separated path (a dynamic extension's value-path,
+// value-collection or items path) through decoded JSON, matching keys
+// case-insensitively as the platform does: value-path "Schema/InputParameters" finds
+// "schema/inputparameters". An exact match wins over a case-folded one. nil when
+// the path leads nowhere.
+func LookupPath(doc any, path string) any {
+	for _, part := range strings.Split(strings.Trim(path, "/"), "/") {
+		if part == "" {
+			continue
+		}
+		m, ok := doc.(map[string]any)
+		if !ok {
+			return nil
+		}
+		next, found := m[part]
+		if !found {
+			for k, v := range m {
+				if strings.EqualFold(k, part) {
+					next, found = v, true
+					break
+				}
+			}
+		}
+		if !found {
+			return nil
+		}
+		doc = next
+	}
+	return doc
+}
+
 // DynamicRequest asks the service to resolve a dynamic extension of a
 // connector operation parameter.
 type DynamicRequest struct {
@@ -312,16 +343,21 @@ func (c *Client) TestConnection(ctx context.Context, env, connector, connection 
 	return out, nil
 }
 
+// SwaggerCapabilities is a connector swagger's x-ms-capabilities, as far as it is read.
+type SwaggerCapabilities struct {
+	// TestConnection is the operation that checks a connection, with its fixed
+	// parameters (a literal or {"value": x} each).
+	TestConnection *struct {
+		OperationID string                     `json:"operationId"`
+		Parameters  map[string]json.RawMessage `json:"parameters"`
+	} `json:"testConnection"`
+}
+
 // testCall builds the call for a connector's testConnection capability.
 func testCall(api *Connector) (ConnectorCall, string, string) {
 	var sw struct {
-		Capabilities struct {
-			TestConnection *struct {
-				OperationID string                     `json:"operationId"`
-				Parameters  map[string]json.RawMessage `json:"parameters"`
-			} `json:"testConnection"`
-		} `json:"x-ms-capabilities"`
-		Paths map[string]map[string]json.RawMessage `json:"paths"`
+		Capabilities SwaggerCapabilities                   `json:"x-ms-capabilities"`
+		Paths        map[string]map[string]json.RawMessage `json:"paths"`
 	}
 	if json.Unmarshal(api.Swagger, &sw) != nil || sw.Capabilities.TestConnection == nil {
 		return ConnectorCall{}, "", "connector declares no x-ms-capabilities.testConnection"

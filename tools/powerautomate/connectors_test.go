@@ -70,3 +70,31 @@ func TestErrorStringsDoNotEchoUpstreamText(t *testing.T) {
 		t.Errorf("InvalidIDError.Error() = %q", idErr.Error())
 	}
 }
+
+// LookupPath is the one reader of value-paths for the tools and the simulator: keys
+// match case-insensitively, an exact key wins over a folded one, and a path that
+// leads nowhere (a missing key, a value that is not an object) is nil.
+func TestLookupPath(t *testing.T) {
+	var doc any
+	if err := json.Unmarshal([]byte(`{"Schema":{"InputParameters":[1],"inputparameters":[2]},"value":[{"Id":"a"}],"n":1}`), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"Schema/InputParameters":   `[1]`,
+		"schema/inputparameters":   `[2]`,
+		"/SCHEMA/":                 `{"InputParameters":[1],"inputparameters":[2]}`,
+		"value":                    `[{"Id":"a"}]`,
+		"":                         `{"Schema":{"InputParameters":[1],"inputparameters":[2]},"n":1,"value":[{"Id":"a"}]}`,
+		"missing":                  `null`,
+		"n/deeper":                 `null`,
+		"Schema/InputParameters/x": `null`,
+	} {
+		got, err := json.Marshal(LookupPath(doc, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != want {
+			t.Errorf("LookupPath(%q) = %s, want %s", path, got, want)
+		}
+	}
+}

@@ -238,17 +238,17 @@ func (s *Sim) dynamicCall(w http.ResponseWriter, r *http.Request, properties boo
 			writeJSON(w, http.StatusOK, map[string]any{"type": "object", "properties": doc})
 			return
 		}
-		writeJSON(w, http.StatusOK, lookupPath(doc, path))
+		writeJSON(w, http.StatusOK, powerautomate.LookupPath(doc, path))
 		return
 	}
-	items, _ := lookupPath(doc, firstNonEmpty(def.ItemsPath, def.ValueColl, "value")).([]any)
+	items, _ := powerautomate.LookupPath(doc, firstNonEmpty(def.ItemsPath, def.ValueColl, "value")).([]any)
 	values := []any{}
 	for _, item := range items {
-		v := lookupPath(item, firstNonEmpty(def.ItemValuePath, def.ValuePath))
+		v := powerautomate.LookupPath(item, firstNonEmpty(def.ItemValuePath, def.ValuePath))
 		if v == nil {
 			continue
 		}
-		title := lookupPath(item, firstNonEmpty(def.ItemTitlePath, def.ValueTitle))
+		title := powerautomate.LookupPath(item, firstNonEmpty(def.ItemTitlePath, def.ValueTitle))
 		if title == nil {
 			title = v
 		}
@@ -282,26 +282,6 @@ func dynamicArgument(v json.RawMessage, current map[string]json.RawMessage) (str
 		return str, true
 	}
 	return string(v), true
-}
-
-// lookupPath follows a "/"-separated path, matching keys case-insensitively.
-func lookupPath(doc any, path string) any {
-	for _, part := range strings.Split(strings.Trim(path, "/"), "/") {
-		if part == "" {
-			continue
-		}
-		m, ok := doc.(map[string]any)
-		if !ok {
-			return nil
-		}
-		doc = nil
-		for k, v := range m {
-			if strings.EqualFold(k, part) {
-				doc = v
-			}
-		}
-	}
-	return doc
 }
 
 func firstNonEmpty(vals ...string) string {
