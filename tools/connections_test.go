@@ -379,7 +379,7 @@ func TestExtractOptions(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, _ := json.Marshal(extractOptions(json.RawMessage(tc.body), parseDynamic(json.RawMessage(tc.def))))
+			got, _ := json.Marshal(extractOptions(json.RawMessage(tc.body), powerautomate.ParseDynamicDefinition(json.RawMessage(tc.def))))
 			if string(got) != tc.want {
 				t.Errorf("got %s, want %s", got, tc.want)
 			}

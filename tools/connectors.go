@@ -420,42 +420,6 @@ func (sw *swaggerDoc) findInput(op swaggerOp, key string) (opInput, []string, bo
 	return opInput{}, keys, false
 }
 
-// dynamicDef is an x-ms-dynamic-* extension in either spelling (values/list,
-// schema/properties), raw or designer-normalized (dynamicState, extension).
-type dynamicDef struct {
-	OperationID     string                     `json:"operationId"`
-	Parameters      map[string]json.RawMessage `json:"parameters"`
-	ItemsPath       string                     `json:"itemsPath"`
-	ValueCollection string                     `json:"value-collection"`
-	ItemValuePath   string                     `json:"itemValuePath"`
-	ValuePath       string                     `json:"value-path"`
-	ItemTitlePath   string                     `json:"itemTitlePath"`
-	ValueTitle      string                     `json:"value-title"`
-	Capability      string                     `json:"capability"`
-	BuiltIn         string                     `json:"builtInOperation"`
-	DynamicState    *dynamicDef                `json:"dynamicState"`
-	Extension       *dynamicDef                `json:"extension"`
-}
-
-func parseDynamic(raw json.RawMessage) *dynamicDef {
-	var d dynamicDef
-	if json.Unmarshal(raw, &d) != nil {
-		return &dynamicDef{}
-	}
-	def := &d
-	for range 4 {
-		switch {
-		case def.DynamicState != nil:
-			def = def.DynamicState
-		case def.Extension != nil:
-			def = def.Extension
-		default:
-			return def
-		}
-	}
-	return def
-}
-
 // dynamicRef is one entry of a dynamic definition's parameters: a literal, or a
 // reference to another parameter of the calling operation.
 type dynamicRef struct {
@@ -483,7 +447,7 @@ func parseDynamicRef(raw json.RawMessage) dynamicRef {
 }
 
 // dependsOn lists the caller parameters a dynamic definition reads.
-func (d *dynamicDef) dependsOn() []string {
+func dependsOn(d *powerautomate.DynamicDefinition) []string {
 	var out []string
 	for _, v := range d.Parameters {
 		if r := parseDynamicRef(v); r.ref != "" {
@@ -496,7 +460,7 @@ func (d *dynamicDef) dependsOn() []string {
 
 // arguments resolves the definition's parameters against the caller's values; the
 // second result lists required references without a value.
-func (d *dynamicDef) arguments(current map[string]json.RawMessage) (map[string]json.RawMessage, []string) {
+func dynamicArguments(d *powerautomate.DynamicDefinition, current map[string]json.RawMessage) (map[string]json.RawMessage, []string) {
 	args := map[string]json.RawMessage{}
 	var missing []string
 	for name, v := range d.Parameters {
@@ -837,17 +801,17 @@ func toParamDetail(in opInput, withHint bool) paramDetail {
 func hintFor(ext dynamicExt) *dynamicHint {
 	switch {
 	case ext.options() != nil:
-		def := parseDynamic(ext.options())
-		h := &dynamicHint{Kind: "options", OperationID: def.OperationID, DependsOn: def.dependsOn(), Resolve: "get_live_dynamic_options"}
+		def := powerautomate.ParseDynamicDefinition(ext.options())
+		h := &dynamicHint{Kind: "options", OperationID: def.OperationID, DependsOn: dependsOn(def), Resolve: "get_live_dynamic_options"}
 		if def.OperationID == "" {
 			h.Resolve = "none: a built-in picker (" + connCoalesce(def.Capability, def.BuiltIn, "unknown") + "); enter the value directly"
 		}
 		return h
 	case ext.schema() != nil:
-		def := parseDynamic(ext.schema())
-		return &dynamicHint{Kind: "schema", OperationID: def.OperationID, DependsOn: def.dependsOn(), Resolve: "get_live_dynamic_properties"}
+		def := powerautomate.ParseDynamicDefinition(ext.schema())
+		return &dynamicHint{Kind: "schema", OperationID: def.OperationID, DependsOn: dependsOn(def), Resolve: "get_live_dynamic_properties"}
 	case ext.DynTree != nil:
-		def := parseDynamic(ext.DynTree)
+		def := powerautomate.ParseDynamicDefinition(ext.DynTree)
 		return &dynamicHint{Kind: "tree", OperationID: def.OperationID, Resolve: "none: a tree picker (folders); enter the path directly"}
 	}
 	return nil
@@ -1083,13 +1047,13 @@ func getLiveDynamicOptions() *Tool {
 		if ext == nil {
 			return dynamicOptionsOut{}, noOptionsError(target)
 		}
-		def := parseDynamic(ext)
+		def := powerautomate.ParseDynamicDefinition(ext)
 		if def.OperationID == "" {
 			return dynamicOptionsOut{}, &ToolError{Message: target.key + " is filled by a built-in picker (" +
 				connCoalesce(def.Capability, def.BuiltIn, "unknown") + "), which this server cannot list",
 				Next: "enter the value directly (e.g. an email address or a file path)"}
 		}
-		args, missing := def.arguments(in.Parameters)
+		args, missing := dynamicArguments(def, in.Parameters)
 		if len(missing) > 0 {
 			return dynamicOptionsOut{}, missingError(target.key, missing)
 		}
@@ -1136,7 +1100,7 @@ func noOptionsError(target opInput) *ToolError {
 // runLookup runs a dynamic definition's operation on the connector runtime, where
 // the per-environment designer route is out of reach. Only operations that the
 // connector itself names in a dynamic extension (or its test capability) are run.
-func (lc *lookupContext) runLookup(ctx context.Context, env *Env, in dynamicIn, def *dynamicDef, args map[string]json.RawMessage) (json.RawMessage, error) {
+func (lc *lookupContext) runLookup(ctx context.Context, env *Env, in dynamicIn, def *powerautomate.DynamicDefinition, args map[string]json.RawMessage) (json.RawMessage, error) {
 	op, ok := lc.sw.find(def.OperationID)
 	if !ok {
 		return nil, &ToolError{Message: "the connector names lookup operation " + connQuote(def.OperationID) + " but does not define it",
@@ -1182,7 +1146,7 @@ func decodeLoose(raw json.RawMessage) any {
 }
 
 // extractOptions applies a dynamic-values/-list definition to a runtime response.
-func extractOptions(body json.RawMessage, def *dynamicDef) []dynOption {
+func extractOptions(body json.RawMessage, def *powerautomate.DynamicDefinition) []dynOption {
 	doc := decodeLoose(body)
 	items, ok := doc.([]any)
 	if !ok {
@@ -1297,11 +1261,11 @@ func getLiveDynamicProperties() *Tool {
 			}
 			ext, alias = found.schema(), strings.TrimSuffix("body/"+path, "/")
 		}
-		def := parseDynamic(ext)
+		def := powerautomate.ParseDynamicDefinition(ext)
 		if def.OperationID == "" {
 			return dynamicPropertiesOut{}, &ToolError{Message: "this dynamic schema names no lookup operation", Next: "enter the fields directly"}
 		}
-		args, missing := def.arguments(in.Parameters)
+		args, missing := dynamicArguments(def, in.Parameters)
 		if len(missing) > 0 {
 			return dynamicPropertiesOut{}, missingError(connCoalesce(in.Parameter, "the response"), missing)
 		}
@@ -1347,7 +1311,7 @@ func getLiveDynamicProperties() *Tool {
 
 // schemaFromResponse picks the schema out of a runtime lookup's answer: at the
 // definition's value path, or, without one, the answer's root object as properties.
-func schemaFromResponse(body json.RawMessage, def *dynamicDef) json.RawMessage {
+func schemaFromResponse(body json.RawMessage, def *powerautomate.DynamicDefinition) json.RawMessage {
 	path := connCoalesce(def.ValuePath, def.ItemValuePath)
 	doc := decodeLoose(body)
 	var schema any

@@ -166,6 +166,52 @@ func LookupPath(doc any, path string) any {
 	return doc
 }
 
+// DynamicDefinition is an x-ms-dynamic-* extension in either spelling (values/list,
+// schema/properties) as far as it is read: the operation that answers the lookup,
+// its parameters, and where the answer's items, values and titles are; a built-in
+// picker names its capability instead.
+type DynamicDefinition struct {
+	OperationID     string                     `json:"operationId"`
+	Parameters      map[string]json.RawMessage `json:"parameters"`
+	ItemsPath       string                     `json:"itemsPath"`
+	ValueCollection string                     `json:"value-collection"`
+	ItemValuePath   string                     `json:"itemValuePath"`
+	ValuePath       string                     `json:"value-path"`
+	ItemTitlePath   string                     `json:"itemTitlePath"`
+	ValueTitle      string                     `json:"value-title"`
+	Capability      string                     `json:"capability"`
+	BuiltIn         string                     `json:"builtInOperation"`
+	// The designer wraps the definition in dynamicState or extension.
+	DynamicState *DynamicDefinition `json:"dynamicState"`
+	Extension    *DynamicDefinition `json:"extension"`
+}
+
+// ParseDynamicDefinition decodes an extension, raw or designer-normalized, down to
+// the definition itself; one that does not decode is empty.
+func ParseDynamicDefinition(raw json.RawMessage) *DynamicDefinition {
+	var d DynamicDefinition
+	if json.Unmarshal(raw, &d) != nil {
+		return &DynamicDefinition{}
+	}
+	return d.Unwrapped()
+}
+
+// Unwrapped is the definition inside the designer's wrappings (a few deep at most).
+func (d *DynamicDefinition) Unwrapped() *DynamicDefinition {
+	def := d
+	for range 4 {
+		switch {
+		case def.DynamicState != nil:
+			def = def.DynamicState
+		case def.Extension != nil:
+			def = def.Extension
+		default:
+			return def
+		}
+	}
+	return def
+}
+
 // DynamicRequest asks the service to resolve a dynamic extension of a
 // connector operation parameter.
 type DynamicRequest struct {

@@ -165,21 +165,6 @@ func (s *Sim) ppapiRoutes() http.Handler {
 	return mux
 }
 
-// dynamicDefinition is x-ms-dynamic-list/-values/-properties/-schema, raw or
-// designer-normalized (dynamicState).
-type dynamicDefinition struct {
-	OperationID   string                     `json:"operationId"`
-	Parameters    map[string]json.RawMessage `json:"parameters"`
-	ItemsPath     string                     `json:"itemsPath"`
-	ValueColl     string                     `json:"value-collection"`
-	ItemValuePath string                     `json:"itemValuePath"`
-	ValuePath     string                     `json:"value-path"`
-	ItemTitlePath string                     `json:"itemTitlePath"`
-	ValueTitle    string                     `json:"value-title"`
-	DynamicState  *dynamicDefinition         `json:"dynamicState"`
-	Extension     *dynamicDefinition         `json:"extension"`
-}
-
 func (s *Sim) dynamicCall(w http.ResponseWriter, r *http.Request, properties bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -201,22 +186,15 @@ func (s *Sim) dynamicCall(w http.ResponseWriter, r *http.Request, properties boo
 		return
 	}
 	var body struct {
-		Definition *dynamicDefinition         `json:"dynamicInvocationDefinition"`
-		Parameters map[string]json.RawMessage `json:"parameters"`
+		Definition *powerautomate.DynamicDefinition `json:"dynamicInvocationDefinition"`
+		Parameters map[string]json.RawMessage       `json:"parameters"`
 	}
 	raw, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if json.Unmarshal(raw, &body) != nil || body.Definition == nil {
 		writeError(w, http.StatusBadRequest, "InvalidRequestContent", "The request needs a dynamicInvocationDefinition.")
 		return
 	}
-	def := body.Definition
-	for def.DynamicState != nil || def.Extension != nil {
-		if def.DynamicState != nil {
-			def = def.DynamicState
-		} else {
-			def = def.Extension
-		}
-	}
+	def := body.Definition.Unwrapped()
 	args := map[string]string{}
 	for name, v := range def.Parameters {
 		if val, ok := dynamicArgument(v, body.Parameters); ok {
@@ -241,7 +219,7 @@ func (s *Sim) dynamicCall(w http.ResponseWriter, r *http.Request, properties boo
 		writeJSON(w, http.StatusOK, powerautomate.LookupPath(doc, path))
 		return
 	}
-	items, _ := powerautomate.LookupPath(doc, firstNonEmpty(def.ItemsPath, def.ValueColl, "value")).([]any)
+	items, _ := powerautomate.LookupPath(doc, firstNonEmpty(def.ItemsPath, def.ValueCollection, "value")).([]any)
 	values := []any{}
 	for _, item := range items {
 		v := powerautomate.LookupPath(item, firstNonEmpty(def.ItemValuePath, def.ValuePath))
