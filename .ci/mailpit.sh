@@ -10,6 +10,7 @@
 # free ports. Only the export lines go to stdout; progress goes to stderr. Exits
 # non-zero when the server does not start: CI must not go on without it.
 set -euo pipefail
+source "$(dirname "$0")/standin.sh"
 version=v1.33.1
 bin="$(go env GOPATH)/bin/mailpit"
 if [ ! -x "$bin" ] || ! go version -m "$bin" 2>/dev/null | grep -Eq "^\s+mod\s+github.com/axllent/mailpit\s+${version}\s"; then
@@ -25,25 +26,17 @@ free_port() {
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
 	done
 }
-log=$(mktemp "${TMPDIR:-/tmp}/mailpit.XXXXXX.log")
-for attempt in 1 2 3; do
+ready() { curl -fsS "http://127.0.0.1:$http_port/api/v1/info" >/dev/null 2>&1 && echo "http://127.0.0.1:$http_port"; }
+# Another program may take a port between free_port and the start: try three times.
+for _ in 1 2 3; do
 	smtp_port=$(free_port); http_port=$(free_port)
-	"$bin" --listen "127.0.0.1:$http_port" --smtp "127.0.0.1:$smtp_port" --smtp-auth-accept-any --smtp-auth-allow-insecure \
-		--smtp-disable-rdns --disable-version-check --quiet </dev/null >"$log" 2>&1 &
-	pid=$!
-	for _ in $(seq 100); do
-		if ! kill -0 "$pid" 2>/dev/null; then break; fi
-		if curl -fsS "http://127.0.0.1:$http_port/api/v1/info" >/dev/null 2>&1; then
-			echo "mailpit: pid $pid, SMTP 127.0.0.1:$smtp_port, API http://127.0.0.1:$http_port, log $log" >&2
-			echo "export MAILPIT_SMTP=127.0.0.1:$smtp_port"
-			echo "export MAILPIT_API=http://127.0.0.1:$http_port"
-			echo "export MAILPIT_PID=$pid"
-			exit 0
-		fi
-		sleep 0.1
-	done
-	kill "$pid" 2>/dev/null || true
-	echo "mailpit: attempt $attempt did not start; log:" >&2
-	cat "$log" >&2
+	standin_start mailpit "$bin" --listen "127.0.0.1:$http_port" --smtp "127.0.0.1:$smtp_port" --smtp-auth-accept-any \
+		--smtp-auth-allow-insecure --smtp-disable-rdns --disable-version-check --quiet
+	if standin_wait mailpit 10 ready; then
+		echo "export MAILPIT_SMTP=127.0.0.1:$smtp_port"
+		echo "export MAILPIT_API=$url"
+		echo "export MAILPIT_PID=$pid"
+		exit 0
+	fi
 done
 exit 1

