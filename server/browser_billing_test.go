@@ -1,22 +1,13 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/flowstudio/mcp/cosmos"
 	"github.com/flowstudio/mcp/server/billing"
@@ -54,108 +45,20 @@ func toolNames(t *testing.T, h *webHarness, key string) []string {
 // and the cache has its 30-day ttl. The page reports no script or CSP error.
 func TestBrowserPurchaseJourney(t *testing.T) {
 	rec := newStripeRecorder(t)
-	artifacts := os.Getenv("CI_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	}
 	h, _, _ := newSimWebHarness(t, func(o *webOptions) { o.settings = stripeSettings(rec.srv.URL) })
-
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.Flag("headless", true), chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("no-first-run", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		// The Stripe stand-in pages serve https on 127.0.0.1 with a test certificate.
-		chromedp.Flag("ignore-certificate-errors", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1000))
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelTimeout()
-	// As the sign-in browser test: no browser is a visible skip on a developer's
-	// machine, a failure in CI.
-	if err := chromedp.Do(ctx); err != nil {
-		if errors.Is(err, exec.ErrNotFound) && os.Getenv("CI") == "" {
-			t.Skipf("no Chromium or Chrome found (%v): install one (apt-get install -y chromium) to run the browser test", err)
-		}
-		t.Fatalf("starting the browser: %v", err)
-	}
-
-	var mu sync.Mutex
-	var problems []string
-	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			webShot(t, ctx, filepath.Join(artifacts, "purchase-failure.png"))
-			t.Fatalf("%s: %v", step, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return strings.TrimSpace(s)
-	}
-	location := func() string {
-		t.Helper()
-		loc, err := chromedp.Run(ctx, chromedp.Location())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return loc
-	}
-	// waitFor polls until the page shows sel (navigations make evaluations fail meanwhile).
-	waitFor := func(step, sel string) {
-		t.Helper()
-		cond := `document.readyState === "complete" && document.querySelector(` + strconv.Quote(sel) + `) !== null`
-		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](cond)); err == nil && ok {
-				return
-			} else if time.Now().After(deadline) {
-				webShot(t, ctx, filepath.Join(artifacts, "purchase-failure.png"))
-				loc, _ := chromedp.Run(ctx, chromedp.Location())
-				t.Fatalf("%s: no %s at %s: %v", step, sel, loc, err)
-			}
-		}
-	}
-
-	// Script errors and CSP violations.
-	run("start the browser", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		if _, err := cdp.Call(ctx, tg, log.Enable, cdp.Empty{}); err != nil {
-			return err
-		}
-		_, err := cdp.Call(ctx, tg, runtime.Enable, cdp.Empty{})
-		return err
-	}))
-	entries := chromedp.Events(ctx, log.EntryAdded)
-	go func() {
-		for ev, err := range entries {
-			if err != nil {
-				return
-			}
-			if ev.Entry.Level == log.EntryLevelError && !strings.Contains(ev.Entry.URL, "favicon") {
-				mu.Lock()
-				problems = append(problems, string(ev.Entry.Source)+": "+ev.Entry.Text)
-				mu.Unlock()
-			}
-		}
-	}()
+	// The Stripe stand-in pages serve https on 127.0.0.1 with a test certificate.
+	b := newWebBrowser(t, "purchase-failure.png", chromedp.Flag("ignore-certificate-errors", true))
+	ctx, artifacts, run, text, value, location, navigate := b.ctx, b.artifacts, b.run, b.text, b.value, b.location, b.navigate
 
 	// 1. Sign in on the simulated Microsoft pages.
 	run("landing", chromedp.Navigate(h.ts.URL+"/"), chromedp.WaitVisible(chromedp.CSS("a.btn.ms")))
 	run("sign in", chromedp.Click(chromedp.CSS("a.btn.ms")), chromedp.WaitVisible(chromedp.CSS(`button[value="alice@contoso.com"]`)))
 	run("pick alice", chromedp.Click(chromedp.CSS(`button[value="alice@contoso.com"]`)), chromedp.WaitVisible(chromedp.ID("accept")))
-	run("consent", chromedp.Click(chromedp.ID("accept")))
-	waitFor("dashboard", "#upgrade-team")
+	navigate("consent", chromedp.Click(chromedp.ID("accept")), "#upgrade-team")
 	if tier := text("#tier"); tier != "Free" {
 		t.Fatalf("plan before buying: %q", tier)
 	}
-	key, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS("#key-full")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := value("#key-full")
 	if names := toolNames(t, h, key); slices.Contains(names, "list_store_flows") || !slices.Contains(names, "list_live_flows") {
 		t.Fatalf("tools before buying: %v", names)
 	}
@@ -167,8 +70,7 @@ func TestBrowserPurchaseJourney(t *testing.T) {
 	webShot(t, ctx, filepath.Join(artifacts, "plans-free.png"))
 
 	// 2. Upgrade to Team: a Checkout Session at stripe-mock, and the browser sent to it.
-	run("upgrade to team", chromedp.Click(chromedp.ID("upgrade-team")))
-	waitFor("checkout", "#stripe-stand-in")
+	navigate("upgrade to team", chromedp.Click(chromedp.ID("upgrade-team")), "#stripe-stand-in")
 	checkoutURL := location()
 	if !strings.HasPrefix(rec.lastHosted(), "https://checkout.stripe.com/") || !strings.HasPrefix(checkoutURL, rec.pages.URL+"/") {
 		t.Fatalf("Upgrade went to %q (stripe-mock answered %q)", checkoutURL, rec.lastHosted())
@@ -188,16 +90,14 @@ func TestBrowserPurchaseJourney(t *testing.T) {
 	if _, err := h.store.PutCacheItem(t.Context(), &cosmos.CacheItem{UserID: alice, Kind: "flow", Key: "env.flow1", TTL: -1}); err != nil {
 		t.Fatal(err)
 	}
-	run("back to the dashboard", chromedp.Navigate(h.ts.URL+"/dashboard?done=checkout"))
-	waitFor("dashboard after buying", "#manage-billing")
+	navigate("back to the dashboard", chromedp.Navigate(h.ts.URL+"/dashboard?done=checkout"), "#manage-billing")
 	if tier := text("#tier"); tier != "Team" {
 		t.Errorf("plan after buying: %q", tier)
 	}
 	webShot(t, ctx, filepath.Join(artifacts, "plans-team.png"))
 
 	// 4. Manage billing: a Customer Portal session for the linked customer.
-	run("manage billing", chromedp.Click(chromedp.ID("manage-billing")))
-	waitFor("portal", "#stripe-stand-in")
+	navigate("manage billing", chromedp.Click(chromedp.ID("manage-billing")), "#stripe-stand-in")
 	portal := rec.calls("/v1/billing_portal/sessions")
 	if loc := location(); len(portal) != 1 || portal[0].form.Get("customer") != "cus_Buyer1" || !strings.HasPrefix(loc, rec.pages.URL+"/") || loc == checkoutURL {
 		t.Fatalf("portal: %+v, browser sent to %q", portal, loc)
@@ -214,15 +114,13 @@ func TestBrowserPurchaseJourney(t *testing.T) {
 	if it, err := h.store.GetCacheItem(t.Context(), alice, "flow", "env.flow1"); err != nil || it.TTL != teamcache.CanceledCacheTTL {
 		t.Fatalf("cache ttl after cancelling: %v %v", it, err)
 	}
-	run("dashboard after cancelling", chromedp.Navigate(h.ts.URL+"/dashboard"))
-	waitFor("dashboard after cancelling", "#upgrade-team")
+	navigate("dashboard after cancelling", chromedp.Navigate(h.ts.URL+"/dashboard"), "#upgrade-team")
 	if tier := text("#tier"); tier != "Free" {
 		t.Errorf("plan after cancelling: %q", tier)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for _, p := range problems {
-		if !strings.Contains(p, "stripe") {
+	// The stand-in's pages (and their missing favicon) are not ours to check.
+	for _, p := range b.reported() {
+		if !strings.Contains(p, "stripe") && !strings.Contains(p, "favicon") {
 			t.Errorf("the browser reported: %s", p)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,121 +34,10 @@ import (
 // $CI_ARTIFACTS, then checks that neither the store nor the log holds a token, key or
 // email.
 func TestBrowserSignInDashboardKeys(t *testing.T) {
-	artifacts := os.Getenv("CI_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	}
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
-
 	h, tap, _ := newSimWebHarness(t)
+	b := newWebBrowser(t, "failure.png")
+	ctx, artifacts, run, text, value, navigate := b.ctx, b.artifacts, b.run, b.text, b.value, b.navigate
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1000),
-	)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelTimeout()
-	// chromedp finds the browser itself (chromium, google-chrome, headless-shell... on
-	// PATH). None there: a visible skip on a developer's machine, a failure in CI.
-	if err := chromedp.Do(ctx); err != nil {
-		if errors.Is(err, exec.ErrNotFound) && os.Getenv("CI") == "" {
-			t.Skipf("no Chromium or Chrome found (%v): install one (apt-get install -y chromium) to run the browser test", err)
-		}
-		t.Fatalf("starting the browser: %v", err)
-	}
-
-	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			webShot(t, ctx, filepath.Join(artifacts, "failure.png"))
-			t.Fatalf("%s: %v", step, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return strings.TrimSpace(s)
-	}
-	value := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("value of %s: %v", sel, err)
-		}
-		return s
-	}
-	// navigate runs a step that loads a new page and returns once that page is loaded
-	// and shows sel. The page being left is marked first, so an element matching sel
-	// on it cannot end the wait before the navigation has happened.
-	navigate := func(step string, action chromedp.Action[chromedp.Void], sel string) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.__leaving = true`)); err != nil {
-			t.Fatalf("%s: mark the page: %v", step, err)
-		}
-		run(step, action)
-		cond := `window.__leaving === undefined && document.readyState === "complete" && document.querySelector(` +
-			strconv.Quote(sel) + `) !== null`
-		// Evaluations fail while the target navigates; that is expected here, so retry.
-		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](cond)); err == nil && ok {
-				break
-			} else if time.Now().After(deadline) {
-				webShot(t, ctx, filepath.Join(artifacts, "failure.png"))
-				t.Fatalf("%s: the next page with %s did not load: %v", step, sel, err)
-			}
-		}
-		run(step+": visible", chromedp.WaitVisible(chromedp.CSS(sel)))
-	}
-
-	// Problems the page reports: script exceptions, CSP violations, failed loads.
-	run("start the browser", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		if _, err := cdp.Call(ctx, tg, log.Enable, cdp.Empty{}); err != nil {
-			return err
-		}
-		_, err := cdp.Call(ctx, tg, runtime.Enable, cdp.Empty{})
-		return err
-	}))
-	var problems []string
-	var mu sync.Mutex
-	entries, exceptions := chromedp.Events(ctx, log.EntryAdded), chromedp.Events(ctx, runtime.ExceptionThrown)
-	go func() {
-		for ev, err := range entries {
-			if err != nil {
-				return
-			}
-			if ev.Entry.Level == log.EntryLevelError {
-				mu.Lock()
-				problems = append(problems, string(ev.Entry.Source)+": "+ev.Entry.Text+" "+ev.Entry.URL)
-				mu.Unlock()
-			}
-		}
-	}()
-	go func() {
-		for ev, err := range exceptions {
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			problems = append(problems, "exception: "+ev.ExceptionDetails.Text)
-			mu.Unlock()
-		}
-	}()
 	// Accept the confirmation dialogs of re-issue and revoke.
 	dialogs := chromedp.Events(ctx, cdppage.JavascriptDialogOpening)
 	go func() {
@@ -311,11 +201,9 @@ func TestBrowserSignInDashboardKeys(t *testing.T) {
 	webShot(t, ctx, filepath.Join(artifacts, "dashboard-revoked.png"))
 	webFits(t, ctx, artifacts, "/dashboard (revoked)")
 
-	mu.Lock()
-	for _, p := range problems {
+	for _, p := range b.reported() {
 		t.Errorf("the browser reported: %s", p)
 	}
-	mu.Unlock()
 	// An error page (it answers 403, which the browser reports, so after the check).
 	navigate("an error page", chromedp.Navigate(h.ts.URL+"/callback?error=access_denied"), "footer")
 	webFits(t, ctx, artifacts, "/callback (error)")
@@ -324,6 +212,162 @@ func TestBrowserSignInDashboardKeys(t *testing.T) {
 	secrets := append(tap.secrets(), key1, read1, key2, read2, "alice@contoso.com")
 	h.assertNoSecrets(t, secrets)
 	t.Logf("screenshots in %s", artifacts)
+}
+
+// webBrowser is a headless Chromium for a browser test, with the steps both journeys
+// use. It records what the pages report (script exceptions, CSP violations, failed
+// loads), and a failed step saves a screenshot to the artifacts directory
+// ($CI_ARTIFACTS, else a temporary one).
+type webBrowser struct {
+	t         *testing.T
+	ctx       context.Context
+	artifacts string
+	failShot  string // the screenshot's file name when a step fails
+
+	mu       sync.Mutex
+	problems []string
+}
+
+// newWebBrowser starts the browser; flags are Chromium options beyond the common ones.
+// chromedp finds the browser itself (chromium, google-chrome, headless-shell... on
+// PATH). None there: a visible skip on a developer's machine, a failure in CI.
+func newWebBrowser(t *testing.T, failShot string, flags ...chromedp.ExecAllocatorOption) *webBrowser {
+	t.Helper()
+	b := &webBrowser{t: t, artifacts: os.Getenv("CI_ARTIFACTS"), failShot: failShot}
+	if b.artifacts == "" {
+		b.artifacts = t.TempDir()
+	}
+	if err := os.MkdirAll(b.artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	opts := append([]chromedp.ExecAllocatorOption{
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1000),
+	}, flags...)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(cancel)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancelTimeout)
+	b.ctx = ctx
+	if err := chromedp.Do(ctx); err != nil {
+		if errors.Is(err, exec.ErrNotFound) && os.Getenv("CI") == "" {
+			t.Skipf("no Chromium or Chrome found (%v): install one (apt-get install -y chromium) to run the browser test", err)
+		}
+		t.Fatalf("starting the browser: %v", err)
+	}
+	b.run("start the browser", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, tg, log.Enable, cdp.Empty{}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, tg, runtime.Enable, cdp.Empty{})
+		return err
+	}))
+	entries, exceptions := chromedp.Events(ctx, log.EntryAdded), chromedp.Events(ctx, runtime.ExceptionThrown)
+	go func() {
+		for ev, err := range entries {
+			if err != nil {
+				return
+			}
+			if ev.Entry.Level == log.EntryLevelError {
+				b.report(string(ev.Entry.Source) + ": " + ev.Entry.Text + " " + ev.Entry.URL)
+			}
+		}
+	}()
+	go func() {
+		for ev, err := range exceptions {
+			if err != nil {
+				return
+			}
+			b.report("exception: " + ev.ExceptionDetails.Text)
+		}
+	}()
+	return b
+}
+
+func (b *webBrowser) report(problem string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.problems = append(b.problems, problem)
+}
+
+// reported is what the pages reported so far.
+func (b *webBrowser) reported() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.problems)
+}
+
+// run runs a step's actions; a failure ends the test with a screenshot.
+func (b *webBrowser) run(step string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, actions...); err != nil {
+		webShot(b.t, b.ctx, filepath.Join(b.artifacts, b.failShot))
+		b.t.Fatalf("%s: %v", step, err)
+	}
+}
+
+// text is the trimmed text of the element sel.
+func (b *webBrowser) text(sel string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		b.t.Fatalf("text of %s: %v", sel, err)
+	}
+	return strings.TrimSpace(s)
+}
+
+// value is the value of the input sel.
+func (b *webBrowser) value(sel string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Value(chromedp.CSS(sel)))
+	if err != nil {
+		b.t.Fatalf("value of %s: %v", sel, err)
+	}
+	return s
+}
+
+// location is the URL of the page shown.
+func (b *webBrowser) location() string {
+	b.t.Helper()
+	loc, err := chromedp.Run(b.ctx, chromedp.Location())
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return loc
+}
+
+// navigate runs a step that loads a new page and returns once that page is loaded
+// and shows sel. The page being left is marked first, so an element matching sel
+// on it cannot end the wait before the navigation has happened.
+func (b *webBrowser) navigate(step string, action chromedp.Action[chromedp.Void], sel string) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`window.__leaving = true`)); err != nil {
+		b.t.Fatalf("%s: mark the page: %v", step, err)
+	}
+	b.run(step, action)
+	cond := `window.__leaving === undefined && document.readyState === "complete" && document.querySelector(` +
+		strconv.Quote(sel) + `) !== null`
+	// Evaluations fail while the target navigates; that is expected here, so retry.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](cond)); err == nil && ok {
+			break
+		} else if time.Now().After(deadline) {
+			webShot(b.t, b.ctx, filepath.Join(b.artifacts, b.failShot))
+			loc, _ := chromedp.Run(b.ctx, chromedp.Location())
+			b.t.Fatalf("%s: the next page with %s did not load (at %s): %v", step, sel, loc, err)
+		}
+	}
+	b.run(step+": visible", chromedp.WaitVisible(chromedp.CSS(sel)))
 }
 
 // shot saves a screenshot of the whole page: the viewport grows to the page's height
