@@ -17,24 +17,11 @@ import (
 // ListUsageCounters returns every live usage counter of the user, in id order.
 func (s *Store) ListUsageCounters(ctx context.Context, userID string) ([]*UsageCounter, error) {
 	var out []*UsageCounter
-	token := ""
-	for {
-		items, next, err := s.usage.query(ctx, userID, query{pageSize: maxPageSize, token: token})
-		if err != nil {
-			return nil, err
-		}
-		for _, it := range items {
-			c, err := decode[UsageCounter](usageSpec.name, it)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, c)
-		}
-		if next == "" {
-			return out, nil
-		}
-		token = next
+	err := s.eachUsageCounter(ctx, userID, nil, func(c *UsageCounter) { out = append(out, c) })
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // DeleteUserUsage deletes every usage counter of the user.
@@ -67,25 +54,18 @@ func (s *Store) bugReportsBy(ctx context.Context, now time.Time, userHash string
 	}
 	var out []StoredBugReport
 	for part := bugReportPartition(now); part != ""; part = nextBugReportPartition(part, now) {
-		token := ""
-		for {
-			items, next, err := s.ListCacheItems(ctx, part, CacheFilter{Kind: KindBugReport}, PageRequest{Size: maxPageSize, Token: token})
-			if err != nil {
-				return nil, err
+		err := s.eachCacheItem(ctx, part, CacheFilter{Kind: KindBugReport}, func(it *CacheItem) error {
+			var r BugReport
+			if err := json.Unmarshal(it.Body, &r); err != nil {
+				return &CorruptRecordError{Container: cacheSpec.name, ID: it.ID, Err: err}
 			}
-			for _, it := range items {
-				var r BugReport
-				if err := json.Unmarshal(it.Body, &r); err != nil {
-					return nil, &CorruptRecordError{Container: cacheSpec.name, ID: it.ID, Err: err}
-				}
-				if r.UserHash == userHash {
-					out = append(out, StoredBugReport{Partition: part, Report: &r, Size: len(it.Body)})
-				}
+			if r.UserHash == userHash {
+				out = append(out, StoredBugReport{Partition: part, Report: &r, Size: len(it.Body)})
 			}
-			if next == "" {
-				break
-			}
-			token = next
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

@@ -46,21 +46,14 @@ func (s *Store) SetUserCacheTTL(ctx context.Context, userID string, ttl int, whe
 	}
 	type ref struct{ kind, key string }
 	var refs []ref
-	token := ""
-	for {
-		items, next, err := s.ListCacheItems(ctx, userID, CacheFilter{}, PageRequest{Size: maxPageSize, Token: token})
-		if err != nil {
-			return 0, err
+	err := s.eachCacheItem(ctx, userID, CacheFilter{}, func(it *CacheItem) error {
+		if when(it.TTL) {
+			refs = append(refs, ref{it.Kind, it.Key})
 		}
-		for _, it := range items {
-			if when(it.TTL) {
-				refs = append(refs, ref{it.Kind, it.Key})
-			}
-		}
-		if next == "" {
-			break
-		}
-		token = next
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
 	changed := 0
 	for _, r := range refs {

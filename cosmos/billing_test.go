@@ -2,44 +2,12 @@ package cosmos
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
-
-// runBillingContract checks the bug-report and Stripe additions on a backend,
-// in the style of runContract (which it does not edit).
-func runBillingContract(t *testing.T, open func(t *testing.T) *Store) {
-	tests := []struct {
-		name string
-		run  func(t *testing.T, s *Store)
-	}{
-		{"BugReports", testBugReports},
-		{"StripeEventOnce", testStripeEventOnce},
-		{"SetUserCacheTTL", testSetUserCacheTTL},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			tt.run(t, open(t))
-		})
-	}
-}
-
-func TestEmbeddedBillingContract(t *testing.T) {
-	runBillingContract(t, func(t *testing.T) *Store { return mustOpenEmbedded(t, t.TempDir()) })
-}
-
-func TestCosmosBillingContract(t *testing.T) {
-	endpoint := os.Getenv("COSMOS_TEST_ENDPOINT")
-	if endpoint == "" {
-		t.Skip("COSMOS_TEST_ENDPOINT is not set")
-	}
-	runBillingContract(t, func(t *testing.T) *Store { return mustOpenCosmos(t, endpoint) })
-}
 
 func testBugReports(t *testing.T, s *Store) {
 	ctx := t.Context()

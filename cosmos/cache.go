@@ -81,6 +81,27 @@ func (s *Store) ListCacheItems(ctx context.Context, userID string, f CacheFilter
 	return out, next, nil
 }
 
+// eachCacheItem calls fn for every cache item of the partition that f selects, page
+// by page; an error of fn ends the walk and is returned.
+func (s *Store) eachCacheItem(ctx context.Context, partition string, f CacheFilter, fn func(*CacheItem) error) error {
+	token := ""
+	for {
+		items, next, err := s.ListCacheItems(ctx, partition, f, PageRequest{Size: maxPageSize, Token: token})
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if err := fn(it); err != nil {
+				return err
+			}
+		}
+		if next == "" {
+			return nil
+		}
+		token = next
+	}
+}
+
 // DeleteUserCache deletes every cache item of the user, and nothing else.
 func (s *Store) DeleteUserCache(ctx context.Context, userID string) error {
 	return s.cache.deletePartition(ctx, userID)

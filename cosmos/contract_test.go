@@ -34,6 +34,9 @@ func runContract(t *testing.T, open func(t *testing.T) *Store) {
 		{"CorruptRecord", testCorruptRecord},
 		{"EmailIndex", testEmailIndex},
 		{"OAuthItemsAndGrants", testOAuthItemsAndGrants},
+		{"BugReports", testBugReports},
+		{"StripeEventOnce", testStripeEventOnce},
+		{"SetUserCacheTTL", testSetUserCacheTTL},
 		{"Ping", func(t *testing.T, s *Store) {
 			if err := s.Ping(t.Context()); err != nil {
 				t.Fatal(err)

@@ -229,28 +229,29 @@ func (c *cosmosContainer) read(ctx context.Context, pk, id string) (item, error)
 	return it, err
 }
 
-func (c *cosmosContainer) create(ctx context.Context, it item) (etag string, err error) {
-	err = c.do(ctx, func(cc *azcosmos.ContainerClient) error {
-		r, err := cc.CreateItem(ctx, azcosmos.NewPartitionKeyString(it.pk), it.doc, nil)
-		etag = string(r.ETag)
-		return err
+func (c *cosmosContainer) create(ctx context.Context, it item) (string, error) {
+	return c.write(ctx, func(cc *azcosmos.ContainerClient) (azcosmos.ItemResponse, error) {
+		return cc.CreateItem(ctx, azcosmos.NewPartitionKeyString(it.pk), it.doc, nil)
 	})
-	return etag, err
 }
 
-func (c *cosmosContainer) replace(ctx context.Context, it item, ifMatch string) (etag string, err error) {
+func (c *cosmosContainer) replace(ctx context.Context, it item, ifMatch string) (string, error) {
 	match := azcore.ETag(ifMatch)
-	err = c.do(ctx, func(cc *azcosmos.ContainerClient) error {
-		r, err := cc.ReplaceItem(ctx, azcosmos.NewPartitionKeyString(it.pk), it.id, it.doc, &azcosmos.ItemOptions{IfMatchEtag: &match})
-		etag = string(r.ETag)
-		return err
+	return c.write(ctx, func(cc *azcosmos.ContainerClient) (azcosmos.ItemResponse, error) {
+		return cc.ReplaceItem(ctx, azcosmos.NewPartitionKeyString(it.pk), it.id, it.doc, &azcosmos.ItemOptions{IfMatchEtag: &match})
 	})
-	return etag, err
 }
 
-func (c *cosmosContainer) upsert(ctx context.Context, it item) (etag string, err error) {
+func (c *cosmosContainer) upsert(ctx context.Context, it item) (string, error) {
+	return c.write(ctx, func(cc *azcosmos.ContainerClient) (azcosmos.ItemResponse, error) {
+		return cc.UpsertItem(ctx, azcosmos.NewPartitionKeyString(it.pk), it.doc, nil)
+	})
+}
+
+// write runs one item write and returns the written item's ETag.
+func (c *cosmosContainer) write(ctx context.Context, op func(*azcosmos.ContainerClient) (azcosmos.ItemResponse, error)) (etag string, err error) {
 	err = c.do(ctx, func(cc *azcosmos.ContainerClient) error {
-		r, err := cc.UpsertItem(ctx, azcosmos.NewPartitionKeyString(it.pk), it.doc, nil)
+		r, err := op(cc)
 		etag = string(r.ETag)
 		return err
 	})

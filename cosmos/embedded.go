@@ -192,6 +192,17 @@ func (e *embedded) errLost() error {
 // watchFile checks every so often (not per call: a stat is a syscall) that the file
 // at e.path is still the one this process opened.
 func (e *embedded) watchFile(ctx context.Context, every time.Duration) {
+	ticks(ctx, every, func() bool {
+		if st, err := os.Stat(e.path); err != nil || !os.SameFile(st, e.opened) {
+			e.markLost()
+			return false // a lost file stays lost for this process
+		}
+		return true
+	})
+}
+
+// ticks calls fn every so often until ctx ends or fn returns false.
+func ticks(ctx context.Context, every time.Duration, fn func() bool) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -199,9 +210,8 @@ func (e *embedded) watchFile(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if st, err := os.Stat(e.path); err != nil || !os.SameFile(st, e.opened) {
-				e.markLost()
-				return // a lost file stays lost for this process
+			if !fn() {
+				return
 			}
 		}
 	}
@@ -255,16 +265,10 @@ func (e *embedded) eraseDeleted(ctx context.Context) error {
 // purgeLoop deletes expired items now and then. Reads already skip them;
 // this only gives the space back.
 func (e *embedded) purgeLoop(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			_ = e.purge(ctx) // a failure (say, a long lock) is retried next tick
-		}
-	}
+	ticks(ctx, every, func() bool {
+		_ = e.purge(ctx) // a failure (say, a long lock) is retried next tick
+		return true
+	})
 }
 
 func (e *embedded) purge(ctx context.Context) error {

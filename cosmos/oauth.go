@@ -112,24 +112,17 @@ func (s *Store) DeleteUserOAuthTokens(ctx context.Context, userID string) (int, 
 	type ref struct{ kind, key string }
 	var refs []ref
 	for _, kind := range []string{KindOAuthCode, KindOAuthRefresh} {
-		token := ""
-		for {
-			items, next, err := s.ListCacheItems(ctx, OAuthPartition, CacheFilter{Kind: kind}, PageRequest{Size: maxPageSize, Token: token})
-			if err != nil {
-				return 0, err
+		err := s.eachCacheItem(ctx, OAuthPartition, CacheFilter{Kind: kind}, func(it *CacheItem) error {
+			var v struct {
+				UserID string `json:"userId"`
 			}
-			for _, it := range items {
-				var v struct {
-					UserID string `json:"userId"`
-				}
-				if json.Unmarshal(it.Body, &v) == nil && v.UserID == userID {
-					refs = append(refs, ref{it.Kind, it.Key})
-				}
+			if json.Unmarshal(it.Body, &v) == nil && v.UserID == userID {
+				refs = append(refs, ref{it.Kind, it.Key})
 			}
-			if next == "" {
-				break
-			}
-			token = next
+			return nil
+		})
+		if err != nil {
+			return 0, err
 		}
 	}
 	n := 0

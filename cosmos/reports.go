@@ -126,13 +126,8 @@ func (s *Store) addBugReport(ctx context.Context, now time.Time, userID string, 
 	if err != nil {
 		return nil, fmt.Errorf("cosmos: add bug report: %w: %v", ErrInvalid, err)
 	}
-	n, err := s.IncrementUsage(ctx, userID, ReportsPerDay, now, 1)
-	if err != nil {
+	if err := s.countBugReport(ctx, userID, now, perDay); err != nil {
 		return nil, err
-	}
-	if n > perDay {
-		s.uncountBugReport(ctx, userID, now)
-		return nil, &ReportLimitError{Limit: perDay, ResetsAt: now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)}
 	}
 	// The reporter's index entry first: a report is theirs (status, append) only
 	// through it, and an entry whose report failed to land is skipped when read.
@@ -284,13 +279,8 @@ func (s *Store) appendBugReport(ctx context.Context, now time.Time, userID strin
 	if r.Size()+len(text) > maxBytes {
 		return nil, &ReportTooLargeError{Size: r.Size(), Adding: len(text), Max: maxBytes}
 	}
-	n, err := s.IncrementUsage(ctx, userID, ReportsPerDay, now, 1)
-	if err != nil {
+	if err := s.countBugReport(ctx, userID, now, perDay); err != nil {
 		return nil, err
-	}
-	if n > perDay {
-		s.uncountBugReport(ctx, userID, now)
-		return nil, &ReportLimitError{Limit: perDay, ResetsAt: now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)}
 	}
 	for range maxAppendRetries {
 		var it *CacheItem
@@ -353,6 +343,20 @@ func (s *Store) SetBugReportState(ctx context.Context, id, state, note string) (
 		}
 	}
 	return nil, fmt.Errorf("cosmos: set bug report state: %w", ErrPreconditionFailed)
+}
+
+// countBugReport counts a filing or an append against the user's daily cap: over
+// it, the count is taken back and the error is a *ReportLimitError.
+func (s *Store) countBugReport(ctx context.Context, userID string, now time.Time, perDay int64) error {
+	n, err := s.IncrementUsage(ctx, userID, ReportsPerDay, now, 1)
+	if err != nil {
+		return err
+	}
+	if n > perDay {
+		s.uncountBugReport(ctx, userID, now)
+		return &ReportLimitError{Limit: perDay, ResetsAt: now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)}
+	}
+	return nil
 }
 
 // uncountBugReport takes back the increment of a report that was not stored,

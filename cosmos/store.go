@@ -188,30 +188,27 @@ func (t table) read(ctx context.Context, pk, id string) (item, error) {
 }
 
 func (t table) create(ctx context.Context, it item) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
-	etag, err := t.c.create(ctx, it)
-	t.count(telemetry.Create, err)
-	return etag, t.wrap("create", it.id, err)
+	return t.write(ctx, telemetry.Create, it, func(ctx context.Context) (string, error) { return t.c.create(ctx, it) })
 }
 
 func (t table) replace(ctx context.Context, it item, ifMatch string) (string, error) {
 	if ifMatch == "" {
 		return "", t.wrap("replace", it.id, fmt.Errorf("%w: no etag", ErrInvalid))
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
-	etag, err := t.c.replace(ctx, it, ifMatch)
-	t.count(telemetry.Replace, err)
-	return etag, t.wrap("replace", it.id, err)
+	return t.write(ctx, telemetry.Replace, it, func(ctx context.Context) (string, error) { return t.c.replace(ctx, it, ifMatch) })
 }
 
 func (t table) upsert(ctx context.Context, it item) (string, error) {
+	return t.write(ctx, telemetry.Upsert, it, func(ctx context.Context) (string, error) { return t.c.upsert(ctx, it) })
+}
+
+// write runs one write of it within opTimeout, counts it and names it in its error.
+func (t table) write(ctx context.Context, op telemetry.StoreOp, it item, fn func(context.Context) (string, error)) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	etag, err := t.c.upsert(ctx, it)
-	t.count(telemetry.Upsert, err)
-	return etag, t.wrap("upsert", it.id, err)
+	etag, err := fn(ctx)
+	t.count(op, err)
+	return etag, t.wrap(op.String(), it.id, err)
 }
 
 func (t table) delete(ctx context.Context, pk, id, ifMatch string) error {

@@ -90,22 +90,32 @@ func (s *Store) IncrementToolUsage(ctx context.Context, userID, tool string, at 
 func (s *Store) ToolUsage(ctx context.Context, userID string, at time.Time) (map[string]int64, error) {
 	day := at.UTC().Truncate(24 * time.Hour).Unix()
 	out := map[string]int64{}
+	err := s.eachUsageCounter(ctx, userID, []filter{{field: "period", op: "=", value: string(ToolPerDay)}, {field: "start", op: "=", value: day}},
+		func(c *UsageCounter) { out[c.Tool] += c.Count })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// eachUsageCounter calls fn for every live usage counter of the user that filters
+// select, page by page.
+func (s *Store) eachUsageCounter(ctx context.Context, userID string, filters []filter, fn func(*UsageCounter)) error {
 	token := ""
 	for {
-		items, next, err := s.usage.query(ctx, userID, query{pageSize: maxPageSize, token: token, filters: []filter{
-			{field: "period", op: "=", value: string(ToolPerDay)}, {field: "start", op: "=", value: day}}})
+		items, next, err := s.usage.query(ctx, userID, query{pageSize: maxPageSize, token: token, filters: filters})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, it := range items {
 			c, err := decode[UsageCounter](usageSpec.name, it)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			out[c.Tool] += c.Count
+			fn(c)
 		}
 		if next == "" {
-			return out, nil
+			return nil
 		}
 		token = next
 	}
