@@ -317,6 +317,18 @@ func openStore(ctx context.Context, s server.Settings, getenv func(string) strin
 	return cosmos.OpenEmbedded(s.DataDir)
 }
 
+// commandStore opens the store for a command that may run up to timeout (ctx ends
+// then); done closes the store and ends ctx.
+func commandStore(settings server.Settings, getenv func(string) string, timeout time.Duration) (context.Context, *cosmos.Store, func(), error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	store, err := openStore(ctx, settings, getenv)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return ctx, store, func() { store.Close(); cancel() }, nil
+}
+
 // storeInit creates the database and containers (partition keys, TTL on). The
 // server never does this itself.
 func storeInit(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -327,13 +339,11 @@ func storeInit(args []string, stdout, stderr io.Writer, getenv func(string) stri
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	store, err := openStore(ctx, settings, getenv)
+	ctx, store, done, err := commandStore(settings, getenv, 2*time.Minute)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer done()
 	if err := store.Provision(ctx); err != nil {
 		return err
 	}
@@ -405,7 +415,7 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 			log.Warn("FLOWSTUDIO_SIM_LATENCY is ignored with FLOWSTUDIO_SIM_URL: set it on `flowstudio sim`")
 		}
 		go func() {
-			if err := simulatorAnswers(ctx, settings.SimURL); err != nil && ctx.Err() == nil {
+			if _, err := healthz(ctx, settings.SimURL); err != nil && ctx.Err() == nil { // any status will do
 				log.Warn("no simulated tenant answers at FLOWSTUDIO_SIM_URL yet; start `flowstudio sim` there",
 					zap.String("sim_url", settings.SimURL), logsafe.Error(err))
 			}

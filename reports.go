@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -39,13 +38,11 @@ func reports(args []string, stdout, stderr io.Writer, getenv func(string) string
 	if limit < 1 {
 		return errors.New("--limit must be at least 1")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	store, err := openStore(ctx, settings, getenv)
+	ctx, store, done, err := commandStore(settings, getenv, time.Minute)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer done()
 
 	shown, token := 0, ""
 	for shown < limit {
@@ -135,13 +132,11 @@ func reportState(args []string, stdout, stderr io.Writer, getenv func(string) st
 	if !cosmos.ValidBugReportID(id) {
 		return errors.New("--id must be a report id as reports list prints it")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	store, err := openStore(ctx, settings, getenv)
+	ctx, store, done, err := commandStore(settings, getenv, time.Minute)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer done()
 	r, err := store.SetBugReportState(ctx, id, state, note)
 	if errors.Is(err, cosmos.ErrNotFound) {
 		return errors.New("no report with this id (reports are kept 90 days)")

@@ -34,17 +34,29 @@ func (s *Server) signedInUser(w http.ResponseWriter, r *http.Request) (*webSessi
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return nil, nil, false
 	}
+	u, ok := s.sessionUser(w, r, sess)
+	return sess, u, ok
+}
+
+// sessionUser is the user of a session, or false once it has answered: the session
+// of a user who no longer exists ends (endSession), a store failure is an error page.
+func (s *Server) sessionUser(w http.ResponseWriter, r *http.Request, sess *webSession) (*cosmos.User, bool) {
 	u, err := s.deps.Accounts.GetUser(r.Context(), sess.UserID)
 	if errors.Is(err, cosmos.ErrNotFound) {
-		s.clearCookie(w, r, sessionCookie)
-		http.Redirect(w, r, "/", http.StatusSeeOther)
-		return nil, nil, false
+		s.endSession(w, r)
+		return nil, false
 	}
 	if err != nil {
 		s.internalError(w, r, err)
-		return nil, nil, false
+		return nil, false
 	}
-	return sess, u, true
+	return u, true
+}
+
+// endSession clears this browser's session cookie and sends it to the home page.
+func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
+	s.clearCookie(w, r, sessionCookie)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 // collectSignedIn gathers what is kept about the signed-in user; false when the
@@ -122,8 +134,7 @@ func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request) {
 	done, err := account.Delete(r.Context(), s.accountDeps(), sess.UserID)
 	switch {
 	case errors.Is(err, cosmos.ErrNotFound):
-		s.clearCookie(w, r, sessionCookie)
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		s.endSession(w, r)
 		return
 	case errors.Is(err, account.ErrSubscriptionNotCancellable):
 		s.renderError(w, r, http.StatusConflict, "Cancel your subscription first",

@@ -67,9 +67,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.unauthorized(w, r, "Unauthorized: this key's user no longer exists; get a new key on the dashboard", "unknown user")
 			return
 		case err != nil:
-			s.log.Error("user lookup failed", zap.String("request_id", rpc.RequestID(r.Context())), logsafe.Error(err, claims.Subject))
-			writeRPCError(w, http.StatusServiceUnavailable,
-				rpc.NewError(rpc.CodeInternalError, "Service unavailable: the user store did not answer; retry shortly", nil))
+			s.userLookupFailed(w, r, err, claims.Subject)
 			return
 		case user.Consent != cosmos.ConsentGranted:
 			s.unauthorized(w, r, "Unauthorized: permission was revoked or needs renewing; sign in again at "+s.dashboardURL(), "consent "+string(user.Consent))
@@ -80,6 +78,14 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		s.serveAs(w, r, next, user, claims.Scope)
 	})
+}
+
+// userLookupFailed answers a request whose user the store did not return (/mcp and
+// /mcp/oauth alike): 503, retry; the log names the user only as logsafe allows.
+func (s *Server) userLookupFailed(w http.ResponseWriter, r *http.Request, err error, userID string) {
+	s.log.Error("user lookup failed", zap.String("request_id", rpc.RequestID(r.Context())), logsafe.Error(err, userID))
+	writeRPCError(w, http.StatusServiceUnavailable,
+		rpc.NewError(rpc.CodeInternalError, "Service unavailable: the user store did not answer; retry shortly", nil))
 }
 
 // serveAs serves an authenticated request as user with a key scope: the per-user

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
@@ -75,14 +74,8 @@ func (s *Server) checkout(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, http.StatusBadRequest, "Unknown plan", "Choose Pro or Team on the dashboard.")
 		return
 	}
-	u, err := s.deps.Accounts.GetUser(r.Context(), sess.UserID)
-	if errors.Is(err, cosmos.ErrNotFound) {
-		s.clearCookie(w, r, sessionCookie)
-		http.Redirect(w, r, "/", http.StatusSeeOther)
-		return
-	}
-	if err != nil {
-		s.internalError(w, r, err)
+	u, ok := s.sessionUser(w, r, sess)
+	if !ok {
 		return
 	}
 	if _, b := s.plansView(u); b.Subscribed {

@@ -280,22 +280,11 @@ var notices = map[string]string{
 }
 
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
-	sess := s.session(r)
-	if sess == nil {
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+	sess, u, ok := s.signedInUser(w, r)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
-	u, err := s.deps.Accounts.GetUser(ctx, sess.UserID)
-	if errors.Is(err, cosmos.ErrNotFound) {
-		s.clearCookie(w, r, sessionCookie)
-		http.Redirect(w, r, "/", http.StatusSeeOther)
-		return
-	}
-	if err != nil {
-		s.internalError(w, r, err)
-		return
-	}
 	v := &dashboardView{Name: sess.Name, TenantID: u.TenantID, Tier: tierTitle(u.Tier), Consent: string(u.Consent),
 		MCPURL: s.siteURL(r) + "/mcp", MCPOAuthURL: s.siteURL(r) + oauth.ResourcePath, Apps: connectedApps(u), Connectors: identity.HasGrant(u, identity.GrantConnectors),
 		GrantConnectorsURL: "/login?grant=" + identity.GrantConnectors,
@@ -325,6 +314,7 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	}
 	if u.Consent == cosmos.ConsentGranted {
 		issued := time.Unix(u.KeyIssuedAt, 0)
+		var err error
 		if v.Key, err = s.deps.Keys.Issue(u.ID, u.KeyGeneration, issued, tools.ScopeFull); err == nil {
 			v.ReadKey, err = s.deps.Keys.Issue(u.ID, u.KeyGeneration, issued, tools.ScopeRead)
 		}
@@ -461,13 +451,19 @@ func (s *Server) reissue(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	s.log.Info("api key reissued", zap.String(logsafe.KeyRequestID, rpc.RequestID(r.Context())), zap.String("email_hash", u.EmailHash),
+	s.keysChanged(w, r, u, sess.Name, "api key reissued", "reissued")
+}
+
+// keysChanged follows a change of the user's key generation (re-issue, revoke): it
+// logs event, and since every session ended with the old generation, gives this
+// browser a new one to show the dashboard's notice done.
+func (s *Server) keysChanged(w http.ResponseWriter, r *http.Request, u *cosmos.User, name, event, done string) {
+	s.log.Info(event, zap.String(logsafe.KeyRequestID, rpc.RequestID(r.Context())), zap.String("email_hash", u.EmailHash),
 		zap.Int64("key_generation", u.KeyGeneration))
-	// Every session ended with the old key; this browser gets a new one to see the new key.
-	if !s.openSession(w, r, u, sess.Name) {
+	if !s.openSession(w, r, u, name) {
 		return
 	}
-	http.Redirect(w, r, "/dashboard?done=reissued", http.StatusSeeOther)
+	http.Redirect(w, r, "/dashboard?done="+done, http.StatusSeeOther)
 }
 
 // revoke deletes the sealed refresh token, bumps the key generation, marks consent
@@ -480,8 +476,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := identity.Revoke(r.Context(), s.deps.Accounts, sess.UserID)
 	if errors.Is(err, cosmos.ErrNotFound) {
-		s.clearCookie(w, r, sessionCookie)
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		s.endSession(w, r)
 		return
 	}
 	if errors.Is(err, identity.ErrNotErased) { // revoked; the next erase finishes it
@@ -492,13 +487,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	s.log.Info("consent revoked", zap.String(logsafe.KeyRequestID, rpc.RequestID(r.Context())), zap.String("email_hash", u.EmailHash),
-		zap.Int64("key_generation", u.KeyGeneration))
-	// Every session ended; this browser gets a new one to see that it is done.
-	if !s.openSession(w, r, u, sess.Name) {
-		return
-	}
-	http.Redirect(w, r, "/dashboard?done=revoked", http.StatusSeeOther)
+	s.keysChanged(w, r, u, sess.Name, "consent revoked", "revoked")
 }
 
 func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) {
@@ -525,6 +514,5 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err) // the session would outlive the logout: say so rather than pretend
 		return
 	}
-	s.clearCookie(w, r, sessionCookie)
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	s.endSession(w, r)
 }

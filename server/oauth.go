@@ -148,9 +148,7 @@ func (s *Server) authenticateOAuth(next http.Handler) http.Handler {
 			s.oauthUnauthorized(w, r, base, "invalid_token", "Unauthorized: this token's user no longer exists", "unknown user")
 			return
 		case err != nil:
-			s.log.Error("user lookup failed", zap.String("request_id", rpc.RequestID(r.Context())), logsafe.Error(err, claims.Subject))
-			writeRPCError(w, http.StatusServiceUnavailable,
-				rpc.NewError(rpc.CodeInternalError, "Service unavailable: the user store did not answer; retry shortly", nil))
+			s.userLookupFailed(w, r, err, claims.Subject)
 			return
 		case user.Consent != cosmos.ConsentGranted:
 			s.oauthUnauthorized(w, r, base, "invalid_token", "Unauthorized: permission was revoked or needs renewing; sign in again", "consent "+string(user.Consent))
@@ -311,6 +309,17 @@ func (s *Server) pendingAuth(r *http.Request, sess *webSession) (*oauth.AuthRequ
 	return &a, tag, true
 }
 
+// waitingAuth is pendingAuth for the consent page and its form, which say so when
+// nothing waits.
+func (s *Server) waitingAuth(w http.ResponseWriter, r *http.Request, sess *webSession) (*oauth.AuthRequest, string, bool) {
+	a, tag, ok := s.pendingAuth(r, sess)
+	if !ok {
+		s.renderError(w, r, http.StatusBadRequest, "This authorization has expired",
+			"Nothing is waiting for your consent (it expired after 10 minutes, or was already answered). Start again from your app.")
+	}
+	return a, tag, ok
+}
+
 // consentUser is the signed-in person with a valid Power Platform consent, or nil.
 func (s *Server) consentUser(r *http.Request) (*webSession, *cosmos.User, error) {
 	sess := s.session(r)
@@ -341,10 +350,8 @@ func (s *Server) oauthConsentPage(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	a, tag, ok := s.pendingAuth(r, sess)
+	a, tag, ok := s.waitingAuth(w, r, sess)
 	if !ok {
-		s.renderError(w, r, http.StatusBadRequest, "This authorization has expired",
-			"Nothing is waiting for your consent (it expired after 10 minutes, or was already answered). Start again from your app.")
 		return
 	}
 	if sess == nil { // Microsoft sign-in and the Power Platform consent first; /callback comes back here
@@ -376,10 +383,8 @@ func (s *Server) oauthConsent(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	a, tag, ok := s.pendingAuth(r, sess)
+	a, tag, ok := s.waitingAuth(w, r, sess)
 	if !ok {
-		s.renderError(w, r, http.StatusBadRequest, "This authorization has expired",
-			"Nothing is waiting for your consent (it expired after 10 minutes, or was already answered). Start again from your app.")
 		return
 	}
 	if !hmac.Equal([]byte(r.PostForm.Get("req")), []byte(tag)) {
