@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -77,9 +78,7 @@ func listLiveConnections() *Tool {
 		if err != nil {
 			return connectionsOut{}, err
 		}
-		if in.PageSize == 0 {
-			in.PageSize = 50
-		}
+		in.PageSize = cmp.Or(in.PageSize, defaultPageSize)
 		search := strings.ToLower(strings.TrimSpace(in.Search))
 		filtered := search != "" || in.Status != ""
 		out := connectionsOut{Connections: []connectionRow{}}
@@ -227,11 +226,7 @@ func testLiveConnection() *Tool {
 			out.Next = fixConnectionHint
 			return out, nil
 		}
-		api, err := env.PA.GetConnector(ctx, in.EnvironmentName, in.ConnectorName)
-		if err != nil {
-			return testConnectionOut{}, connectionsError(err, "connector")
-		}
-		sw, err := parseSwagger(api.Swagger)
+		api, sw, err := connectorSwagger(ctx, env, in.EnvironmentName, in.ConnectorName)
 		if err != nil {
 			return testConnectionOut{}, err
 		}

@@ -694,11 +694,7 @@ func describeLiveConnector() *Tool {
 "truncated":{"type":"boolean"},"response":{"type":"object","properties":{"type":{"type":"string"},
 "properties":{"type":"array","items":{"type":"string"}},"dynamic":` + dynamicHintSchema + `}}}}}}`),
 	}, func(ctx context.Context, env *Env, in describeIn) (describeOut, error) {
-		api, err := env.PA.GetConnector(ctx, in.EnvironmentName, in.ConnectorName)
-		if err != nil {
-			return describeOut{}, connectionsError(err, "connector")
-		}
-		sw, err := parseSwagger(api.Swagger)
+		api, sw, err := connectorSwagger(ctx, env, in.EnvironmentName, in.ConnectorName)
 		if err != nil {
 			return describeOut{}, err
 		}
@@ -977,12 +973,21 @@ type lookupContext struct {
 	op  swaggerOp
 }
 
-func loadLookup(ctx context.Context, env *Env, in dynamicIn) (*lookupContext, error) {
-	api, err := env.PA.GetConnector(ctx, in.EnvironmentName, in.ConnectorName)
+// connectorSwagger reads a connector as the environment sees it, and parses its swagger.
+func connectorSwagger(ctx context.Context, env *Env, environment, connector string) (*powerautomate.Connector, *swaggerDoc, error) {
+	api, err := env.PA.GetConnector(ctx, environment, connector)
 	if err != nil {
-		return nil, connectionsError(err, "connector")
+		return nil, nil, connectionsError(err, "connector")
 	}
 	sw, err := parseSwagger(api.Swagger)
+	if err != nil {
+		return nil, nil, err
+	}
+	return api, sw, nil
+}
+
+func loadLookup(ctx context.Context, env *Env, in dynamicIn) (*lookupContext, error) {
+	api, sw, err := connectorSwagger(ctx, env, in.EnvironmentName, in.ConnectorName)
 	if err != nil {
 		return nil, err
 	}

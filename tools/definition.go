@@ -3,11 +3,14 @@ package tools
 import (
 	"bytes"
 	"fmt"
-	json "github.com/segmentio/encoding/json"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	json "github.com/segmentio/encoding/json"
 )
 
 // Helpers over Logic Apps workflow definitions (a flow's properties.definition): walk
@@ -40,7 +43,7 @@ func childContainers(action map[string]json.RawMessage) [][]string {
 	}
 	var cases map[string]map[string]json.RawMessage
 	if json.Unmarshal(action["cases"], &cases) == nil {
-		for _, name := range sortedNames(cases) {
+		for _, name := range slices.Sorted(maps.Keys(cases)) {
 			if _, ok := cases[name]["actions"]; ok {
 				out = append(out, []string{"cases", name, "actions"})
 			}
@@ -63,7 +66,7 @@ func definitionActions(def json.RawMessage) []defAction {
 		if json.Unmarshal(container, &actions) != nil {
 			return
 		}
-		for _, name := range sortedNames(actions) {
+		for _, name := range slices.Sorted(maps.Keys(actions)) {
 			p := append(append([]string(nil), path...), name)
 			out = append(out, defAction{Name: name, Parent: parent, Path: p, Raw: actions[name]})
 			var obj map[string]json.RawMessage
@@ -152,7 +155,7 @@ func resolvePath(def json.RawMessage, path string) (json.RawMessage, string, err
 			}
 			key, n := matchKey(obj, segs[i:], !strings.HasPrefix(path, "/"))
 			if key == "" {
-				return nil, "", pathError(path, done, seg, sortedNames(obj))
+				return nil, "", pathError(path, done, seg, slices.Sorted(maps.Keys(obj)))
 			}
 			cur, done, i = obj[key], append(done, key), i+n-1
 		case len(trimmed) > 0 && trimmed[0] == '[':
@@ -271,7 +274,7 @@ func (c *nameChanges) empty() bool {
 
 func diffNamed(before, after map[string]any) *nameChanges {
 	c := &nameChanges{}
-	for _, name := range sortedNames(after) {
+	for _, name := range slices.Sorted(maps.Keys(after)) {
 		old, ok := before[name]
 		switch {
 		case !ok:
@@ -280,7 +283,7 @@ func diffNamed(before, after map[string]any) *nameChanges {
 			c.Changed = append(c.Changed, name)
 		}
 	}
-	for _, name := range sortedNames(before) {
+	for _, name := range slices.Sorted(maps.Keys(before)) {
 		if _, ok := after[name]; !ok {
 			c.Removed = append(c.Removed, name)
 		}
@@ -378,13 +381,4 @@ func sameNames[A, B any](a map[string]A, b map[string]B) bool {
 		}
 	}
 	return true
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -2,11 +2,13 @@ package tools
 
 import (
 	"bytes"
+	"cmp"
 	"context"
-	json "github.com/segmentio/encoding/json"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/flowstudio/mcp/tools/powerautomate"
 )
@@ -73,9 +75,7 @@ func listLiveFlows() *Tool {
 		if err != nil {
 			return flowsOut{}, err
 		}
-		if in.PageSize == 0 {
-			in.PageSize = 50
-		}
+		in.PageSize = cmp.Or(in.PageSize, defaultPageSize)
 		search := strings.ToLower(strings.TrimSpace(in.Search))
 		out := flowsOut{Flows: []flowRow{}}
 		progress := newPageProgress(ctx, "matching flows")

@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"strconv"
 	"strings"
 
 	json "github.com/segmentio/encoding/json"
@@ -73,6 +74,9 @@ func inputSchema(args ...arg) json.RawMessage {
 	return json.RawMessage(b.String())
 }
 
+// defaultPageSize is the rows per page of a live listing called without pageSize.
+const defaultPageSize = 50
+
 // guidPattern is the pattern of a GUID (flow names, Entra object ids, solution ids).
 const guidPattern = `"pattern":"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"`
 
@@ -92,7 +96,7 @@ var (
 	connectorNameArg   = requiredArg("connectorName", `{"type":"string","minLength":8,"maxLength":128,"pattern":"^shared_[A-Za-z0-9][A-Za-z0-9_-]*$","description":"Connector name, e.g. shared_sharepointonline (the connector field of list_live_connections)."}`)
 	connectionNameArg  = requiredArg("connectionName", `{"type":"string","minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9_-]*$","description":"Connection name (not its display name) from list_live_connections."}`)
 	operationIDArg     = requiredArg("operationId", `{"type":"string","minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9_][A-Za-z0-9_-]*$","description":"operationId from describe_live_connector."}`)
-	pageSizeArg        = optionalArg("pageSize", `{"type":"integer","minimum":1,"maximum":250,"default":50,"description":"Rows per page."}`)
+	pageSizeArg        = optionalArg("pageSize", `{"type":"integer","minimum":1,"maximum":250,"default":`+strconv.Itoa(defaultPageSize)+`,"description":"Rows per page."}`)
 	cursorArg          = optionalArg("cursor", `{"type":"string","maxLength":4096,"description":"nextCursor from the previous page."}`)
 	// runStatusArg lists the statuses the client accepts as a filter.
 	runStatusArg = optionalArg("status", `{"type":"string","enum":["`+strings.Join(powerautomate.RunStatuses, `","`)+`"],"description":"Only runs with this status."}`)

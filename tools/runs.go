@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"slices"
@@ -90,9 +91,7 @@ func getLiveFlowRuns() *Tool {
 		if err != nil {
 			return runsOut{}, err
 		}
-		if in.PageSize == 0 {
-			in.PageSize = 50
-		}
+		in.PageSize = cmp.Or(in.PageSize, defaultPageSize)
 		filtered := in.Status != "" || !since.IsZero() || !until.IsZero()
 		out := runsOut{Runs: []runRow{}}
 		progress := newPageProgress(ctx, "runs")

@@ -38,7 +38,7 @@ var (
 	storeEnvArg      = optionalArg("environmentName", `{"type":"string","minLength":1,"maxLength":64,"pattern":"^[A-Za-z0-9][A-Za-z0-9-]*$","description":"Environment name, as list_store_environments returns it."}`)
 	storeFlowArg     = optionalArg("flowName", `{"type":"string","minLength":36,"maxLength":36,`+guidPattern+`,"description":"Flow name (a GUID), as list_store_flows returns it."}`)
 	storeFlowIDArg   = optionalArg("id", `{"type":"string","minLength":38,"maxLength":101,"pattern":"^[A-Za-z0-9][A-Za-z0-9-]*\\.[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$","description":"The flow's id from list_store_flows (<environment>.<flow>), instead of environmentName and flowName."}`)
-	storePageSizeArg = optionalArg("pageSize", `{"type":"integer","minimum":1,"maximum":200,"default":50,"description":"Rows per page."}`)
+	storePageSizeArg = optionalArg("pageSize", `{"type":"integer","minimum":1,"maximum":200,"default":`+strconv.Itoa(defaultStorePage)+`,"description":"Rows per page."}`)
 	storeCursorArg   = optionalArg("cursor", `{"type":"string","maxLength":4096,"description":"nextCursor from the previous page (with the same filters)."}`)
 )
 
@@ -450,6 +450,20 @@ func (c *storeCall) flowItem(ctx context.Context, kind, key string) (*cosmos.Cac
 	return it, nil
 }
 
+// cachedFlow reads a flow's cache item and decodes it; a flow not in the cache is a
+// tool error that says when the cache was last synced.
+func (c *storeCall) cachedFlow(ctx context.Context, key string) (*cosmos.CacheItem, teamcache.Flow, error) {
+	it, err := c.flowItem(ctx, teamcache.KindFlow, key)
+	if err != nil {
+		return nil, teamcache.Flow{}, err
+	}
+	if it == nil {
+		return nil, teamcache.Flow{}, c.flowNotFound(ctx)
+	}
+	f, err := decodeBody[teamcache.Flow](it)
+	return it, f, err
+}
+
 func (c *storeCall) flowNotFound(ctx context.Context) error {
 	info, err := c.info(ctx)
 	if err != nil {
@@ -510,14 +524,7 @@ func getStoreFlow() *Tool {
 		if err != nil {
 			return storeFlowOut{}, err
 		}
-		it, err := c.flowItem(ctx, teamcache.KindFlow, key)
-		if err != nil {
-			return storeFlowOut{}, err
-		}
-		if it == nil {
-			return storeFlowOut{}, c.flowNotFound(ctx)
-		}
-		f, err := decodeBody[teamcache.Flow](it)
+		it, f, err := c.cachedFlow(ctx, key)
 		if err != nil {
 			return storeFlowOut{}, err
 		}
@@ -563,14 +570,7 @@ func (c *storeCall) flowStats(ctx context.Context, key string) (*teamcache.FlowS
 	if err != nil {
 		return nil, "", err
 	}
-	fi, err := c.flowItem(ctx, teamcache.KindFlow, key)
-	if err != nil {
-		return nil, "", err
-	}
-	if fi == nil {
-		return nil, "", c.flowNotFound(ctx)
-	}
-	f, err := decodeBody[teamcache.Flow](fi)
+	_, f, err := c.cachedFlow(ctx, key)
 	if err != nil {
 		return nil, "", err
 	}
@@ -759,14 +759,7 @@ func updateStoreFlow() *Tool {
 		if err != nil {
 			return updateStoreFlowOut{}, err
 		}
-		fi, err := c.flowItem(ctx, teamcache.KindFlow, key)
-		if err != nil {
-			return updateStoreFlowOut{}, err
-		}
-		if fi == nil {
-			return updateStoreFlowOut{}, c.flowNotFound(ctx)
-		}
-		f, err := decodeBody[teamcache.Flow](fi)
+		_, f, err := c.cachedFlow(ctx, key)
 		if err != nil {
 			return updateStoreFlowOut{}, err
 		}

@@ -5,6 +5,7 @@ package pattern
 import (
 	"regexp"
 	"strconv"
+	"strings"
 )
 
 // Two costs of regexp that identifiers do not need: its matcher, on every tool call
@@ -80,14 +81,11 @@ func ParseClass(p string) (Class, bool) {
 		var r classRun
 		switch c := body[i]; {
 		case c == '[':
-			end := i + 1
-			for end < len(body) && body[end] != ']' {
-				end++
-			}
-			if end == len(body) || !r.addClass(body[i+1:end]) {
+			n := strings.IndexByte(body[i:], ']')
+			if n < 0 || !r.addClass(body[i+1:i+n]) {
 				return nil, false
 			}
-			i = end + 1
+			i += n + 1
 		case plainLiteral(c):
 			r.add(c)
 			i++
@@ -107,14 +105,11 @@ func ParseClass(p string) (Class, bool) {
 				r.min, r.max = 0, 1
 				i++
 			case '{':
-				end := i + 1
-				for end < len(body) && body[end] != '}' {
-					end++
-				}
-				if end == len(body) || !r.parseCount(body[i+1:end]) {
+				n := strings.IndexByte(body[i:], '}')
+				if n < 0 || !r.parseCount(body[i+1:i+n]) {
 					return nil, false
 				}
-				i = end + 1
+				i += n + 1
 			}
 		}
 		out = append(out, r)

@@ -220,7 +220,13 @@ func (c *Client) apiCall(ctx context.Context, op, method, rawURL string, body an
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrLinkNotAllowed, op)
 	}
-	req := request{op: op, method: method, url: rawURL, audience: base.audience, readLimit: maxAPIResponseBytes, family: base.family}
+	return c.sendAPI(ctx, request{op: op, method: method, url: rawURL, audience: base.audience, family: base.family}, body)
+}
+
+// sendAPI sends an API request with body as JSON (raw JSON as it is) and reads at
+// most maxAPIResponseBytes of the answer: a larger one is an error, not a cut.
+func (c *Client) sendAPI(ctx context.Context, req request, body any) (*response, error) {
+	req.readLimit = maxAPIResponseBytes
 	switch b := body.(type) {
 	case nil:
 	case []byte:
@@ -228,8 +234,9 @@ func (c *Client) apiCall(ctx context.Context, op, method, rawURL string, body an
 	case json.RawMessage:
 		req.body = b
 	default:
+		var err error
 		if req.body, err = json.Marshal(body); err != nil {
-			return nil, fmt.Errorf("powerautomate: %s: encoding body: %w", op, err)
+			return nil, fmt.Errorf("powerautomate: %s: encoding body: %w", req.op, err)
 		}
 	}
 	resp, err := c.send(ctx, req)
@@ -237,7 +244,7 @@ func (c *Client) apiCall(ctx context.Context, op, method, rawURL string, body an
 		return nil, err
 	}
 	if resp.truncated {
-		return nil, fmt.Errorf("powerautomate: %s: response larger than %d bytes", op, maxAPIResponseBytes)
+		return nil, fmt.Errorf("powerautomate: %s: response larger than %d bytes", req.op, maxAPIResponseBytes)
 	}
 	return resp, nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 
-	json "github.com/segmentio/encoding/json"
 	"strings"
 )
 
@@ -106,13 +105,7 @@ func IsDataverseHost(host string) bool {
 
 // ValidateSolutionID accepts a solution's GUID.
 func ValidateSolutionID(id string) error {
-	if err := basicCheck("solutionId", id, 36); err != nil {
-		return err
-	}
-	if !isGUID(id) {
-		return invalid("solutionId", id, "want the solution GUID")
-	}
-	return nil
+	return checkName("solutionId", id, 36, isGUID, "want the solution GUID")
 }
 
 // ValidateSolutionUniqueName accepts a unique name: letters, digits and '_'.
@@ -265,20 +258,5 @@ func (c *Client) dataverseCall(ctx context.Context, op, method string, org *Data
 	if org == nil || !strings.HasPrefix(rawURL, org.APIURL+"/") {
 		return nil, fmt.Errorf("%w: %s", ErrLinkNotAllowed, op)
 	}
-	req := request{op: op, method: method, url: rawURL, audience: org.Audience, readLimit: maxAPIResponseBytes}
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, fmt.Errorf("powerautomate: %s: encoding body: %w", op, err)
-		}
-		req.body = b
-	}
-	resp, err := c.send(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.truncated {
-		return nil, fmt.Errorf("powerautomate: %s: response larger than %d bytes", op, maxAPIResponseBytes)
-	}
-	return resp, nil
+	return c.sendAPI(ctx, request{op: op, method: method, url: rawURL, audience: org.Audience}, body)
 }

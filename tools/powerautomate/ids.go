@@ -86,24 +86,12 @@ func ValidateEnvironmentName(name string) error {
 
 // ValidateFlowName accepts a flow GUID (the flow's "name", not its display name).
 func ValidateFlowName(name string) error {
-	if err := basicCheck("flow", name, 36); err != nil {
-		return err
-	}
-	if !isGUID(name) {
-		return invalid("flow", name, "want the flow GUID")
-	}
-	return nil
+	return checkName("flow", name, 36, isGUID, "want the flow GUID")
 }
 
 // ValidateRunName accepts run names like 08586653536760200319026785874CU62.
 func ValidateRunName(name string) error {
-	if err := basicCheck("run", name, maxRunNameLen); err != nil {
-		return err
-	}
-	if !isRunName(name) {
-		return invalid("run", name, "want letters and digits only")
-	}
-	return nil
+	return checkName("run", name, maxRunNameLen, isRunName, "want letters and digits only")
 }
 
 // ValidateActionName accepts Logic Apps action names: letters, digits and
@@ -128,30 +116,30 @@ func validateWorkflowName(field, name string) error {
 // ValidateConnectionName accepts connection names such as
 // shared-office365-19528cc4-… or 32 hex characters.
 func ValidateConnectionName(name string) error {
-	if err := basicCheck("connection", name, maxNameLen); err != nil {
-		return err
-	}
-	if !isConnectionName(name) {
-		return invalid("connection", name, "want letters, digits, '-' and '_'")
-	}
-	return nil
+	return checkName("connection", name, maxNameLen, isConnectionName, "want letters, digits, '-' and '_'")
 }
 
 // ValidateConnectorName accepts connector names such as shared_office365.
 func ValidateConnectorName(name string) error {
-	if err := basicCheck("connector", name, maxNameLen); err != nil {
-		return err
-	}
-	if !isConnectorName(name) {
-		return invalid("connector", name, "want shared_<name>")
-	}
-	return nil
+	return checkName("connector", name, maxNameLen, isConnectorName, "want shared_<name>")
 }
 
 // ConnectorNameFromAPIID returns the connector name at the end of an apiId
 // such as /providers/Microsoft.PowerApps/apis/shared_office365.
 func ConnectorNameFromAPIID(apiID string) string {
 	return apiID[strings.LastIndex(apiID, "/")+1:]
+}
+
+// checkName is basicCheck, then the identifier's own rule ok: a name ok refuses is
+// invalid, and want says what it should be.
+func checkName(field, name string, maxLen int, ok func(string) bool, want string) error {
+	if err := basicCheck(field, name, maxLen); err != nil {
+		return err
+	}
+	if !ok(name) {
+		return invalid(field, name, want)
+	}
+	return nil
 }
 
 // basicCheck rejects what no identifier may contain, with a precise reason.

@@ -3,7 +3,8 @@ package sim
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -44,7 +45,7 @@ func checkErrors(def json.RawMessage) []issue {
 		if !knownActionTypes[strings.ToLower(a.Type)] {
 			out = append(out, issue{name, errorBody{Code: "InvalidActionType", Message: fmt.Sprintf("The action '%s' has an unsupported type '%s'.", name, a.Type)}})
 		}
-		for _, p := range sortedKeys(a.RunAfter) {
+		for _, p := range slices.Sorted(maps.Keys(a.RunAfter)) {
 			if _, ok := scope[p]; !ok {
 				out = append(out, issue{name, errorBody{Code: "InvalidTemplate",
 					Message: fmt.Sprintf("The 'runAfter' property of template action '%s' contains non-existent action: '%s'.", name, p)}})
@@ -106,7 +107,7 @@ func checkWarnings(def json.RawMessage) []issue {
 
 // walkActions visits every action, nested ones included, with its scope.
 func walkActions(actions map[string]*wfAction, visit func(scope map[string]*wfAction, name string, a *wfAction)) {
-	for _, name := range sortedKeys(actions) {
+	for _, name := range slices.Sorted(maps.Keys(actions)) {
 		a := actions[name]
 		visit(actions, name, a)
 		walkActions(a.Actions, visit)
@@ -149,19 +150,10 @@ func cycleIn(scope map[string]*wfAction) string {
 		state[n] = 2
 		return false
 	}
-	for _, n := range sortedKeys(scope) {
+	for _, n := range slices.Sorted(maps.Keys(scope)) {
 		if visit(n) {
 			return n
 		}
 	}
 	return ""
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -3,8 +3,10 @@ package sim
 import (
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -212,7 +214,7 @@ func definitionSummary(def json.RawMessage) map[string]any {
 	}
 	json.Unmarshal(def, &d)
 	triggers, actions := []any{}, []any{}
-	for _, name := range sortedKeys(d.Triggers) {
+	for _, name := range slices.Sorted(maps.Keys(d.Triggers)) {
 		t := d.Triggers[name]
 		entry := map[string]string{"type": t.Type}
 		if t.Kind != "" {
@@ -398,7 +400,7 @@ func (s *Sim) listTriggers(w http.ResponseWriter, r *http.Request) {
 	json.Unmarshal(f.definition, &d)
 	state := map[bool]string{true: "Enabled", false: "Disabled"}[f.state == "Started"]
 	var items []any
-	for _, name := range sortedKeys(d.Triggers) {
+	for _, name := range slices.Sorted(maps.Keys(d.Triggers)) {
 		items = append(items, map[string]any{
 			"name": name, "id": "/providers/Microsoft.ProcessSimple/environments/" + f.env.name + "/flows/" + f.name + "/triggers/" + name,
 			"type": "Microsoft.ProcessSimple/environments/flows/triggers",
