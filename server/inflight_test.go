@@ -114,9 +114,9 @@ func TestInFlightPerUserOverHTTP(t *testing.T) {
 	first := make(chan *httptest.ResponseRecorder)
 	go func() { first <- call() }()
 	<-started
-	refusedBefore := inFlightRefusals()
+	refusedBefore := telemetry.RefusalCount(telemetry.InFlight, "pro")
 	second := call()
-	if d := inFlightRefusals() - refusedBefore; d != 1 {
+	if d := telemetry.RefusalCount(telemetry.InFlight, "pro") - refusedBefore; d != 1 {
 		t.Errorf("in-flight refusals of the pro plan +%d, want 1", d)
 	}
 	if second.Code != http.StatusTooManyRequests || second.Header().Get("Retry-After") != "1" ||
@@ -131,14 +131,4 @@ func TestInFlightPerUserOverHTTP(t *testing.T) {
 	if r := call(); r.Code != 200 {
 		t.Fatalf("after the slot was freed: %d %s", r.Code, r.Body)
 	}
-}
-
-func inFlightRefusals() uint64 {
-	var got uint64
-	telemetry.QuotaRefusals(func(r telemetry.Refusal, plan string, n uint64) {
-		if r == telemetry.InFlight && plan == "pro" {
-			got = n
-		}
-	})
-	return got
 }

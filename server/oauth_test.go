@@ -56,17 +56,32 @@ func pkcePair() (verifier, challenge string) {
 	return verifier, base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-func postJSON(t *testing.T, target string, body any) (int, map[string]any) {
+// oauthCall sends one request to the authorization server and decodes its JSON
+// answer (nil when it is not JSON); the header is for checks that need it.
+func oauthCall(t *testing.T, method, target, contentType, body string) (int, http.Header, map[string]any) {
 	t.Helper()
-	raw, _ := json.Marshal(body)
-	resp, err := http.Post(target, "application/json", strings.NewReader(string(raw)))
+	req, err := http.NewRequest(method, target, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var out map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	return resp.StatusCode, resp.Header, out
+}
+
+func postJSON(t *testing.T, target string, body any) (int, map[string]any) {
+	t.Helper()
+	raw, _ := json.Marshal(body)
+	status, _, out := oauthCall(t, http.MethodPost, target, "application/json", string(raw))
+	return status, out
 }
 
 func registerClient(t *testing.T, h *webHarness, name string, redirects ...string) string {
@@ -80,17 +95,11 @@ func registerClient(t *testing.T, h *webHarness, name string, redirects ...strin
 
 func tokenRequest(t *testing.T, h *webHarness, form url.Values) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.PostForm(h.ts.URL+oauth.TokenPath, form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+	status, header, out := oauthCall(t, http.MethodPost, h.ts.URL+oauth.TokenPath, "application/x-www-form-urlencoded", form.Encode())
+	if cc := header.Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("token answer Cache-Control %q", cc)
 	}
-	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	return status, out
 }
 
 // authParams are a valid authorization request's parameters.
@@ -601,18 +610,8 @@ func TestOAuthBadInputIsAClearError(t *testing.T) {
 	h, _, _ := newSimWebHarness(t)
 	do := func(method, path, contentType, body string) (int, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequest(method, h.ts.URL+path, strings.NewReader(body))
-		if contentType != "" {
-			req.Header.Set("Content-Type", contentType)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
+		status, _, out := oauthCall(t, method, h.ts.URL+path, contentType, body)
+		return status, out
 	}
 	form := "application/x-www-form-urlencoded"
 	for _, c := range []struct {

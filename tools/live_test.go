@@ -14,7 +14,6 @@ import (
 	"github.com/google/jsonschema-go/jsonschema"
 
 	"github.com/flowstudio/mcp/cosmos"
-	"github.com/flowstudio/mcp/rpc"
 	"github.com/flowstudio/mcp/tools/powerautomate"
 	"github.com/flowstudio/mcp/tools/powerautomate/sim"
 )
@@ -116,30 +115,8 @@ type liveResult struct {
 // carry structuredContent that matches the tool's output schema and equals its text.
 func (h *liveHarness) call(t testing.TB, tool string, args any) liveResult {
 	t.Helper()
-	raw, err := json.Marshal(map[string]any{"name": tool, "arguments": args})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := WithPrincipal(rpc.WithRequestID(t.Context(), "req-live"), h.Principal)
-	res, err := h.Catalog.call(ctx, raw)
-	if err != nil {
-		t.Fatalf("tools/call %s: protocol error %v", tool, err)
-	}
-	var out struct {
-		Content []struct {
-			Type string `json:"type"`
-			Text string `json:"text"`
-		} `json:"content"`
-		StructuredContent json.RawMessage `json:"structuredContent"`
-		IsError           bool            `json:"isError"`
-	}
-	if err := json.Unmarshal(res.(rpc.Preencoded).JSON(), &out); err != nil {
-		t.Fatal(err)
-	}
-	if len(out.Content) != 1 || out.Content[0].Type != "text" {
-		t.Fatalf("%s: content = %+v", tool, out.Content)
-	}
-	r := liveResult{IsError: out.IsError, Text: out.Content[0].Text, Structured: out.StructuredContent}
+	o := callTool(t, h.Catalog, h.Principal, tool, args)
+	r := liveResult{IsError: o.IsError, Text: o.Text, Structured: o.StructuredContent}
 	if !r.IsError {
 		h.checkOutput(t, tool, r)
 	}

@@ -74,19 +74,25 @@ type callOutcome struct {
 	StructuredContent json.RawMessage
 }
 
-func callTool(t *testing.T, c *Catalog, p *Principal, name string, args any) callOutcome {
+// callTool runs one tools/call as p (nil: no principal) and decodes the result, which
+// must hold one text content.
+func callTool(t testing.TB, c *Catalog, p *Principal, name string, args any) callOutcome {
 	t.Helper()
-	raw, _ := json.Marshal(map[string]any{"name": name, "arguments": args})
+	raw, err := json.Marshal(map[string]any{"name": name, "arguments": args})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := rpc.WithRequestID(t.Context(), "req-test")
 	if p != nil {
 		ctx = WithPrincipal(ctx, p)
 	}
 	res, err := c.call(ctx, raw)
 	if err != nil {
-		t.Fatalf("tools/call %s: %v", name, err)
+		t.Fatalf("tools/call %s: protocol error %v", name, err)
 	}
 	var out struct {
 		Content []struct {
+			Type string `json:"type"`
 			Text string `json:"text"`
 		} `json:"content"`
 		StructuredContent json.RawMessage `json:"structuredContent"`
@@ -94,6 +100,9 @@ func callTool(t *testing.T, c *Catalog, p *Principal, name string, args any) cal
 	}
 	if err := json.Unmarshal(res.(rpc.Preencoded).JSON(), &out); err != nil {
 		t.Fatal(err)
+	}
+	if len(out.Content) != 1 || out.Content[0].Type != "text" {
+		t.Fatalf("%s: content = %+v", name, out.Content)
 	}
 	return callOutcome{IsError: out.IsError, Text: out.Content[0].Text, StructuredContent: out.StructuredContent}
 }

@@ -14,32 +14,22 @@ func redemptions() map[telemetry.Redemption]uint64 {
 	return out
 }
 
-func entraAnswers(status int) uint64 {
-	var got uint64
-	telemetry.UpstreamAnswers(func(f telemetry.Family, s int, n uint64) {
-		if f == telemetry.Entra && s == status {
-			got = n
-		}
-	})
-	return got
-}
-
 // A redemption is counted once by its outcome, and the token endpoint's answer
 // under the entra family; a token served from memory is no redemption.
 func TestRedemptionsAreCounted(t *testing.T) {
 	h := newHarness(t)
 	p := h.consent(t, "counted@contoso.com")
 	ctx := powerautomate.WithCaller(t.Context(), p)
-	before, ok200 := redemptions(), entraAnswers(200)
+	before, ok200 := redemptions(), telemetry.UpstreamCount(telemetry.Entra, 200)
 	for range 3 {
 		if _, err := h.ts.Token(ctx, powerautomate.AudienceFlow); err != nil {
 			t.Fatal(err)
 		}
 	}
 	after := redemptions()
-	if after[telemetry.Redeemed]-before[telemetry.Redeemed] != 1 || entraAnswers(200)-ok200 != 1 {
+	if after[telemetry.Redeemed]-before[telemetry.Redeemed] != 1 || telemetry.UpstreamCount(telemetry.Entra, 200)-ok200 != 1 {
 		t.Fatalf("redeemed +%d, entra 200 +%d: want one redemption for three calls",
-			after[telemetry.Redeemed]-before[telemetry.Redeemed], entraAnswers(200)-ok200)
+			after[telemetry.Redeemed]-before[telemetry.Redeemed], telemetry.UpstreamCount(telemetry.Entra, 200)-ok200)
 	}
 	h.sim.Entra().RevokeRefreshTokens(p.TenantID, p.ObjectID)
 	if _, err := h.ts.Token(ctx, powerautomate.AudiencePowerApps); !errors.Is(err, powerautomate.ErrReconnect) {

@@ -62,6 +62,15 @@ func UpstreamAnswer(f Family, status int) {
 	upstream[f][status].Add(1)
 }
 
+// UpstreamCount is how many answers of status (NoResponse: none) hosts of family f
+// gave so far.
+func UpstreamCount(f Family, status int) uint64 {
+	if f >= numFamilies || status < 0 || status > 599 {
+		return 0
+	}
+	return upstream[f][status].Load()
+}
+
 // UpstreamAnswers calls fn for every family and status counted at least once.
 func UpstreamAnswers(fn func(f Family, status int, n uint64)) {
 	for f := range upstream {
@@ -236,16 +245,28 @@ func QuotaRefusal(r Refusal, plan string) {
 	if r >= numRefusals {
 		return
 	}
-	p := 3
+	refusals[r][planIndex(plan)].Add(1)
+}
+
+// RefusalCount is how many calls were refused for reason r on plan so far.
+func RefusalCount(r Refusal, plan string) uint64 {
+	if r >= numRefusals {
+		return 0
+	}
+	return refusals[r][planIndex(plan)].Load()
+}
+
+// planIndex is plan's place in Plans; anything else is "unknown".
+func planIndex(plan string) int {
 	switch plan {
 	case "free":
-		p = 0
+		return 0
 	case "pro":
-		p = 1
+		return 1
 	case "team":
-		p = 2
+		return 2
 	}
-	refusals[r][p].Add(1)
+	return 3
 }
 
 // QuotaRefusals calls fn for every reason and plan counted at least once.

@@ -49,15 +49,7 @@ func TestLatencyBoundsIncrease(t *testing.T) {
 }
 
 func TestCountersKeepToTheirLists(t *testing.T) {
-	count := func(f Family, status int) uint64 {
-		var got uint64
-		UpstreamAnswers(func(ff Family, s int, n uint64) {
-			if ff == f && s == status {
-				got = n
-			}
-		})
-		return got
-	}
+	count := UpstreamCount
 	before, none := count(Entra, 429), count(Entra, NoResponse)
 	UpstreamAnswer(Entra, 429)
 	UpstreamAnswer(Entra, 42)   // not an HTTP status
@@ -70,15 +62,14 @@ func TestCountersKeepToTheirLists(t *testing.T) {
 		t.Fatal(StatusLabel(NoResponse), StatusLabel(503))
 	}
 
-	refused := func(r Refusal, plan string) uint64 {
-		var got uint64
-		QuotaRefusals(func(rr Refusal, p string, n uint64) {
-			if rr == r && p == plan {
-				got = n
-			}
-		})
-		return got
-	}
+	// The walk the exporters use reports what the point reads see.
+	UpstreamAnswers(func(f Family, status int, n uint64) {
+		if f == Entra && status == 429 && n != count(Entra, 429) {
+			t.Errorf("UpstreamAnswers: %d, UpstreamCount: %d", n, count(Entra, 429))
+		}
+	})
+
+	refused := RefusalCount
 	b1, b2 := refused(DailyQuota, "team"), refused(DailyQuota, "unknown")
 	QuotaRefusal(DailyQuota, "team")
 	QuotaRefusal(DailyQuota, "someone@contoso.com") // never a label value

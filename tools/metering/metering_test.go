@@ -230,15 +230,6 @@ func TestMeteringLineFields(t *testing.T) {
 }
 
 // refusals reads the quota-refusal counter of a reason and plan.
-func refusals(r telemetry.Refusal, plan string) uint64 {
-	var got uint64
-	telemetry.QuotaRefusals(func(rr telemetry.Refusal, p string, n uint64) {
-		if rr == r && p == plan {
-			got = n
-		}
-	})
-	return got
-}
 
 func TestQuotaRefusal(t *testing.T) {
 	store := mustOpenEmbedded(t, t.TempDir())
@@ -253,9 +244,9 @@ func TestQuotaRefusal(t *testing.T) {
 				t.Fatalf("call %d: %s", i, r.Text)
 			}
 		}
-		refusedBefore := refusals(telemetry.MinuteQuota, "free")
+		refusedBefore := telemetry.RefusalCount(telemetry.MinuteQuota, "free")
 		r := h.call(t, p, "count_me", map[string]any{})
-		if d := refusals(telemetry.MinuteQuota, "free") - refusedBefore; d != 1 {
+		if d := telemetry.RefusalCount(telemetry.MinuteQuota, "free") - refusedBefore; d != 1 {
 			t.Errorf("minute-quota refusals of the free plan +%d, want 1", d)
 		}
 		for _, want := range []string{"quota reached", "free plan allows 2 tool calls per minute", "2026-03-04 10:31:00 (UTC)",
@@ -288,9 +279,9 @@ func TestQuotaRefusal(t *testing.T) {
 		for range 4 {
 			h.call(t, p, "count_me", map[string]any{})
 		}
-		refusedBefore := refusals(telemetry.DailyQuota, "team")
+		refusedBefore := telemetry.RefusalCount(telemetry.DailyQuota, "team")
 		r := h.call(t, p, "count_me", map[string]any{})
-		if d := refusals(telemetry.DailyQuota, "team") - refusedBefore; d != 1 {
+		if d := telemetry.RefusalCount(telemetry.DailyQuota, "team") - refusedBefore; d != 1 {
 			t.Errorf("daily-quota refusals of the team plan +%d, want 1", d)
 		}
 		for _, want := range []string{"team plan allows 4 tool calls per day", "2026-03-05 00:00:00 (UTC)", "contact us"} {
@@ -581,9 +572,9 @@ func TestMetaRate(t *testing.T) {
 			t.Fatalf("meta call %d: %s", i, r.Text)
 		}
 	}
-	refusedBefore := refusals(telemetry.MetaRate, "free")
+	refusedBefore := telemetry.RefusalCount(telemetry.MetaRate, "free")
 	r := h.call(t, p, "tool_search", map[string]any{"query": "x"})
-	if d := refusals(telemetry.MetaRate, "free") - refusedBefore; d != 1 {
+	if d := telemetry.RefusalCount(telemetry.MetaRate, "free") - refusedBefore; d != 1 {
 		t.Errorf("meta-rate refusals +%d, want 1", d)
 	}
 	for _, want := range []string{"rate limit", "free plan allows 3 calls of tool_search, list_skills and report_bug per minute", "2026-03-04 10:31:00 (UTC)"} {

@@ -7,34 +7,24 @@ import (
 	"github.com/flowstudio/mcp/server/telemetry"
 )
 
-func upstreamCount(f telemetry.Family, status int) uint64 {
-	var got uint64
-	telemetry.UpstreamAnswers(func(ff telemetry.Family, s int, n uint64) {
-		if ff == f && s == status {
-			got = n
-		}
-	})
-	return got
-}
-
 // Every attempt's answer is counted under the family of the host it went to; a
 // request that got no answer counts as "none".
 func TestUpstreamAnswersAreCountedByFamily(t *testing.T) {
 	mux, _ := environmentsAfterAFailure("", 503, `{"error":{"code":"ServiceUnavailable","message":"busy"}}`)
 	srv := newUpstream(t, mux)
 	c := newTestClient(t, testConfig(srv.URL))
-	b503, b200, bNone := upstreamCount(telemetry.Flow, 503), upstreamCount(telemetry.Flow, 200), upstreamCount(telemetry.Flow, telemetry.NoResponse)
+	b503, b200, bNone := telemetry.UpstreamCount(telemetry.Flow, 503), telemetry.UpstreamCount(telemetry.Flow, 200), telemetry.UpstreamCount(telemetry.Flow, telemetry.NoResponse)
 	if _, err := c.ListEnvironments(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if d503, d200 := upstreamCount(telemetry.Flow, 503)-b503, upstreamCount(telemetry.Flow, 200)-b200; d503 != 1 || d200 != 1 {
+	if d503, d200 := telemetry.UpstreamCount(telemetry.Flow, 503)-b503, telemetry.UpstreamCount(telemetry.Flow, 200)-b200; d503 != 1 || d200 != 1 {
 		t.Fatalf("flow 503 +%d, 200 +%d; want +1 each", d503, d200)
 	}
 	srv.Close()
 	if _, err := c.ListEnvironments(context.Background()); err == nil {
 		t.Fatal("a closed upstream answered")
 	}
-	if upstreamCount(telemetry.Flow, telemetry.NoResponse) <= bNone {
+	if telemetry.UpstreamCount(telemetry.Flow, telemetry.NoResponse) <= bNone {
 		t.Fatal("a request without an answer was not counted as none")
 	}
 }
