@@ -154,9 +154,7 @@ func (h *webHarness) postWebhook(t testing.TB, id, typ string, created int64, ob
 // and shows no billing button; the routes refuse.
 func TestDashboardBillingOff(t *testing.T) {
 	t.Parallel()
-	fe := newFakeEntra(t)
-	h := newWebHarness(t, webOptions{entra: fe.config()})
-	c := h.browser(t)
+	_, h, c := newEntraHarness(t)
 	p := h.signIn(t, c)
 	if !strings.Contains(p.body, `id="billing-off"`) || !strings.Contains(p.body, "Billing is off") {
 		t.Error("the dashboard does not say billing is off")

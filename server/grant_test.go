@@ -113,15 +113,19 @@ func callTool(t *testing.T, h *webHarness, key, name string, args map[string]any
 	return webToolResult{status: status, isError: out.Result.IsError, text: text.String()}
 }
 
-func connectorState(t *testing.T, body string) string {
+// accessState is what the dashboard's line with id says about a grant: "Granted" or
+// "Not granted".
+func accessState(t *testing.T, body, id string) string {
 	t.Helper()
-	i := strings.Index(body, `id="connector-access"`)
+	i := strings.Index(body, `id="`+id+`"`)
 	if i < 0 {
-		t.Fatalf("no connector access line:\n%s", body)
+		t.Fatalf("no %s line:\n%s", id, body)
 	}
 	rest := body[i:]
 	return rest[strings.Index(rest, ">")+1 : strings.Index(rest, "<")]
 }
+
+func connectorState(t *testing.T, body string) string { return accessState(t, body, "connector-access") }
 
 const grantConnectorsLink = `href="/login?grant=connectors"`
 
@@ -414,21 +418,12 @@ func mustOID(s *sim.Sim, email string) string {
 // grant and keeps the key and the other grants as they were.
 func TestGrantDataverse(t *testing.T) {
 	t.Parallel()
-	fe := newFakeEntra(t)
-	h := newWebHarness(t, webOptions{entra: fe.config()})
-	c := h.browser(t)
+	fe, h, c := newEntraHarness(t)
 	dash := h.signIn(t, c)
 	if q := fe.lastAuthorize(); strings.Contains(q.Get("scope"), "dynamics") {
 		t.Fatalf("the default sign-in asks for %q", q.Get("scope"))
 	}
-	state := func(body string) string {
-		i := strings.Index(body, `id="dataverse-access"`)
-		if i < 0 {
-			t.Fatalf("no Dataverse access line:\n%s", body)
-		}
-		rest := body[i:]
-		return rest[strings.Index(rest, ">")+1 : strings.Index(rest, "<")]
-	}
+	state := func(body string) string { return accessState(t, body, "dataverse-access") }
 	const link = `href="/login?grant=dataverse"`
 	if state(dash.body) != "Not granted" || !strings.Contains(dash.body, link) || !strings.Contains(dash.body, "add_live_flow_to_solution") {
 		t.Fatalf("dashboard before the grant:\n%s", dash.body)

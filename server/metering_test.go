@@ -37,14 +37,18 @@ func (r *roundTrips) IncrementUsage(ctx context.Context, userID string, p cosmos
 	return r.Store.IncrementUsage(ctx, userID, p, at, by)
 }
 
-type meteredServer struct {
+// callServer is the whole /mcp handler over an embedded store (counting its round
+// trips) and an in-process simulator, with a key of one Pro user; with a quota, the
+// catalog meters calls (flushed only when told, so that the round trips of a call
+// are the call's alone).
+type callServer struct {
 	h     http.Handler
 	key   string
 	store *roundTrips
-	meter *metering.Meter
+	meter *metering.Meter // nil without a quota
 }
 
-func newMeteredServer(tb testing.TB, quota metering.Quota) *meteredServer {
+func newCallServer(tb testing.TB, quota *metering.Quota) *callServer {
 	tb.Helper()
 	raw, err := cosmos.OpenEmbedded(tb.TempDir())
 	if err != nil {
@@ -67,26 +71,30 @@ func newMeteredServer(tb testing.TB, quota metering.Quota) *meteredServer {
 		tb.Fatal(err)
 	}
 	store.userID = user.ID
-	quotas := metering.Quotas{Free: quota, Pro: quota, Team: quota}
-	// Flushed only when told, so that the round trips of a call are the call's alone.
-	meter := metering.New(metering.Options{Store: store, Quotas: quotas, Log: metering.NewLogger(zapcore.AddSync(discard{})),
-		FlushInterval: -1})
-	tb.Cleanup(func() { meter.Close(context.Background()) })
-	catalog, err := tools.NewCatalog(&tools.Env{PA: pa, Reports: raw}, meter, 0, tools.All())
+	var meter *metering.Meter
+	var asMeter tools.Meter // a nil *metering.Meter in the interface would not be "no meter"
+	if quota != nil {
+		quotas := metering.Quotas{Free: *quota, Pro: *quota, Team: *quota}
+		meter = metering.New(metering.Options{Store: store, Quotas: quotas, Log: metering.NewLogger(zapcore.AddSync(discard{})),
+			FlushInterval: -1})
+		tb.Cleanup(func() { meter.Close(context.Background()) })
+		asMeter = meter
+	}
+	catalog, err := tools.NewCatalog(&tools.Env{PA: pa, Reports: raw}, asMeter, 0, tools.All())
 	if err != nil {
 		tb.Fatal(err)
 	}
 	settings, _ := LoadSettings(func(string) string { return "" })
 	srv := New(Deps{Settings: settings, Logger: zap.NewNop(), Keys: keys, Users: store, Catalog: catalog})
 	key, _ := keys.Issue(user.ID, 1, time.Unix(user.KeyIssuedAt, 0), tools.ScopeFull)
-	return &meteredServer{h: srv.Handler(), key: key, store: store, meter: meter}
+	return &callServer{h: srv.Handler(), key: key, store: store, meter: meter}
 }
 
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
-func (m *meteredServer) call(tb testing.TB, body string) string {
+func (m *callServer) call(tb testing.TB, body string) string {
 	req := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(body))
 	req.Host = "127.0.0.1:8080"
 	req.Header.Set("Content-Type", "application/json")
@@ -109,7 +117,7 @@ const (
 // refused over quota or a meta tool. Counting happens in memory; the meter's
 // flush writes the counters later, off the call's path.
 func TestStoreRoundTripsPerToolsCall(t *testing.T) {
-	m := newMeteredServer(t, metering.Quota{PerDay: 1, PerMinute: 1})
+	m := newCallServer(t, &metering.Quota{PerDay: 1, PerMinute: 1})
 	for _, tc := range []struct {
 		name       string
 		body       string
@@ -140,7 +148,7 @@ func TestStoreRoundTripsPerToolsCall(t *testing.T) {
 // BenchmarkMeteredToolsCall is BenchmarkToolsCallRoundTrip with the Meter on: the
 // difference is the cost of quotas and the metering line on the embedded store.
 func BenchmarkMeteredToolsCall(b *testing.B) {
-	m := newMeteredServer(b, metering.Quota{PerDay: 1 << 40, PerMinute: 1 << 40})
+	m := newCallServer(b, &metering.Quota{PerDay: 1 << 40, PerMinute: 1 << 40})
 	for _, bc := range []struct{ name, body string }{
 		{"list_live_environments", callEnvironments},
 		{"list_skills", callSkills},
