@@ -22,7 +22,6 @@ import (
 	"github.com/flowstudio/mcp/server"
 	"github.com/flowstudio/mcp/server/keyring"
 	"github.com/flowstudio/mcp/server/outbound"
-	"github.com/flowstudio/mcp/tools"
 	"github.com/flowstudio/mcp/tools/alerts"
 	"github.com/flowstudio/mcp/tools/alerts/notify"
 	"github.com/flowstudio/mcp/tools/powerautomate"
@@ -32,7 +31,7 @@ import (
 )
 
 var (
-	_ tools.CacheStore  = (*cosmos.Store)(nil)
+	_ teamcache.Store   = (*cosmos.Store)(nil)
 	_ teamsync.Store    = (*cosmos.Store)(nil)
 	_ teamsync.Upstream = (*powerautomate.Client)(nil)
 )

@@ -26,7 +26,7 @@ import (
 
 // AlertStore is the Team cache as the alerts section uses it (*cosmos.Store).
 type AlertStore interface {
-	alerts.Store
+	teamcache.Store
 	PutCacheItem(ctx context.Context, c *cosmos.CacheItem) (*cosmos.CacheItem, error)
 }
 

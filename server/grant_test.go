@@ -125,7 +125,9 @@ func accessState(t *testing.T, body, id string) string {
 	return rest[strings.Index(rest, ">")+1 : strings.Index(rest, "<")]
 }
 
-func connectorState(t *testing.T, body string) string { return accessState(t, body, "connector-access") }
+func connectorState(t *testing.T, body string) string {
+	return accessState(t, body, "connector-access")
+}
 
 const grantConnectorsLink = `href="/login?grant=connectors"`
 

@@ -2,6 +2,7 @@ package tools
 
 import (
 	"github.com/flowstudio/mcp/tools/powerautomate"
+	"github.com/flowstudio/mcp/tools/teamcache"
 	"go.uber.org/zap"
 )
 
@@ -19,7 +20,7 @@ type Env struct {
 	Reports ReportStore
 	// Cache is the Team cache the store tools read (and update_store_flow writes);
 	// nil means the store tools answer that this server has no cache.
-	Cache CacheStore
+	Cache teamcache.Store
 
 	// catalog is the catalog serving the call, for the meta tools; NewCatalog
 	// sets it on its own copy of the Env.

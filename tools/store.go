@@ -24,14 +24,6 @@ import (
 // user never sees another's cache. Every answer carries "cache": when the cache was
 // last synced, or why it is not.
 
-// CacheStore is the Team cache as the store tools use it (*cosmos.Store).
-type CacheStore interface {
-	GetCacheItem(ctx context.Context, userID, kind, key string) (*cosmos.CacheItem, error)
-	ListCacheItems(ctx context.Context, userID string, f cosmos.CacheFilter, p cosmos.PageRequest) ([]*cosmos.CacheItem, string, error)
-	CreateCacheItem(ctx context.Context, c *cosmos.CacheItem) (*cosmos.CacheItem, error)
-	ReplaceCacheItem(ctx context.Context, c *cosmos.CacheItem) (*cosmos.CacheItem, error)
-}
-
 // The arguments of the store tools; a flow is named by id or by environmentName and
 // flowName (storeFlowArgs).
 var (
@@ -74,7 +66,7 @@ type cacheInfo struct {
 
 // storeCall is what every store handler starts with: the caller's partition.
 type storeCall struct {
-	cache  CacheStore
+	cache  teamcache.Store
 	userID string
 	env    *Env
 }

@@ -14,14 +14,6 @@ import (
 	"github.com/flowstudio/mcp/tools/teamcache"
 )
 
-// Store is the Team cache as alerting uses it (*cosmos.Store).
-type Store interface {
-	GetCacheItem(ctx context.Context, userID, kind, key string) (*cosmos.CacheItem, error)
-	ListCacheItems(ctx context.Context, userID string, f cosmos.CacheFilter, p cosmos.PageRequest) ([]*cosmos.CacheItem, string, error)
-	CreateCacheItem(ctx context.Context, c *cosmos.CacheItem) (*cosmos.CacheItem, error)
-	ReplaceCacheItem(ctx context.Context, c *cosmos.CacheItem) (*cosmos.CacheItem, error)
-}
-
 // Mailer sends one plain-text email (package notify's SMTP mailer).
 type Mailer interface {
 	Send(ctx context.Context, to []string, subject, body string) error
@@ -38,7 +30,7 @@ type Observer func(ctx context.Context, g teamcache.Governance) (obs Observation
 
 // Options configure a Runner; Mail and Webhook nil mean not configured.
 type Options struct {
-	Store   Store
+	Store   teamcache.Store
 	Mail    Mailer
 	Webhook Poster
 	// WebhookSecret is the key a user's webhook calls are signed with.
@@ -89,7 +81,7 @@ type Report struct {
 const maxMonitored = 5000
 
 // FromCache observes a flow through the flowStats item the last sync wrote.
-func FromCache(store Store, userID string) Observer {
+func FromCache(store teamcache.Store, userID string) Observer {
 	return func(ctx context.Context, g teamcache.Governance) (Observation, bool, error) {
 		it, err := store.GetCacheItem(ctx, userID, teamcache.KindFlowStats, teamcache.Key(g.EnvironmentName, g.FlowName))
 		if errors.Is(err, cosmos.ErrNotFound) {
@@ -336,7 +328,7 @@ func changed(before, after teamcache.AlertState) bool {
 }
 
 // Recent returns the user's alerts, newest first, at most n.
-func Recent(ctx context.Context, store Store, userID string, n int) ([]teamcache.Alert, error) {
+func Recent(ctx context.Context, store teamcache.Store, userID string, n int) ([]teamcache.Alert, error) {
 	var all []teamcache.Alert
 	token := ""
 	for page := 0; page < 20; page++ {
@@ -370,7 +362,7 @@ type MonitoredFlow struct {
 }
 
 // ListMonitored reads the user's monitored flows (for the dashboard).
-func ListMonitored(ctx context.Context, store Store, userID string) ([]MonitoredFlow, error) {
+func ListMonitored(ctx context.Context, store teamcache.Store, userID string) ([]MonitoredFlow, error) {
 	r := &Runner{o: Options{Store: store}}
 	gs, err := r.monitored(ctx, userID)
 	if err != nil {

@@ -14,11 +14,23 @@
 package teamcache
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flowstudio/mcp/cosmos"
 )
+
+// Store is the Team cache's items as the store tools and alerting read and write them
+// (*cosmos.Store), each call within one user's partition.
+type Store interface {
+	GetCacheItem(ctx context.Context, userID, kind, key string) (*cosmos.CacheItem, error)
+	ListCacheItems(ctx context.Context, userID string, f cosmos.CacheFilter, p cosmos.PageRequest) ([]*cosmos.CacheItem, string, error)
+	CreateCacheItem(ctx context.Context, c *cosmos.CacheItem) (*cosmos.CacheItem, error)
+	ReplaceCacheItem(ctx context.Context, c *cosmos.CacheItem) (*cosmos.CacheItem, error)
+}
 
 // Kinds of cache items. Kinds are identifiers (letters and digits: the store places
 // them in queries), hence flowStats, not flow_stats.
