@@ -20,11 +20,6 @@ import (
 // sign-in) and, where that host is unreachable, through the connector runtime
 // (extra consent, audience apihub).
 
-var (
-	parameterKeyArg = requiredArg("parameter", `{"type":"string","minLength":1,"maxLength":256,"pattern":"^[A-Za-z0-9_$@][A-Za-z0-9_$@-]*(/[A-Za-z0-9_$@][A-Za-z0-9_$@-]*){0,7}$","description":"Parameter key as describe_live_connector shows it: projectId, or body/title for a body field."}`)
-	otherValuesArg  = optionalArg("parameters", `{"type":"object","maxProperties":50,"description":"Values of the operation's other parameters by key, e.g. {\"dataset\":\"https://contoso.sharepoint.com/sites/sales\"}: the ones the lookup depends on (dependsOn in describe_live_connector)."}`)
-)
-
 // Output caps: agents pay for every token.
 const (
 	maxOptions      = 500

@@ -101,3 +101,19 @@ var (
 	// runStatusArg lists the statuses the client accepts as a filter.
 	runStatusArg = optionalArg("status", `{"type":"string","enum":["`+strings.Join(powerautomate.RunStatuses, `","`)+`"],"description":"Only runs with this status."}`)
 )
+
+// The arguments of the dynamic lookups (get_live_dynamic_options, get_live_dynamic_properties).
+var (
+	parameterKeyArg = requiredArg("parameter", `{"type":"string","minLength":1,"maxLength":256,"pattern":"^[A-Za-z0-9_$@][A-Za-z0-9_$@-]*(/[A-Za-z0-9_$@][A-Za-z0-9_$@-]*){0,7}$","description":"Parameter key as describe_live_connector shows it: projectId, or body/title for a body field."}`)
+	otherValuesArg  = optionalArg("parameters", `{"type":"object","maxProperties":50,"description":"Values of the operation's other parameters by key, e.g. {\"dataset\":\"https://contoso.sharepoint.com/sites/sales\"}: the ones the lookup depends on (dependsOn in describe_live_connector)."}`)
+)
+
+// The arguments of the store tools; a flow is named by id or by environmentName and
+// flowName (storeFlowArgs).
+var (
+	storeEnvArg      = optionalArg("environmentName", `{"type":"string","minLength":1,"maxLength":64,"pattern":"^[A-Za-z0-9][A-Za-z0-9-]*$","description":"Environment name, as list_store_environments returns it."}`)
+	storeFlowArg     = optionalArg("flowName", `{"type":"string","minLength":36,"maxLength":36,`+guidPattern+`,"description":"Flow name (a GUID), as list_store_flows returns it."}`)
+	storeFlowIDArg   = optionalArg("id", `{"type":"string","minLength":38,"maxLength":101,"pattern":"^[A-Za-z0-9][A-Za-z0-9-]*\\.[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$","description":"The flow's id from list_store_flows (<environment>.<flow>), instead of environmentName and flowName."}`)
+	storePageSizeArg = optionalArg("pageSize", `{"type":"integer","minimum":1,"maximum":200,"default":`+strconv.Itoa(defaultStorePage)+`,"description":"Rows per page."}`)
+	storeCursorArg   = optionalArg("cursor", `{"type":"string","maxLength":4096,"description":"nextCursor from the previous page (with the same filters)."}`)
+)

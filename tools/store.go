@@ -24,16 +24,6 @@ import (
 // user never sees another's cache. Every answer carries "cache": when the cache was
 // last synced, or why it is not.
 
-// The arguments of the store tools; a flow is named by id or by environmentName and
-// flowName (storeFlowArgs).
-var (
-	storeEnvArg      = optionalArg("environmentName", `{"type":"string","minLength":1,"maxLength":64,"pattern":"^[A-Za-z0-9][A-Za-z0-9-]*$","description":"Environment name, as list_store_environments returns it."}`)
-	storeFlowArg     = optionalArg("flowName", `{"type":"string","minLength":36,"maxLength":36,`+guidPattern+`,"description":"Flow name (a GUID), as list_store_flows returns it."}`)
-	storeFlowIDArg   = optionalArg("id", `{"type":"string","minLength":38,"maxLength":101,"pattern":"^[A-Za-z0-9][A-Za-z0-9-]*\\.[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$","description":"The flow's id from list_store_flows (<environment>.<flow>), instead of environmentName and flowName."}`)
-	storePageSizeArg = optionalArg("pageSize", `{"type":"integer","minimum":1,"maximum":200,"default":`+strconv.Itoa(defaultStorePage)+`,"description":"Rows per page."}`)
-	storeCursorArg   = optionalArg("cursor", `{"type":"string","maxLength":4096,"description":"nextCursor from the previous page (with the same filters)."}`)
-)
-
 // Schema fragments of the store tools' outputs.
 const (
 	// cacheOutSchema is the "cache" object every store answer carries.
