@@ -46,17 +46,23 @@ type RunTrigger struct {
 	OutputsLink *ContentLink `json:"outputsLink"`
 }
 
+// ActionResult is how one execution of an action went (the action in a run, or one
+// repetition of it in a loop), with links to what it took in and gave out.
+type ActionResult struct {
+	Status      string       `json:"status"`
+	Code        string       `json:"code"`
+	StartTime   time.Time    `json:"startTime"`
+	EndTime     time.Time    `json:"endTime"`
+	Error       *ErrorInfo   `json:"error"`
+	InputsLink  *ContentLink `json:"inputsLink"`
+	OutputsLink *ContentLink `json:"outputsLink"`
+}
+
 // RunAction is one action of a run; inside loops it shows the last
 // repetition and RepetitionCount says how many there were.
 type RunAction struct {
-	Name            string
-	Status          string
-	Code            string
-	StartTime       time.Time
-	EndTime         time.Time
-	Error           *ErrorInfo
-	InputsLink      *ContentLink
-	OutputsLink     *ContentLink
+	Name string
+	ActionResult
 	RepetitionCount int
 }
 
@@ -66,21 +72,12 @@ type correlation struct {
 }
 
 type actionProps struct {
-	Status          string       `json:"status"`
-	Code            string       `json:"code"`
-	StartTime       time.Time    `json:"startTime"`
-	EndTime         time.Time    `json:"endTime"`
-	Error           *ErrorInfo   `json:"error"`
-	InputsLink      *ContentLink `json:"inputsLink"`
-	OutputsLink     *ContentLink `json:"outputsLink"`
-	RepetitionCount int          `json:"repetitionCount"`
+	ActionResult
+	RepetitionCount int `json:"repetitionCount"`
 }
 
 func toRunAction(name string, p actionProps) RunAction {
-	return RunAction{
-		Name: name, Status: p.Status, Code: p.Code, StartTime: p.StartTime, EndTime: p.EndTime, Error: p.Error,
-		InputsLink: p.InputsLink, OutputsLink: p.OutputsLink, RepetitionCount: p.RepetitionCount,
-	}
+	return RunAction{Name: name, ActionResult: p.ActionResult, RepetitionCount: p.RepetitionCount}
 }
 
 type runProps struct {
@@ -216,15 +213,9 @@ func (c *Client) ListRunActions(ctx context.Context, ref FlowRef, run string) ([
 
 // Repetition is one iteration of an action inside Foreach/Until loops.
 type Repetition struct {
-	Name        string            // e.g. "000002"
-	Indexes     []RepetitionIndex // one per enclosing loop, outermost first
-	Status      string
-	Code        string
-	StartTime   time.Time
-	EndTime     time.Time
-	Error       *ErrorInfo
-	InputsLink  *ContentLink
-	OutputsLink *ContentLink
+	Name    string            // e.g. "000002"
+	Indexes []RepetitionIndex // one per enclosing loop, outermost first
+	ActionResult
 }
 
 // RepetitionIndex locates a repetition in one loop.
@@ -262,10 +253,7 @@ func (c *Client) ListActionRepetitions(ctx context.Context, ref FlowRef, run, ac
 	out := &RepetitionPage{NextLink: p.next()}
 	for _, r := range p.Value {
 		a := r.Properties
-		out.Repetitions = append(out.Repetitions, Repetition{
-			Name: r.Name, Indexes: a.RepetitionIndexes, Status: a.Status, Code: a.Code, StartTime: a.StartTime,
-			EndTime: a.EndTime, Error: a.Error, InputsLink: a.InputsLink, OutputsLink: a.OutputsLink,
-		})
+		out.Repetitions = append(out.Repetitions, Repetition{Name: r.Name, Indexes: a.RepetitionIndexes, ActionResult: a.ActionResult})
 	}
 	return out, nil
 }
