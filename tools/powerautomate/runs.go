@@ -35,19 +35,9 @@ type ContentLink struct {
 	ContentSize int64  `json:"contentSize"`
 }
 
-// RunTrigger is the trigger part of a run.
-type RunTrigger struct {
-	Name        string       `json:"name"`
-	Status      string       `json:"status"`
-	Code        string       `json:"code"`
-	StartTime   time.Time    `json:"startTime"`
-	EndTime     time.Time    `json:"endTime"`
-	InputsLink  *ContentLink `json:"inputsLink"`
-	OutputsLink *ContentLink `json:"outputsLink"`
-}
-
-// ActionResult is how one execution of an action went (the action in a run, or one
-// repetition of it in a loop), with links to what it took in and gave out.
+// ActionResult is how one execution of an action went (the action in a run, one
+// repetition of it in a loop, or the run's trigger), with links to what it took in
+// and gave out.
 type ActionResult struct {
 	Status      string       `json:"status"`
 	Code        string       `json:"code"`
@@ -56,6 +46,12 @@ type ActionResult struct {
 	Error       *ErrorInfo   `json:"error"`
 	InputsLink  *ContentLink `json:"inputsLink"`
 	OutputsLink *ContentLink `json:"outputsLink"`
+}
+
+// RunTrigger is the trigger part of a run: how the trigger's execution went.
+type RunTrigger struct {
+	Name string `json:"name"`
+	ActionResult
 }
 
 // RunAction is one action of a run; inside loops it shows the last
