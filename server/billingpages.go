@@ -57,16 +57,23 @@ func (s *Server) plansView(u *cosmos.User) ([]planView, billingView) {
 	return plans, b
 }
 
+// billingPost is postGuard for the billing forms, which a server without Stripe
+// refuses.
+func (s *Server) billingPost(w http.ResponseWriter, r *http.Request) (*webSession, bool) {
+	sess, ok := s.postGuard(w, r)
+	if ok && !s.deps.Stripe.Enabled() {
+		s.renderError(w, r, http.StatusNotFound, "Billing is off", "This server has no Stripe account configured, so plans cannot be bought or managed here.")
+		return nil, false
+	}
+	return sess, ok
+}
+
 // checkout starts a Stripe Checkout Session for the plan in the form. A user who
 // already pays goes to the Customer Portal instead, which changes the plan of the
 // subscription they have (a second subscription would bill twice).
 func (s *Server) checkout(w http.ResponseWriter, r *http.Request) {
-	sess, ok := s.postGuard(w, r)
+	sess, ok := s.billingPost(w, r)
 	if !ok {
-		return
-	}
-	if !s.deps.Stripe.Enabled() {
-		s.renderError(w, r, http.StatusNotFound, "Billing is off", "This server has no Stripe account configured, so plans cannot be bought here.")
 		return
 	}
 	tier, ok := cosmos.ParseTier(r.PostForm.Get("plan"))
@@ -96,12 +103,8 @@ func (s *Server) checkout(w http.ResponseWriter, r *http.Request) {
 
 // manageBilling opens the Stripe Customer Portal for the signed-in user.
 func (s *Server) manageBilling(w http.ResponseWriter, r *http.Request) {
-	sess, ok := s.postGuard(w, r)
+	sess, ok := s.billingPost(w, r)
 	if !ok {
-		return
-	}
-	if !s.deps.Stripe.Enabled() {
-		s.renderError(w, r, http.StatusNotFound, "Billing is off", "This server has no Stripe account configured.")
 		return
 	}
 	u, err := s.deps.Accounts.GetUser(r.Context(), sess.UserID)

@@ -230,22 +230,28 @@ func TestCORSPreflights(t *testing.T) {
 	h, _, _ := newSimWebHarness(t, func(o *webOptions) {
 		o.settings = func(s *Settings) { s.AllowedOrigins = []string{"https://inspector.example"} }
 	})
-	for _, path := range []string{"/mcp", "/mcp/oauth"} {
-		req, _ := http.NewRequest("OPTIONS", h.ts.URL+path, nil)
-		req.Header.Set("Origin", "https://inspector.example")
-		req.Header.Set("Access-Control-Request-Method", "POST")
-		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type, mcp-protocol-version")
+	// send sends req and returns the answer's status and header (the body is not read).
+	send := func(req *http.Request) (int, http.Header) {
+		t.Helper()
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		allow := strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers"))
-		if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "https://inspector.example" ||
-			!strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "POST") ||
-			!strings.Contains(strings.ToLower(resp.Header.Get("Access-Control-Expose-Headers")), "mcp-session-id") ||
-			!strings.Contains(strings.ToLower(resp.Header.Get("Access-Control-Expose-Headers")), "www-authenticate") {
-			t.Errorf("%s preflight: %d %v", path, resp.StatusCode, resp.Header)
+		return resp.StatusCode, resp.Header
+	}
+	for _, path := range []string{"/mcp", "/mcp/oauth"} {
+		req, _ := http.NewRequest("OPTIONS", h.ts.URL+path, nil)
+		req.Header.Set("Origin", "https://inspector.example")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type, mcp-protocol-version")
+		status, header := send(req)
+		allow := strings.ToLower(header.Get("Access-Control-Allow-Headers"))
+		if status != 204 || header.Get("Access-Control-Allow-Origin") != "https://inspector.example" ||
+			!strings.Contains(header.Get("Access-Control-Allow-Methods"), "POST") ||
+			!strings.Contains(strings.ToLower(header.Get("Access-Control-Expose-Headers")), "mcp-session-id") ||
+			!strings.Contains(strings.ToLower(header.Get("Access-Control-Expose-Headers")), "www-authenticate") {
+			t.Errorf("%s preflight: %d %v", path, status, header)
 		}
 		for _, hd := range []string{"x-api-key", "authorization", "content-type", "mcp-protocol-version", "mcp-session-id", "last-event-id"} {
 			if !strings.Contains(allow, hd) {
@@ -253,26 +259,16 @@ func TestCORSPreflights(t *testing.T) {
 			}
 		}
 		req.Header.Set("Origin", "https://evil.example")
-		resp, err = http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 403 || resp.Header.Get("Access-Control-Allow-Origin") != "" {
-			t.Errorf("%s preflight from another origin: %d", path, resp.StatusCode)
+		if status, header := send(req); status != 403 || header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("%s preflight from another origin: %d", path, status)
 		}
 	}
 	// The real request from the allowed origin is readable by it (401 here: no key).
 	req, _ := http.NewRequest("POST", h.ts.URL+"/mcp/oauth", strings.NewReader(toolsListBody))
 	req.Header.Set("Origin", "https://inspector.example")
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 401 || resp.Header.Get("Access-Control-Allow-Origin") != "https://inspector.example" {
-		t.Errorf("POST from the allowed origin: %d %v", resp.StatusCode, resp.Header)
+	if status, header := send(req); status != 401 || header.Get("Access-Control-Allow-Origin") != "https://inspector.example" {
+		t.Errorf("POST from the allowed origin: %d %v", status, header)
 	}
 }
 
