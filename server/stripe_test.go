@@ -142,6 +142,13 @@ func wantOutcome(t *testing.T, code int, body string, wantCode int, outcome stri
 	}
 }
 
+// accepts delivers an event as deliver does, and wants it answered 200 with outcome.
+func (h *stripeHarness) accepts(t *testing.T, id, typ string, created int64, s sub, outcome string) {
+	t.Helper()
+	code, body := h.deliver(t, id, typ, created, s)
+	wantOutcome(t, code, body, 200, outcome)
+}
+
 func TestStripeSubscriptionLifecycle(t *testing.T) {
 	h := newStripeHarness(t, testStripeSecret)
 	const alice = "tenant.alice"
@@ -153,8 +160,7 @@ func TestStripeSubscriptionLifecycle(t *testing.T) {
 	t0 := time.Now().Add(-time.Hour).Unix()
 	team := sub{id: "sub_1", status: "active", user: alice, lookupKey: "team_monthly"}
 
-	code, body := h.deliver(t, "evt_created", "customer.subscription.created", t0, team)
-	wantOutcome(t, code, body, 200, outcomeApplied)
+	h.accepts(t, "evt_created", "customer.subscription.created", t0, team, outcomeApplied)
 	u := h.user(t, alice)
 	if u.Tier != cosmos.TierTeam || u.Subscription.SubscriptionID != "sub_1" || u.Subscription.Status != "active" ||
 		u.Subscription.CustomerID != "cus_CANARYCUSTOMER" || u.Subscription.UpdatedAt != t0 {
@@ -162,20 +168,17 @@ func TestStripeSubscriptionLifecycle(t *testing.T) {
 	}
 
 	// Replayed: acknowledged, nothing applied again.
-	code, body = h.deliver(t, "evt_created", "customer.subscription.created", t0, team)
-	wantOutcome(t, code, body, 200, outcomeDuplicate)
+	h.accepts(t, "evt_created", "customer.subscription.created", t0, team, outcomeDuplicate)
 
 	// Out of order: an update created before the last applied event is ignored.
 	pro := sub{id: "sub_1", status: "active", user: alice, lookupKey: "pro"}
-	code, body = h.deliver(t, "evt_old_update", "customer.subscription.updated", t0-60, pro)
-	wantOutcome(t, code, body, 200, outcomeIgnoredStale)
+	h.accepts(t, "evt_old_update", "customer.subscription.updated", t0-60, pro, outcomeIgnoredStale)
 	if h.user(t, alice).Tier != cosmos.TierTeam {
 		t.Fatal("a stale event was applied")
 	}
 
 	// Deleted: free, and the cache expires in 30 days.
-	code, body = h.deliver(t, "evt_deleted", "customer.subscription.deleted", t0+10, sub{id: "sub_1", status: "canceled", user: alice, lookupKey: "team_monthly"})
-	wantOutcome(t, code, body, 200, outcomeApplied)
+	h.accepts(t, "evt_deleted", "customer.subscription.deleted", t0+10, sub{id: "sub_1", status: "canceled", user: alice, lookupKey: "team_monthly"}, outcomeApplied)
 	if u := h.user(t, alice); u.Tier != cosmos.TierFree || u.Subscription.Status != "canceled" {
 		t.Fatalf("after deleted: %+v", u)
 	}
@@ -183,15 +186,13 @@ func TestStripeSubscriptionLifecycle(t *testing.T) {
 		t.Fatalf("cache ttl %d after cancellation, want %d", ttl, teamcache.CanceledCacheTTL)
 	}
 	// The earlier creation, replayed now, stays a duplicate: no resurrection.
-	code, body = h.deliver(t, "evt_created", "customer.subscription.created", t0, team)
-	wantOutcome(t, code, body, 200, outcomeDuplicate)
+	h.accepts(t, "evt_created", "customer.subscription.created", t0, team, outcomeDuplicate)
 	if h.user(t, alice).Tier != cosmos.TierFree {
 		t.Fatal("a replay changed the tier")
 	}
 
 	// Re-subscribing clears the ttl back to -1.
-	code, body = h.deliver(t, "evt_resub", "customer.subscription.created", t0+20, sub{id: "sub_2", status: "active", user: alice, lookupKey: "team"})
-	wantOutcome(t, code, body, 200, outcomeApplied)
+	h.accepts(t, "evt_resub", "customer.subscription.created", t0+20, sub{id: "sub_2", status: "active", user: alice, lookupKey: "team"}, outcomeApplied)
 	if u := h.user(t, alice); u.Tier != cosmos.TierTeam || u.Subscription.SubscriptionID != "sub_2" {
 		t.Fatalf("after re-subscribing: %+v", u)
 	}
@@ -200,15 +201,13 @@ func TestStripeSubscriptionLifecycle(t *testing.T) {
 	}
 
 	// A late end of the replaced subscription must not downgrade the new one.
-	code, body = h.deliver(t, "evt_late_end", "customer.subscription.deleted", t0+30, sub{id: "sub_1", status: "canceled", user: alice, lookupKey: "team"})
-	wantOutcome(t, code, body, 200, outcomeIgnoredOther)
+	h.accepts(t, "evt_late_end", "customer.subscription.deleted", t0+30, sub{id: "sub_1", status: "canceled", user: alice, lookupKey: "team"}, outcomeIgnoredOther)
 	if h.user(t, alice).Tier != cosmos.TierTeam {
 		t.Fatal("the old subscription's end downgraded the new one")
 	}
 
 	// Status canceled on an update also means free.
-	code, body = h.deliver(t, "evt_cancel_update", "customer.subscription.updated", t0+40, sub{id: "sub_2", status: "canceled", user: alice, lookupKey: "team"})
-	wantOutcome(t, code, body, 200, outcomeApplied)
+	h.accepts(t, "evt_cancel_update", "customer.subscription.updated", t0+40, sub{id: "sub_2", status: "canceled", user: alice, lookupKey: "team"}, outcomeApplied)
 	if u := h.user(t, alice); u.Tier != cosmos.TierFree || h.cacheTTL(t, alice, "f2") != teamcache.CanceledCacheTTL {
 		t.Fatalf("after status canceled: %+v", u)
 	}
@@ -242,8 +241,7 @@ func TestStripeTiers(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.s.id, tc.s.user = "sub_t", "tenant.bob"
-			code, body := h.deliver(t, fmt.Sprintf("evt_tier_%d", i), "customer.subscription.updated", now+int64(i), tc.s)
-			wantOutcome(t, code, body, 200, tc.outcome)
+			h.accepts(t, fmt.Sprintf("evt_tier_%d", i), "customer.subscription.updated", now+int64(i), tc.s, tc.outcome)
 			if tc.tier != "" {
 				if got := h.user(t, "tenant.bob").Tier; got != tc.tier {
 					t.Fatalf("tier %s, want %s", got, tc.tier)
@@ -290,12 +288,10 @@ func TestStripeRefusals(t *testing.T) {
 		wantOutcome(t, code, body, 200, outcomeIgnoredType)
 	})
 	t.Run("no user in metadata", func(t *testing.T) {
-		code, body := h.deliver(t, "evt_nouser", "customer.subscription.created", now.Unix(), sub{id: "sub_n", status: "active", lookupKey: "team"})
-		wantOutcome(t, code, body, 200, outcomeIgnoredNoUser)
+		h.accepts(t, "evt_nouser", "customer.subscription.created", now.Unix(), sub{id: "sub_n", status: "active", lookupKey: "team"}, outcomeIgnoredNoUser)
 	})
 	t.Run("unknown user", func(t *testing.T) {
-		code, body := h.deliver(t, "evt_ghost", "customer.subscription.created", now.Unix(), sub{id: "sub_g", status: "active", user: "tenant.ghost", lookupKey: "team"})
-		wantOutcome(t, code, body, 200, outcomeIgnoredUnknown)
+		h.accepts(t, "evt_ghost", "customer.subscription.created", now.Unix(), sub{id: "sub_g", status: "active", user: "tenant.ghost", lookupKey: "team"}, outcomeIgnoredUnknown)
 	})
 	t.Run("body too large", func(t *testing.T) {
 		big := []byte(`{"id":"evt_big","pad":"` + strings.Repeat("x", MaxStripeBodyBytes) + `"}`)
@@ -331,8 +327,7 @@ func TestStripeFailureIsRetried(t *testing.T) {
 	if code != 500 || strings.Contains(body, "cosmos") {
 		t.Fatalf("first delivery: %d %s", code, body)
 	}
-	code, body = h.deliver(t, "evt_retry", "customer.subscription.created", now, s)
-	wantOutcome(t, code, body, 200, outcomeApplied)
+	h.accepts(t, "evt_retry", "customer.subscription.created", now, s, outcomeApplied)
 	if h.user(t, "tenant.alice").Tier != cosmos.TierTeam {
 		t.Fatal("retry not applied")
 	}
