@@ -95,12 +95,7 @@ func (s *Sim) SolutionHasFlow(env, uniqueName, flowName string) bool {
 }
 
 func (e *environment) solution(uniqueName string) *solution {
-	for _, sol := range e.solutions {
-		if strings.EqualFold(sol.uniqueName, uniqueName) {
-			return sol
-		}
-	}
-	return nil
+	return findNamed(e.solutions, uniqueName)
 }
 
 // linkedEnvironmentMetadata is what BAP says about an environment's database.

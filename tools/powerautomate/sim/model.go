@@ -86,23 +86,28 @@ func (s *Sim) findEnv(c *caller, name string) *environment {
 	return e
 }
 
-func (e *environment) findFlow(name string) *flow {
-	for _, f := range e.flows {
-		if strings.EqualFold(f.name, name) {
-			return f
+// named is a record the service finds by a name it matches case-insensitively.
+type named interface{ nameKey() string }
+
+func (f *flow) nameKey() string         { return f.name }
+func (r *run) nameKey() string          { return r.name }
+func (a *actionRecord) nameKey() string { return a.name }
+func (s *solution) nameKey() string     { return s.uniqueName }
+
+// findNamed is the record of items named name (any letter case), or nil.
+func findNamed[T named](items []T, name string) T {
+	for _, it := range items {
+		if strings.EqualFold(it.nameKey(), name) {
+			return it
 		}
 	}
-	return nil
+	var none T
+	return none
 }
 
-func (f *flow) findRun(name string) *run {
-	for _, r := range f.runs {
-		if strings.EqualFold(r.name, name) {
-			return r
-		}
-	}
-	return nil
-}
+func (e *environment) findFlow(name string) *flow { return findNamed(e.flows, name) }
+
+func (f *flow) findRun(name string) *run { return findNamed(f.runs, name) }
 
 // addRun inserts a run keeping newest first (run names sort that way).
 func (f *flow) addRun(r *run) {

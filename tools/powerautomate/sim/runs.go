@@ -143,12 +143,7 @@ func (s *Sim) listRepetitions(w http.ResponseWriter, r *http.Request) {
 	if rn == nil {
 		return
 	}
-	var action *actionRecord
-	for _, a := range rn.view(s.now()).actions {
-		if strings.EqualFold(a.name, r.PathValue("action")) {
-			action = a
-		}
-	}
+	action := findNamed(rn.view(s.now()).actions, r.PathValue("action"))
 	if action == nil {
 		inner, _ := json.Marshal(apiError{errorBody{Code: "WorkflowRunActionNotFound",
 			Message: "The workflow '" + rn.flow.name + "' run '" + rn.name + "' action '" + r.PathValue("action") + "' could not be found."}})
