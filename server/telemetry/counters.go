@@ -34,10 +34,13 @@ var familyNames = [numFamilies]string{"flow", "powerapps", "bap", "powerplatform
 func (f Family) String() string { return familyNames[f] }
 
 // Families lists every family, in order.
-func Families() []Family {
-	out := make([]Family, numFamilies)
+func Families() []Family { return values(numFamilies) }
+
+// values lists the n values of an enumeration 0..n-1, in order.
+func values[E ~uint8](n E) []E {
+	out := make([]E, n)
 	for i := range out {
-		out[i] = Family(i)
+		out[i] = E(i)
 	}
 	return out
 }

@@ -44,13 +44,7 @@ var outcomeNames = [numOutcomes]string{"ok", "tool_error", "invalid_arguments", 
 func (o Outcome) String() string { return outcomeNames[o] }
 
 // Outcomes lists every outcome, in order.
-func Outcomes() []Outcome {
-	out := make([]Outcome, numOutcomes)
-	for i := range out {
-		out[i] = Outcome(i)
-	}
-	return out
-}
+func Outcomes() []Outcome { return values(numOutcomes) }
 
 // LatencyBounds are the upper bounds, in seconds, of the tool-call latency
 // histogram's buckets (a last bucket holds the rest). They span a call answered
