@@ -17,6 +17,17 @@ async function connect(apiKey = key) {
   return client;
 }
 
+// withClient runs fn with a connected client (a new one when none is given) and closes
+// the client after it, whatever fn does.
+async function withClient(fn, client) {
+  client ??= await connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
 async function listAllTools(client) {
   const tools = [];
   let cursor;
@@ -28,40 +39,30 @@ async function listAllTools(client) {
   return tools;
 }
 
-test('lists tools and calls list_live_flows with an API key', async () => {
-  const client = await connect();
-  try {
-    const tools = await listAllTools(client);
-    const names = tools.map((t) => t.name);
-    assert.ok(names.includes('list_live_environments'), names.join(','));
-    assert.ok(names.includes('list_live_flows'));
-    for (const t of tools) {
-      assert.ok(t.description, `${t.name} has a description`);
-      assert.equal(t.inputSchema.type, 'object');
-    }
-    const envs = await client.callTool({ name: 'list_live_environments', arguments: {} });
-    assert.equal(envs.isError, false, JSON.stringify(envs.content));
-    const env = envs.structuredContent.environments.find((e) => e.isDefault) ?? envs.structuredContent.environments[0];
-    const flows = await client.callTool({ name: 'list_live_flows', arguments: { environmentName: env.name, pageSize: 5 } });
-    assert.equal(flows.isError, false, JSON.stringify(flows.content));
-    assert.ok(flows.structuredContent.flows.length > 0, 'the simulated tenant has flows');
-    assert.ok(flows.structuredContent.flows.length <= 5);
-    assert.deepEqual(JSON.parse(flows.content[0].text), flows.structuredContent);
-  } finally {
-    await client.close();
+test('lists tools and calls list_live_flows with an API key', () => withClient(async (client) => {
+  const tools = await listAllTools(client);
+  const names = tools.map((t) => t.name);
+  assert.ok(names.includes('list_live_environments'), names.join(','));
+  assert.ok(names.includes('list_live_flows'));
+  for (const t of tools) {
+    assert.ok(t.description, `${t.name} has a description`);
+    assert.equal(t.inputSchema.type, 'object');
   }
-});
+  const envs = await client.callTool({ name: 'list_live_environments', arguments: {} });
+  assert.equal(envs.isError, false, JSON.stringify(envs.content));
+  const env = envs.structuredContent.environments.find((e) => e.isDefault) ?? envs.structuredContent.environments[0];
+  const flows = await client.callTool({ name: 'list_live_flows', arguments: { environmentName: env.name, pageSize: 5 } });
+  assert.equal(flows.isError, false, JSON.stringify(flows.content));
+  assert.ok(flows.structuredContent.flows.length > 0, 'the simulated tenant has flows');
+  assert.ok(flows.structuredContent.flows.length <= 5);
+  assert.deepEqual(JSON.parse(flows.content[0].text), flows.structuredContent);
+}));
 
-test('bad arguments are a tool error naming the field', async () => {
-  const client = await connect();
-  try {
-    const r = await client.callTool({ name: 'list_live_flows', arguments: { environmentName: 'x', pageSize: 0 } });
-    assert.equal(r.isError, true);
-    assert.match(r.content[0].text, /pageSize/);
-  } finally {
-    await client.close();
-  }
-});
+test('bad arguments are a tool error naming the field', () => withClient(async (client) => {
+  const r = await client.callTool({ name: 'list_live_flows', arguments: { environmentName: 'x', pageSize: 0 } });
+  assert.equal(r.isError, true);
+  assert.match(r.content[0].text, /pageSize/);
+}));
 
 test('a wrong key is refused with 401', async () => {
   await assert.rejects(connect('not-a-key'), (err) => {
@@ -77,54 +78,44 @@ async function defaultEnvironment(client) {
   return envs.structuredContent.environments.find((e) => e.isDefault) ?? envs.structuredContent.environments[0];
 }
 
-test('a call that pages upstream reports progress to onprogress', async () => {
-  const client = await connect();
-  try {
-    const env = await defaultEnvironment(client);
-    const seen = [];
-    // Small pages and a search few flows match: the call reads page after page.
-    const r = await client.callTool(
-      { name: 'list_live_flows', arguments: { environmentName: env.name, search: 'reminder', pageSize: 3 } },
-      undefined,
-      { onprogress: (p) => seen.push(p) },
-    );
-    assert.equal(r.isError, false, JSON.stringify(r.content));
-    assert.ok(seen.length >= 1, 'progress notifications arrived');
-    for (let i = 0; i < seen.length; i++) {
-      assert.ok(seen[i].total > 0 && seen[i].progress <= seen[i].total, JSON.stringify(seen[i]));
-      assert.match(seen[i].message, /pages/);
-      if (i > 0) assert.ok(seen[i].progress > seen[i - 1].progress, 'progress increases');
-    }
-  } finally {
-    await client.close();
+test('a call that pages upstream reports progress to onprogress', () => withClient(async (client) => {
+  const env = await defaultEnvironment(client);
+  const seen = [];
+  // Small pages and a search few flows match: the call reads page after page.
+  const r = await client.callTool(
+    { name: 'list_live_flows', arguments: { environmentName: env.name, search: 'reminder', pageSize: 3 } },
+    undefined,
+    { onprogress: (p) => seen.push(p) },
+  );
+  assert.equal(r.isError, false, JSON.stringify(r.content));
+  assert.ok(seen.length >= 1, 'progress notifications arrived');
+  for (let i = 0; i < seen.length; i++) {
+    assert.ok(seen[i].total > 0 && seen[i].progress <= seen[i].total, JSON.stringify(seen[i]));
+    assert.match(seen[i].message, /pages/);
+    if (i > 0) assert.ok(seen[i].progress > seen[i - 1].progress, 'progress increases');
   }
-});
+}));
 
-test('AbortSignal cancels a call that waits for a run', async () => {
-  const client = await connect();
-  try {
-    const env = await defaultEnvironment(client);
-    const flows = await client.callTool({ name: 'list_live_flows', arguments: { environmentName: env.name, search: 'Leave request' } });
-    const leave = flows.structuredContent.flows[0];
-    assert.ok(leave, 'the simulated tenant has the approval flow');
-    const ac = new AbortController();
-    let progress = 0;
-    // The flow waits on an approval for hours: the call would wait its whole 100 s.
-    const call = client.callTool(
-      { name: 'trigger_live_flow', arguments: { environmentName: env.name, flowName: leave.name, waitSeconds: 100 } },
-      undefined,
-      { signal: ac.signal, onprogress: (p) => { progress++; assert.match(p.message, /Running/); ac.abort('enough'); } },
-    );
-    await assert.rejects(call, (err) => String(err).includes('enough') || err.name === 'AbortError');
-    assert.ok(progress >= 1, 'the wait reported progress before it was cancelled');
-    // The server stopped polling (run.sh checks its log for the cancellation); the
-    // client is still usable.
-    const again = await client.callTool({ name: 'list_live_environments', arguments: {} });
-    assert.equal(again.isError, false);
-  } finally {
-    await client.close();
-  }
-});
+test('AbortSignal cancels a call that waits for a run', () => withClient(async (client) => {
+  const env = await defaultEnvironment(client);
+  const flows = await client.callTool({ name: 'list_live_flows', arguments: { environmentName: env.name, search: 'Leave request' } });
+  const leave = flows.structuredContent.flows[0];
+  assert.ok(leave, 'the simulated tenant has the approval flow');
+  const ac = new AbortController();
+  let progress = 0;
+  // The flow waits on an approval for hours: the call would wait its whole 100 s.
+  const call = client.callTool(
+    { name: 'trigger_live_flow', arguments: { environmentName: env.name, flowName: leave.name, waitSeconds: 100 } },
+    undefined,
+    { signal: ac.signal, onprogress: (p) => { progress++; assert.match(p.message, /Running/); ac.abort('enough'); } },
+  );
+  await assert.rejects(call, (err) => String(err).includes('enough') || err.name === 'AbortError');
+  assert.ok(progress >= 1, 'the wait reported progress before it was cancelled');
+  // The server stopped polling (run.sh checks its log for the cancellation); the
+  // client is still usable.
+  const again = await client.callTool({ name: 'list_live_environments', arguments: {} });
+  assert.equal(again.isError, false);
+}));
 
 // The person's part of a connector sign-in: open the consent page the link names and
 // submit its form (the simulated consent service signs the connection in).
@@ -148,7 +139,7 @@ test('create_live_connection asks a client with URL elicitation to open the sign
   });
   const transport = new StreamableHTTPClientTransport(url, { requestInit: { headers: { 'x-api-key': key } } });
   await client.connect(transport);
-  try {
+  await withClient(async () => {
     const env = await defaultEnvironment(client);
     const r = await client.callTool({ name: 'create_live_connection', arguments: { environmentName: env.name, connectorName: 'shared_contosotasks' } });
     assert.equal(r.isError, false, JSON.stringify(r.content));
@@ -167,19 +158,12 @@ test('create_live_connection asks a client with URL elicitation to open the sign
       arguments: { environmentName: env.name, connectorName: 'shared_contosotasks', connectionName: out.connectionName } });
     assert.equal(done.structuredContent.status, 'connected', JSON.stringify(done.structuredContent));
     assert.equal(done.structuredContent.connectionReference.connectionName, out.connectionName);
-  } finally {
-    await client.close();
-  }
+  }, client);
 });
 
-test('create_live_connection gives a client without URL elicitation a link to show', async () => {
-  const client = await connect();
-  try {
-    const env = await defaultEnvironment(client);
-    const r = await client.callTool({ name: 'create_live_connection', arguments: { environmentName: env.name, connectorName: 'shared_contosotasks' } });
-    assert.equal(r.structuredContent.signIn, 'link', JSON.stringify(r.structuredContent));
-    assert.match(r.structuredContent.signInLink, /\/consent\/login\?/);
-  } finally {
-    await client.close();
-  }
-});
+test('create_live_connection gives a client without URL elicitation a link to show', () => withClient(async (client) => {
+  const env = await defaultEnvironment(client);
+  const r = await client.callTool({ name: 'create_live_connection', arguments: { environmentName: env.name, connectorName: 'shared_contosotasks' } });
+  assert.equal(r.structuredContent.signIn, 'link', JSON.stringify(r.structuredContent));
+  assert.match(r.structuredContent.signInLink, /\/consent\/login\?/);
+}));
