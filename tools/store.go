@@ -144,9 +144,10 @@ func decodeStoreCursor(s, kind string) (storeCursor, error) {
 	return sc, nil
 }
 
-// scan returns up to pageSize rows made by keep from the caller's items of one kind,
-// in id order, starting at cursor, and the cursor of the rest ("" at the end).
-func scan[T any](ctx context.Context, c *storeCall, kind, cursor string, pageSize int, keep func(*cosmos.CacheItem) (T, bool, error)) ([]T, string, error) {
+// scan returns up to pageSize rows made by keep from the caller's items of one kind
+// (their bodies decoded as V), in id order, starting at cursor, and the cursor of the
+// rest ("" at the end).
+func scan[V, T any](ctx context.Context, c *storeCall, kind, cursor string, pageSize int, keep func(*cosmos.CacheItem, V) (T, bool)) ([]T, string, error) {
 	if pageSize <= 0 {
 		pageSize = defaultStorePage
 	}
@@ -169,10 +170,11 @@ func scan[T any](ctx context.Context, c *storeCall, kind, cursor string, pageSiz
 			return nil, "", storeError(err)
 		}
 		for i := pos.Skip; i < len(items); i++ {
-			row, ok, err := keep(items[i])
+			v, err := decodeBody[V](items[i])
 			if err != nil {
 				return nil, "", err
 			}
+			row, ok := keep(items[i], v)
 			if !ok {
 				continue
 			}
@@ -257,10 +259,9 @@ func listStoreEnvironments() *Tool {
 		if err != nil {
 			return storeEnvsOut{}, err
 		}
-		rows, next, err := scan(ctx, c, teamcache.KindEnvironment, in.Cursor, in.PageSize, func(it *cosmos.CacheItem) (storeEnvRow, bool, error) {
-			e, err := decodeBody[teamcache.Environment](it)
+		rows, next, err := scan(ctx, c, teamcache.KindEnvironment, in.Cursor, in.PageSize, func(it *cosmos.CacheItem, e teamcache.Environment) (storeEnvRow, bool) {
 			return storeEnvRow{Name: e.Name, DisplayName: e.DisplayName, SKU: e.SKU, Location: e.Location, IsDefault: e.IsDefault,
-				FlowCount: e.FlowCount, ConnectionCount: e.ConnectionCount, AppCount: e.AppCount, Partial: !e.FlowsComplete || !e.ConnectionsComplete}, err == nil, err
+				FlowCount: e.FlowCount, ConnectionCount: e.ConnectionCount, AppCount: e.AppCount, Partial: !e.FlowsComplete || !e.ConnectionsComplete}, true
 		})
 		if err != nil {
 			return storeEnvsOut{}, err
@@ -339,11 +340,7 @@ func listStoreFlows() *Tool {
 			return storeFlowsOut{}, err
 		}
 		search := strings.TrimSpace(in.Search)
-		rows, next, err := scan(ctx, c, teamcache.KindFlow, in.Cursor, in.PageSize, func(it *cosmos.CacheItem) (storeFlowRow, bool, error) {
-			f, err := decodeBody[teamcache.Flow](it)
-			if err != nil {
-				return storeFlowRow{}, false, err
-			}
+		rows, next, err := scan(ctx, c, teamcache.KindFlow, in.Cursor, in.PageSize, func(it *cosmos.CacheItem, f teamcache.Flow) (storeFlowRow, bool) {
 			g := gov[it.Key]
 			switch {
 			case in.EnvironmentName != "" && !strings.EqualFold(f.EnvironmentName, in.EnvironmentName),
@@ -353,14 +350,14 @@ func listStoreFlows() *Tool {
 				in.Critical != nil && *in.Critical != (g != nil && g.Critical),
 				in.Tag != "" && (g == nil || !slices.ContainsFunc(g.Tags, func(t string) bool { return strings.EqualFold(t, in.Tag) })),
 				in.Connector != "" && !slices.ContainsFunc(f.Connectors, func(c string) bool { return strings.EqualFold(c, in.Connector) }):
-				return storeFlowRow{}, false, nil
+				return storeFlowRow{}, false
 			}
 			row := storeFlowRow{ID: it.Key, EnvironmentName: f.EnvironmentName, Name: f.Name, DisplayName: f.DisplayName, State: f.State,
 				Trigger: f.Trigger, ActionCount: f.ActionCount, CreatorID: f.CreatorObjectID, Modified: f.Modified}
 			if g != nil {
 				row.Monitored, row.Critical, row.Tags = g.Monitor, g.Critical, g.Tags
 			}
-			return row, true, nil
+			return row, true
 		})
 		if err != nil {
 			return storeFlowsOut{}, err
@@ -946,21 +943,17 @@ func listStoreConnections() *Tool {
 		if err != nil {
 			return storeConnsOut{}, err
 		}
-		rows, next, err := scan(ctx, c, teamcache.KindConnection, in.Cursor, in.PageSize, func(it *cosmos.CacheItem) (storeConnRow, bool, error) {
-			cn, err := decodeBody[teamcache.Connection](it)
-			if err != nil {
-				return storeConnRow{}, false, err
-			}
+		rows, next, err := scan(ctx, c, teamcache.KindConnection, in.Cursor, in.PageSize, func(it *cosmos.CacheItem, cn teamcache.Connection) (storeConnRow, bool) {
 			switch {
 			case in.EnvironmentName != "" && !strings.EqualFold(cn.EnvironmentName, in.EnvironmentName),
 				in.Connector != "" && !strings.EqualFold(cn.Connector, in.Connector),
 				in.Status != "" && !strings.EqualFold(cn.Status, in.Status),
 				in.Unused != nil && *in.Unused != (cn.FlowCount == 0):
-				return storeConnRow{}, false, nil
+				return storeConnRow{}, false
 			}
 			return storeConnRow{ID: it.Key, EnvironmentName: cn.EnvironmentName, Name: cn.Name, Connector: cn.Connector,
 				Status: cn.Status, ErrorCode: cn.ErrorCode, OwnerObjectID: cn.OwnerObjectID, Expires: cn.Expires,
-				FlowCount: cn.FlowCount, Flows: cn.Flows[:min(len(cn.Flows), maxRowFlows)]}, true, nil
+				FlowCount: cn.FlowCount, Flows: cn.Flows[:min(len(cn.Flows), maxRowFlows)]}, true
 		})
 		if err != nil {
 			return storeConnsOut{}, err
@@ -1015,16 +1008,12 @@ func listStoreMakers() *Tool {
 		if err != nil {
 			return storeMakersOut{}, err
 		}
-		rows, next, err := scan(ctx, c, teamcache.KindMaker, in.Cursor, in.PageSize, func(it *cosmos.CacheItem) (storeMakerRow, bool, error) {
-			m, err := decodeBody[teamcache.Maker](it)
-			if err != nil {
-				return storeMakerRow{}, false, err
-			}
+		rows, next, err := scan(ctx, c, teamcache.KindMaker, in.Cursor, in.PageSize, func(it *cosmos.CacheItem, m teamcache.Maker) (storeMakerRow, bool) {
 			if in.EnvironmentName != "" && !slices.ContainsFunc(m.Environments, func(e string) bool { return strings.EqualFold(e, in.EnvironmentName) }) {
-				return storeMakerRow{}, false, nil
+				return storeMakerRow{}, false
 			}
 			return storeMakerRow{ObjectID: m.ObjectID, FlowCount: m.FlowCount, StartedFlows: m.StartedFlows,
-				StoppedFlows: m.StoppedFlows, ConnectionCount: m.ConnectionCount, AppCount: m.AppCount, Environments: len(m.Environments), LastModified: m.LastModified}, true, nil
+				StoppedFlows: m.StoppedFlows, ConnectionCount: m.ConnectionCount, AppCount: m.AppCount, Environments: len(m.Environments), LastModified: m.LastModified}, true
 		})
 		if err != nil {
 			return storeMakersOut{}, err

@@ -65,19 +65,15 @@ func listStorePowerApps() *Tool {
 		if err != nil {
 			return storeAppsOut{}, err
 		}
-		rows, next, err := scan(ctx, c, teamcache.KindApp, in.Cursor, in.PageSize, func(it *cosmos.CacheItem) (storeAppRow, bool, error) {
-			a, err := decodeBody[teamcache.App](it)
-			if err != nil {
-				return storeAppRow{}, false, err
-			}
+		rows, next, err := scan(ctx, c, teamcache.KindApp, in.Cursor, in.PageSize, func(it *cosmos.CacheItem, a teamcache.App) (storeAppRow, bool) {
 			switch {
 			case in.EnvironmentName != "" && !strings.EqualFold(a.EnvironmentName, in.EnvironmentName),
 				in.Search != "" && !containsFold(a.DisplayName, in.Search),
 				in.OwnerObjectID != "" && !strings.EqualFold(a.OwnerObjectID, in.OwnerObjectID),
 				in.Connector != "" && !slices.ContainsFunc(a.Connectors, func(c string) bool { return strings.EqualFold(c, in.Connector) }):
-				return storeAppRow{}, false, nil
+				return storeAppRow{}, false
 			}
-			return storeAppRow{ID: it.Key, App: a}, true, nil
+			return storeAppRow{ID: it.Key, App: a}, true
 		})
 		if err != nil {
 			return storeAppsOut{}, err
