@@ -118,13 +118,8 @@ func (c *Client) Checkout(ctx context.Context, r CheckoutRequest) (string, error
 		}
 		p.Customer = stripe.String(r.CustomerID)
 	}
-	p.Context = ctx
 	var s stripe.CheckoutSession
-	err := c.api.Call(http.MethodPost, "/v1/checkout/sessions", c.key, p, &s)
-	if err != nil {
-		return "", fmt.Errorf("billing: create checkout session: %w", safeError(err))
-	}
-	return checkURL(s.URL)
+	return c.hostedSession(ctx, "/v1/checkout/sessions", "checkout", p, &s, &s.URL)
 }
 
 // Portal creates a Customer Portal session for the customer and returns its URL.
@@ -136,13 +131,18 @@ func (c *Client) Portal(ctx context.Context, customer, returnURL string) (string
 		return "", errors.New("billing: no valid customer id")
 	}
 	p := &stripe.BillingPortalSessionCreateParams{Customer: stripe.String(customer), ReturnURL: stripe.String(returnURL)}
-	p.Context = ctx
 	var s stripe.BillingPortalSession
-	err := c.api.Call(http.MethodPost, "/v1/billing_portal/sessions", c.key, p, &s)
-	if err != nil {
-		return "", fmt.Errorf("billing: create portal session: %w", safeError(err))
+	return c.hostedSession(ctx, "/v1/billing_portal/sessions", "portal", p, &s, &s.URL)
+}
+
+// hostedSession creates a session on one of Stripe's hosted pages (Checkout, the
+// Customer Portal) into out, and returns the page's URL, which Stripe sets in url.
+func (c *Client) hostedSession(ctx context.Context, path, what string, p stripe.ParamsContainer, out stripe.LastResponseSetter, url *string) (string, error) {
+	p.GetParams().Context = ctx
+	if err := c.api.Call(http.MethodPost, path, c.key, p, out); err != nil {
+		return "", fmt.Errorf("billing: create %s session: %w", what, safeError(err))
 	}
-	return checkURL(s.URL)
+	return checkURL(*url)
 }
 
 // Cancel ends a subscription now (account deletion). A subscription Stripe does
