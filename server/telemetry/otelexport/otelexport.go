@@ -87,9 +87,8 @@ type Exporter struct {
 
 // Start builds what o and the environment ask for. It returns nil (and no error)
 // when they ask for nothing. A listener that cannot bind, or an OTEL_* setting it
-// cannot use, is an error naming the setting. Nothing at start waits on the
-// network, so the context is not used.
-func Start(_ context.Context, o Options) (*Exporter, error) {
+// cannot use, is an error naming the setting.
+func Start(ctx context.Context, o Options) (*Exporter, error) {
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
 	}
