@@ -7,9 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -114,58 +111,5 @@ func TestServeRefusesMetricsOnThePublicAddress(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "FLOWSTUDIO_METRICS_ADDR") || !strings.Contains(string(out), "FLOWSTUDIO_ADDR") {
 		t.Fatalf("err %v out %s", err, out)
-	}
-}
-
-// metricsLibraries are the packages the production binary must not link: the
-// metrics are encoded and served by server/telemetry/otelexport's own code, and
-// these libraries (with gRPC and the protobuf runtime's registry) cost the
-// binary about 7 MB of code and data, so as much idle RSS, and about 2 ms of
-// package initialisation at each start. Tests may use them.
-var metricsLibraries = []string{
-	"go.opentelemetry.io/otel/sdk",
-	"go.opentelemetry.io/otel/exporters/",
-	"go.opentelemetry.io/contrib/",
-	"go.opentelemetry.io/proto/otlp/",
-	"google.golang.org/grpc",
-	"github.com/prometheus/",
-	"google.golang.org/protobuf/proto",
-	"google.golang.org/protobuf/reflect/",
-	"google.golang.org/protobuf/types/",
-	"google.golang.org/protobuf/runtime/",
-	"google.golang.org/protobuf/internal/impl",
-	"google.golang.org/protobuf/internal/filedesc",
-	"google.golang.org/protobuf/encoding/protojson",
-	"google.golang.org/protobuf/encoding/prototext",
-}
-
-// The binary, as the Dockerfile builds it and as a plain go build does, links none
-// of metricsLibraries.
-func TestBinaryLinksNoMetricsLibraries(t *testing.T) {
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	if _, err := os.Stat(goCmd); err != nil {
-		t.Fatalf("no go command to list the binary's packages: %v", err)
-	}
-	for _, cgo := range []string{"0", "1"} {
-		cmd := exec.Command(goCmd, "list", "-deps", ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED="+cgo)
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("go list -deps: %v", err)
-		}
-		deps := strings.Fields(string(out))
-		if len(deps) < 100 || !slices.Contains(deps, "github.com/flowstudio/mcp/server/telemetry/otelexport") {
-			t.Fatalf("go list -deps listed %d packages, not the server's", len(deps))
-		}
-		for _, dep := range deps {
-			for _, lib := range metricsLibraries {
-				if dep == strings.TrimSuffix(lib, "/") || strings.HasPrefix(dep, lib) {
-					t.Errorf("CGO_ENABLED=%s: the binary links %s", cgo, dep)
-				}
-			}
-		}
 	}
 }

@@ -1,13 +1,18 @@
 package otelexport
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/flowstudio/mcp/server/telemetry"
-	"github.com/flowstudio/mcp/server/telemetry/otelexport/metricdata"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 // The server's metric names (OpenTelemetry style; the Prometheus endpoint shows them
@@ -37,72 +42,116 @@ const (
 )
 
 // processStart approximates the process start: package variables are set before
-// main runs, a few milliseconds after exec. The server's counters count from it.
+// main runs, a few milliseconds after exec.
 var processStart = time.Now()
 
-func attrs(kv ...string) []metricdata.Attr {
-	out := make([]metricdata.Attr, 0, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
-		out = append(out, metricdata.Attr{Key: kv[i], Value: kv[i+1]})
+// register declares the observable instruments over telemetry's counters.
+func register(m metric.Meter) error {
+	calls, err := m.Int64ObservableCounter(MetricToolCalls, metric.WithUnit("{call}"),
+		metric.WithDescription("Tool calls (tools/call of a declared tool) that ended, by tool and outcome."))
+	if err != nil {
+		return err
 	}
-	return out
-}
-
-func counterMetric(name, unit, description string) metricdata.Metric {
-	return metricdata.Metric{Name: name, Unit: unit, Description: description, Kind: metricdata.Sum, Monotonic: true}
-}
-
-func count(n uint64) int64 { return int64(min(n, 1<<63-1)) }
-
-// serverMetrics reads package telemetry's counters, the process's memory and uptime.
-func serverMetrics(now time.Time) []metricdata.Metric {
-	tools := telemetry.Tools()
-	calls := counterMetric(MetricToolCalls, "{call}", "Tool calls (tools/call of a declared tool) that ended, by tool and outcome.")
-	inFlight := metricdata.Metric{Name: MetricToolCallsInFlight, Unit: "{call}", Kind: metricdata.Sum,
-		Description: "Tool calls running now, by tool."}
-	duration := metricdata.Metric{Name: MetricToolCallDuration, Unit: "s", Kind: metricdata.Histogram,
-		Description: "Tool call latency, from the call's arrival to its result, by tool."}
-	for _, t := range tools {
-		inFlight.Points = append(inFlight.Points, metricdata.Point{Attrs: attrs(LabelTool, t.Name()), Int: t.InFlight()})
-		for _, oc := range telemetry.Outcomes() {
-			calls.Points = append(calls.Points, metricdata.Point{Attrs: attrs(LabelOutcome, oc.String(), LabelTool, t.Name()),
-				Int: count(t.Calls(oc))})
+	inFlight, err := m.Int64ObservableUpDownCounter(MetricToolCallsInFlight, metric.WithUnit("{call}"),
+		metric.WithDescription("Tool calls running now, by tool."))
+	if err != nil {
+		return err
+	}
+	upstream, err := m.Int64ObservableCounter(MetricUpstreamResponses, metric.WithUnit("{response}"),
+		metric.WithDescription("Upstream HTTP answers (every attempt), by host family and status; status \"none\" is a request that got no answer."))
+	if err != nil {
+		return err
+	}
+	store, err := m.Int64ObservableCounter(MetricStoreOperations, metric.WithUnit("{operation}"),
+		metric.WithDescription("Store operations, by container, operation and outcome (ok, not_found, conflict, error)."))
+	if err != nil {
+		return err
+	}
+	tokens, err := m.Int64ObservableCounter(MetricTokenRedemptions, metric.WithUnit("{redemption}"),
+		metric.WithDescription("Refresh-token redemptions for an access token not in memory, by outcome."))
+	if err != nil {
+		return err
+	}
+	refusals, err := m.Int64ObservableCounter(MetricQuotaRefusals, metric.WithUnit("{call}"),
+		metric.WithDescription("Calls refused for a limit (daily or minute quota, meta rate, uncounted usage, requests in flight, bug reports), by reason and plan."))
+	if err != nil {
+		return err
+	}
+	rss, err := m.Int64ObservableGauge(MetricProcessMemory, metric.WithUnit("By"),
+		metric.WithDescription("Resident memory of the process."))
+	if err != nil {
+		return err
+	}
+	uptime, err := m.Float64ObservableGauge(MetricProcessUptime, metric.WithUnit("s"),
+		metric.WithDescription("Seconds since the process started."))
+	if err != nil {
+		return err
+	}
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for _, t := range telemetry.Tools() {
+			tool := attribute.String(LabelTool, t.Name())
+			o.ObserveInt64(inFlight, t.InFlight(), metric.WithAttributes(tool))
+			for _, oc := range telemetry.Outcomes() {
+				o.ObserveInt64(calls, int64(t.Calls(oc)), metric.WithAttributes(tool, attribute.String(LabelOutcome, oc.String())))
+			}
 		}
-		buckets, n, sum := t.Latency()
-		duration.Points = append(duration.Points, metricdata.Point{Attrs: attrs(LabelTool, t.Name()),
-			Hist: &metricdata.HistogramValue{Bounds: telemetry.LatencyBounds, Counts: buckets, Count: n, Sum: sum}})
+		telemetry.UpstreamAnswers(func(f telemetry.Family, status int, n uint64) {
+			o.ObserveInt64(upstream, int64(n), metric.WithAttributes(attribute.String(LabelFamily, f.String()),
+				attribute.String(LabelStatus, telemetry.StatusLabel(status))))
+		})
+		telemetry.StoreOps(func(container string, op telemetry.StoreOp, oc telemetry.StoreOutcome, n uint64) {
+			o.ObserveInt64(store, int64(n), metric.WithAttributes(attribute.String(LabelContainer, container),
+				attribute.String(LabelOperation, op.String()), attribute.String(LabelOutcome, oc.String())))
+		})
+		telemetry.TokenRedemptions(func(r telemetry.Redemption, n uint64) {
+			o.ObserveInt64(tokens, int64(n), metric.WithAttributes(attribute.String(LabelOutcome, r.String())))
+		})
+		telemetry.QuotaRefusals(func(r telemetry.Refusal, plan string, n uint64) {
+			o.ObserveInt64(refusals, int64(n), metric.WithAttributes(attribute.String(LabelReason, r.String()),
+				attribute.String(LabelPlan, plan)))
+		})
+		if b, ok := residentBytes(); ok {
+			o.ObserveInt64(rss, int64(b))
+		}
+		o.ObserveFloat64(uptime, time.Since(processStart).Seconds())
+		return nil
+	}, calls, inFlight, upstream, store, tokens, refusals, rss, uptime)
+	if err != nil {
+		return fmt.Errorf("metrics callback: %w", err)
 	}
-	upstream := counterMetric(MetricUpstreamResponses, "{response}",
-		"Upstream HTTP answers (every attempt), by host family and status; status \"none\" is a request that got no answer.")
-	telemetry.UpstreamAnswers(func(f telemetry.Family, status int, n uint64) {
-		upstream.Points = append(upstream.Points, metricdata.Point{
-			Attrs: attrs(LabelFamily, f.String(), LabelStatus, telemetry.StatusLabel(status)), Int: count(n)})
-	})
-	store := counterMetric(MetricStoreOperations, "{operation}",
-		"Store operations, by container, operation and outcome (ok, not_found, conflict, error).")
-	telemetry.StoreOps(func(container string, op telemetry.StoreOp, oc telemetry.StoreOutcome, n uint64) {
-		store.Points = append(store.Points, metricdata.Point{
-			Attrs: attrs(LabelContainer, container, LabelOperation, op.String(), LabelOutcome, oc.String()), Int: count(n)})
-	})
-	tokens := counterMetric(MetricTokenRedemptions, "{redemption}",
-		"Refresh-token redemptions for an access token not in memory, by outcome.")
-	telemetry.TokenRedemptions(func(r telemetry.Redemption, n uint64) {
-		tokens.Points = append(tokens.Points, metricdata.Point{Attrs: attrs(LabelOutcome, r.String()), Int: count(n)})
-	})
-	refusals := counterMetric(MetricQuotaRefusals, "{call}",
-		"Calls refused for a limit (daily or minute quota, meta rate, uncounted usage, requests in flight, bug reports), by reason and plan.")
-	telemetry.QuotaRefusals(func(r telemetry.Refusal, plan string, n uint64) {
-		refusals.Points = append(refusals.Points, metricdata.Point{Attrs: attrs(LabelPlan, plan, LabelReason, r.String()), Int: count(n)})
-	})
-	rss := metricdata.Metric{Name: MetricProcessMemory, Unit: "By", Kind: metricdata.Gauge,
-		Description: "Resident memory of the process."}
-	if b, ok := residentBytes(); ok {
-		rss.Points = []metricdata.Point{{Int: count(b)}}
+	return nil
+}
+
+// latencyProducer hands the tool-call latency histograms to the readers at each
+// collection: OpenTelemetry has no observable histogram, and recording into a
+// synchronous one would put the SDK on every call.
+type latencyProducer struct{ start time.Time }
+
+func (p latencyProducer) Produce(context.Context) ([]metricdata.ScopeMetrics, error) {
+	now := time.Now()
+	tools := telemetry.Tools()
+	points := make([]metricdata.HistogramDataPoint[float64], 0, len(tools))
+	for _, t := range tools {
+		buckets, count, sum := t.Latency()
+		points = append(points, metricdata.HistogramDataPoint[float64]{
+			Attributes:   attribute.NewSet(attribute.String(LabelTool, t.Name())),
+			StartTime:    p.start,
+			Time:         now,
+			Count:        count,
+			Bounds:       telemetry.LatencyBounds,
+			BucketCounts: buckets,
+			Sum:          sum,
+		})
 	}
-	uptime := metricdata.Metric{Name: MetricProcessUptime, Unit: "s", Kind: metricdata.Gauge,
-		Description: "Seconds since the process started.",
-		Points:      []metricdata.Point{{Float: now.Sub(processStart).Seconds(), IsFloat: true}}}
-	return []metricdata.Metric{calls, inFlight, upstream, store, tokens, refusals, rss, uptime, duration}
+	return []metricdata.ScopeMetrics{{
+		Scope: instrumentation.Scope{Name: ScopeName},
+		Metrics: []metricdata.Metrics{{
+			Name:        MetricToolCallDuration,
+			Description: "Tool call latency, from the call's arrival to its result, by tool.",
+			Unit:        "s",
+			Data:        metricdata.Histogram[float64]{DataPoints: points, Temporality: metricdata.CumulativeTemporality},
+		}},
+	}}, nil
 }
 
 // residentBytes reads the resident set size from /proc/self/statm (pages), else

@@ -1,36 +1,25 @@
 package otelexport
 
 import (
-	"compress/gzip"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/flowstudio/mcp/server/telemetry"
-	"github.com/flowstudio/mcp/server/telemetry/otelexport/metricdata"
-	"github.com/flowstudio/mcp/server/telemetry/otelexport/promtext"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/otlptranslator"
 	colmetricpb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	metricpb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -234,13 +223,6 @@ func TestBadSettingsAreRefusedByName(t *testing.T) {
 		{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"},
 		{"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "carrier-pigeon"},
 		{"OTEL_METRICS_EXPORTER", "prometheus"},
-		{"OTEL_EXPORTER_OTLP_TIMEOUT", "10s"},
-		{"OTEL_EXPORTER_OTLP_HEADERS", "api-key"},
-		{"OTEL_EXPORTER_OTLP_COMPRESSION", "brotli"},
-		{"OTEL_METRIC_EXPORT_INTERVAL", "-5"},
-		{"OTEL_METRIC_EXPORT_TIMEOUT", "soon"},
-		{"OTEL_RESOURCE_ATTRIBUTES", "deployment.environment"},
-		{"OTEL_RESOURCE_ATTRIBUTES", "a=%zz"},
 	} {
 		env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", c.name: c.value}
 		_, err := Start(t.Context(), Options{Getenv: func(k string) string { return env[k] }})
@@ -248,25 +230,6 @@ func TestBadSettingsAreRefusedByName(t *testing.T) {
 			t.Errorf("%s=%s: %v", c.name, c.value, err)
 		}
 	}
-}
-
-// A bad OTLP setting leaves nothing running: the metrics address is not held.
-func TestBadSettingLeavesNoListener(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}
-	if _, err := Start(t.Context(), Options{MetricsAddr: addr, Getenv: func(k string) string { return env[k] }}); err == nil {
-		t.Fatal("a bad timeout was accepted")
-	}
-	again, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("the metrics address is still held: %v", err)
-	}
-	again.Close()
 }
 
 // OTEL_METRICS_EXPORTER=none and OTEL_SDK_DISABLED=true turn OTLP off whatever the endpoint.
@@ -421,270 +384,5 @@ func exportOnce(t *testing.T, toolName string) {
 	defer cancel()
 	if err := e.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
-	}
-}
-
-// Every family the server publishes, with its type and exact label keys, as the
-// README's Metrics table lists them; and each Prometheus name is the one
-// OpenTelemetry's Prometheus exporter gives the OTLP name.
-func TestEveryFamilyAndLabel(t *testing.T) {
-	previous := debug.SetMemoryLimit(1 << 40) // go.memory.limit is reported only under a limit
-	defer debug.SetMemoryLimit(previous)
-	tool := telemetry.ToolFor("otelexport_family_tool")
-	tool.Start()
-	tool.Done(telemetry.ToolError, 2*time.Second)
-	telemetry.UpstreamAnswer(telemetry.BAP, 503)
-	telemetry.ContainerFor("otelexport_family_container").Count(telemetry.Query, telemetry.StoreOK)
-	telemetry.QuotaRefusal(telemetry.InFlight, "team")
-
-	e := startPrometheus(t)
-	families, body := scrape(t, e.Addr())
-	want := map[string]struct {
-		typ    dto.MetricType
-		labels string
-	}{
-		"flowstudio_tool_calls_total":           {dto.MetricType_COUNTER, "outcome,tool"},
-		"flowstudio_tool_calls_in_flight":       {dto.MetricType_GAUGE, "tool"},
-		"flowstudio_tool_call_duration_seconds": {dto.MetricType_HISTOGRAM, "tool"},
-		"flowstudio_upstream_responses_total":   {dto.MetricType_COUNTER, "family,status"},
-		"flowstudio_store_operations_total":     {dto.MetricType_COUNTER, "container,operation,outcome"},
-		"flowstudio_token_redemptions_total":    {dto.MetricType_COUNTER, "outcome"},
-		"flowstudio_quota_refusals_total":       {dto.MetricType_COUNTER, "plan,reason"},
-		"go_config_gogc_percent":                {dto.MetricType_GAUGE, ""},
-		"go_goroutine_count":                    {dto.MetricType_GAUGE, ""},
-		"go_memory_allocated_bytes_total":       {dto.MetricType_COUNTER, ""},
-		"go_memory_allocations_total":           {dto.MetricType_COUNTER, ""},
-		"go_memory_gc_goal_bytes":               {dto.MetricType_GAUGE, ""},
-		"go_memory_limit_bytes":                 {dto.MetricType_GAUGE, ""},
-		"go_memory_used_bytes":                  {dto.MetricType_GAUGE, "go_memory_type"},
-		"go_processor_limit":                    {dto.MetricType_GAUGE, ""},
-		"process_memory_usage_bytes":            {dto.MetricType_GAUGE, ""},
-		"process_uptime_seconds":                {dto.MetricType_GAUGE, ""},
-		"target_info": {dto.MetricType_GAUGE, "service_instance_id,service_name,service_version," +
-			"telemetry_sdk_language,telemetry_sdk_name,telemetry_sdk_version"},
-	}
-	for name, f := range families {
-		w, ok := want[name]
-		if !ok {
-			t.Errorf("family %s is not in the test's list", name)
-			continue
-		}
-		if f.GetType() != w.typ {
-			t.Errorf("%s: %v, want %v", name, f.GetType(), w.typ)
-		}
-		if name != "target_info" && f.GetHelp() == "" {
-			t.Errorf("%s has no HELP", name)
-		}
-		for _, m := range f.GetMetric() {
-			var keys []string
-			for _, l := range m.GetLabel() {
-				keys = append(keys, l.GetName())
-			}
-			if got := strings.Join(keys, ","); got != w.labels {
-				t.Errorf("%s: labels %q, want %q", name, got, w.labels)
-			}
-		}
-	}
-	for name := range want {
-		if families[name] == nil {
-			t.Errorf("no %s in:\n%s", name, body)
-		}
-	}
-	var types []string
-	for _, m := range families["go_memory_used_bytes"].GetMetric() {
-		types = append(types, m.GetLabel()[0].GetValue())
-	}
-	if strings.Join(types, ",") != "other,stack" {
-		t.Errorf("go.memory.type values %v", types)
-	}
-	if v := families["go_memory_limit_bytes"].GetMetric()[0].GetGauge().GetValue(); v != 1<<40 {
-		t.Errorf("go_memory_limit_bytes %v", v)
-	}
-
-	namer := otlptranslator.NewMetricNamer("", otlptranslator.UnderscoreEscapingWithSuffixes)
-	for _, scope := range e.collect().Scopes {
-		for _, m := range scope.Metrics {
-			var typ otlptranslator.MetricType = otlptranslator.MetricTypeGauge
-			switch {
-			case m.Kind == metricdata.Histogram:
-				typ = otlptranslator.MetricTypeHistogram
-			case m.Kind == metricdata.Sum && m.Monotonic:
-				typ = otlptranslator.MetricTypeMonotonicCounter
-			case m.Kind == metricdata.Sum:
-				typ = otlptranslator.MetricTypeNonMonotonicCounter
-			}
-			lib, _ := namer.Build(otlptranslator.Metric{Name: m.Name, Unit: m.Unit, Type: typ})
-			if got := promtext.MetricName(m.Name, m.Unit, m.Kind, m.Monotonic); got != lib || families[got] == nil {
-				t.Errorf("%s: %q, the exporter's name %q", m.Name, got, lib)
-			}
-		}
-	}
-}
-
-// A scraper that accepts gzip gets it; the body is the same exposition.
-func TestScrapeGzip(t *testing.T) {
-	e := startPrometheus(t)
-	req, _ := http.NewRequest(http.MethodGet, "http://"+e.Addr()+"/metrics", nil)
-	req.Header.Set("Accept-Encoding", "gzip, deflate;q=0.5")
-	resp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.Header.Get("Content-Encoding") != "gzip" {
-		t.Fatalf("Content-Encoding %q", resp.Header.Get("Content-Encoding"))
-	}
-	zr, err := gzip.NewReader(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(zr)
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	if f, err := parser.TextToMetricFamilies(strings.NewReader(string(b))); err != nil || f["go_goroutine_count"] == nil {
-		t.Fatalf("%v\n%s", err, b)
-	}
-	for header, want := range map[string]bool{"gzip": true, "gzip;q=0": false, "identity": false, "br, GZIP;q=0.1": true, "": false} {
-		if acceptsGzip(header) != want {
-			t.Errorf("Accept-Encoding %q: gzip %v", header, !want)
-		}
-	}
-}
-
-// The resource: OTEL_SERVICE_NAME, else service.name from OTEL_RESOURCE_ATTRIBUTES,
-// else flowstudio-mcp; the replica's name; the attributes, percent-decoded.
-func TestResource(t *testing.T) {
-	get := func(env map[string]string) map[string]string {
-		res, err := resource(func(k string) string { return env[k] }, "9.9.9")
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]string{}
-		for _, a := range res {
-			out[a.Key] = a.Value
-		}
-		return out
-	}
-	r := get(map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=prod, team = a%2Cb ,service.name=from-attrs",
-		"CONTAINER_APP_REPLICA_NAME": "ca-mcp--r1"})
-	if r["service.name"] != "from-attrs" || r["deployment.environment.name"] != "prod" || r["team"] != "a,b" ||
-		r["service.instance.id"] != "ca-mcp--r1" || r["service.version"] != "9.9.9" || r["telemetry.sdk.language"] != "go" ||
-		r["telemetry.sdk.name"] != SDKName {
-		t.Errorf("resource %v", r)
-	}
-	if r := get(map[string]string{"OTEL_SERVICE_NAME": "svc", "OTEL_RESOURCE_ATTRIBUTES": "service.name=x"}); r["service.name"] != "svc" {
-		t.Errorf("OTEL_SERVICE_NAME comes first: %v", r)
-	}
-	if r := get(nil); r["service.name"] != ServiceName {
-		t.Errorf("default: %v", r)
-	}
-}
-
-// failing is a gRPC receiver that refuses every export, quoting the API key it
-// was sent in its message (as a careless collector might).
-type failing struct {
-	colmetricpb.UnimplementedMetricsServiceServer
-}
-
-func (failing) Export(ctx context.Context, _ *colmetricpb.ExportMetricsServiceRequest) (*colmetricpb.ExportMetricsServiceResponse, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	return nil, status.Errorf(codes.PermissionDenied, "key %s is not allowed for tenant", strings.Join(md.Get("api-key"), ""))
-}
-
-// A failed export is a warning in the log with the gRPC status and message, and
-// never the headers' values (API keys), even when the server echoes them, nor
-// the endpoint's path.
-func TestExportFailureLoggedWithoutSecrets(t *testing.T) {
-	const key = "sk-live-0123456789abcdef"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	colmetricpb.RegisterMetricsServiceServer(srv, failing{})
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Stop()
-	core, logs := observer.New(zap.InfoLevel)
-	env := map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + ln.Addr().String() + "/secret-path",
-		"OTEL_EXPORTER_OTLP_HEADERS": "api-key=" + key}
-	e, err := Start(t.Context(), Options{Version: "test", Log: zap.New(core), Getenv: func(k string) string { return env[k] }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Shutdown(t.Context()); err == nil {
-		t.Fatal("Shutdown: the last export failed, and Shutdown says nothing")
-	}
-	failed := logs.FilterMessage("metrics export failed").All()
-	if len(failed) != 1 || failed[0].Level != zap.WarnLevel {
-		t.Fatalf("log %v", logs.All())
-	}
-	msg := failed[0].ContextMap()["error"].(string)
-	if !strings.Contains(msg, "PermissionDenied") || !strings.Contains(msg, "is not allowed for tenant") {
-		t.Errorf("the log does not say what failed: %q", msg)
-	}
-	for _, entry := range logs.All() {
-		line := entry.Message + " " + fmt.Sprint(entry.ContextMap())
-		if strings.Contains(line, key) || strings.Contains(line, "secret-path") {
-			t.Errorf("the log carries a secret: %s", line)
-		}
-	}
-}
-
-// OTEL_METRIC_EXPORT_INTERVAL sets the period. Shutdown cuts short an export
-// waiting out a Retry-After, then still makes the last export, so the counts up
-// to the drain arrive.
-func TestPeriodicExportAndDrain(t *testing.T) {
-	var n atomic.Int32
-	delivered := make(chan int64, 16)
-	tool := telemetry.ToolFor("otelexport_drain_tool")
-	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		var req colmetricpb.ExportMetricsServiceRequest
-		if err := proto.Unmarshal(b, &req); err != nil {
-			t.Errorf("not an OTLP request: %v", err)
-		}
-		if n.Add(1) == 2 { // the second periodic export waits out a long Retry-After
-			w.Header().Set("Retry-After", "50")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		got := collected{tool: tool.Name()}
-		got.add(&req)
-		delivered <- got.calls
-		w.Header().Set("Content-Type", "application/x-protobuf")
-	}))
-	defer receiver.Close()
-	core, logs := observer.New(zap.InfoLevel)
-	env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.URL, "OTEL_METRIC_EXPORT_INTERVAL": "20",
-		"OTEL_EXPORTER_OTLP_TIMEOUT": "120000", "OTEL_METRIC_EXPORT_TIMEOUT": "120000"}
-	e, err := Start(t.Context(), Options{Version: "test", Log: zap.New(core), Getenv: func(k string) string { return env[k] }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-delivered: // the first periodic export
-	case <-time.After(30 * time.Second):
-		t.Fatal("no periodic export")
-	}
-	for deadline := time.Now().Add(30 * time.Second); n.Load() < 2; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) { // the second one is then waiting out its Retry-After
-			t.Fatal("no second periodic export")
-		}
-	}
-	tool.Start()
-	tool.Done(telemetry.OK, time.Millisecond)
-	if err := e.Shutdown(t.Context()); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	select {
-	case calls := <-delivered:
-		if calls != 1 {
-			t.Errorf("the last export has %d calls of the tool, want 1", calls)
-		}
-	default:
-		t.Fatal("Shutdown made no last export")
-	}
-	failed := logs.FilterMessage("metrics export failed").All()
-	if len(failed) != 1 || !strings.Contains(failed[0].ContextMap()["error"].(string), "context canceled") {
-		t.Errorf("the export waiting at shutdown was not cut short: %v", logs.All())
 	}
 }
