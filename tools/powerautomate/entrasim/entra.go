@@ -649,7 +649,8 @@ var entraCSP = func() string {
 	return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; frame-ancestors 'none'; base-uri 'none'"
 }()
 
-var entraPageTmpl = template.Must(template.New("entra").Parse(`<!doctype html>
+var entraPageTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("entra").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{{.Title}} — simulated Microsoft Entra ID</title><style>{{.CSS}}</style></head>
 <body><main>
@@ -677,10 +678,11 @@ var entraPageTmpl = template.Must(template.New("entra").Parse(`<!doctype html>
 {{end}}
 </main></body></html>
 `))
+}) // parsed on first use: serve with a remote simulator never shows it
 
 func (s *Entra) entraPage(w http.ResponseWriter, status int, d pageData) {
 	var buf bytes.Buffer
-	err := entraPageTmpl.Execute(&buf, struct {
+	err := entraPageTmpl().Execute(&buf, struct {
 		pageData
 		CSS template.CSS
 	}{d, template.CSS(entraCSS)})

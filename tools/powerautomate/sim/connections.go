@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/flowstudio/mcp/tools/powerautomate"
@@ -27,11 +28,11 @@ func (s *Sim) powerAppsRoutes() http.Handler {
 	return mux
 }
 
-var envFilterRE = regexp.MustCompile(`(?i)environment\s+eq\s+'([^']+)'`)
+var envFilterRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)environment\s+eq\s+'([^']+)'`) }) // compiled on first use: serve with a remote simulator never needs it
 
 // filteredEnv resolves the mandatory $filter=environment eq '{env}'.
 func (s *Sim) filteredEnv(w http.ResponseWriter, r *http.Request) *environment {
-	m := envFilterRE.FindStringSubmatch(r.URL.Query().Get("$filter"))
+	m := envFilterRE().FindStringSubmatch(r.URL.Query().Get("$filter"))
 	if m == nil {
 		writeError(w, http.StatusBadRequest, "InvalidFilter", "The request needs $filter=environment eq '<environment name>'.")
 		return nil

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -124,13 +125,15 @@ func (s *Sim) getConsentLink(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"consentLink": link})
 }
 
-var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
+var consentPage = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("consent").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign in to {{.Connector}}</title></head>
 <body><h1>Sign in to {{.Connector}}</h1>
 <p>Simulated connector sign-in: signing in here connects the connection {{.Connection}}.</p>
 <form method="post"><input type="hidden" name="data" value="{{.Data}}"><input type="hidden" name="sig" value="{{.Sig}}">
 <button type="submit" name="consent" value="accept">Sign in</button> <button type="submit" name="consent" value="cancel">Cancel</button></form>
 </body></html>`))
+}) // parsed on first use: serve with a remote simulator never shows it
 
 // serveConsent serves /consent/login: GET shows the sign-in page, POST signs the
 // connection in (or not, on cancel) and redirects to the link's redirect URL.
@@ -153,7 +156,7 @@ func (s *Sim) serveConsent(w http.ResponseWriter, r *http.Request, _ requestInfo
 	envName, connector, connName, redirect := parts[0], parts[1], parts[2], parts[3]
 	if r.Method == http.MethodGet {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		consentPage.Execute(w, map[string]string{"Connector": connector, "Connection": connName, "Data": data, "Sig": sig})
+		consentPage().Execute(w, map[string]string{"Connector": connector, "Connection": connName, "Data": data, "Sig": sig})
 		return
 	}
 	q := url.Values{}

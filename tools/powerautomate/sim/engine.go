@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -28,7 +29,7 @@ import (
 // Fixing a definition (removing the expression or the marker) makes new
 // runs succeed.
 
-var divByZeroRE = regexp.MustCompile(`div\([^()]*(\([^()]*\)[^()]*)*,\s*0\s*\)`)
+var divByZeroRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`div\([^()]*(\([^()]*\)[^()]*)*,\s*0\s*\)`) }) // compiled on first use: serve with a remote simulator never needs it
 
 type run struct {
 	name           string
@@ -195,7 +196,7 @@ func (e *engine) failure(name string, a *wfAction) (*errorBody, []byte) {
 	if !e.failures || a.Inputs == nil {
 		return nil, nil
 	}
-	if divByZeroRE.Match(a.Inputs) {
+	if divByZeroRE().Match(a.Inputs) {
 		return &errorBody{Code: "InvalidTemplate", Message: "Unable to process template language expressions in action '" + name +
 			"' inputs at line '0' and column '0': 'Attempted to divide by zero.'."}, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -129,7 +130,9 @@ func environmentJSON(e *environment) map[string]any {
 	}
 }
 
-var searchFilterRE = regexp.MustCompile(`^search\('(personal|team|team and personal|personal and team)'\)$`)
+var searchFilterRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^search\('(personal|team|team and personal|personal and team)'\)$`)
+}) // compiled on first use: serve with a remote simulator never needs it
 
 func (s *Sim) listFlows(w http.ResponseWriter, r *http.Request) {
 	env := s.resolveEnv(w, r)
@@ -139,7 +142,7 @@ func (s *Sim) listFlows(w http.ResponseWriter, r *http.Request) {
 	c, admin := callerOf(r), isAdminRoute(r)
 	search := ""
 	if filter := strings.TrimSpace(r.URL.Query().Get("$filter")); filter != "" {
-		m := searchFilterRE.FindStringSubmatch(strings.ToLower(filter))
+		m := searchFilterRE().FindStringSubmatch(strings.ToLower(filter))
 		if m == nil {
 			writeError(w, http.StatusBadRequest, "InvalidFilter", "The $filter '"+filter+"' is not supported.")
 			return

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,7 +22,7 @@ import (
 // waits: Wait actions and approvals take their real time).
 const livePace = 10 * time.Millisecond
 
-var runFilterRE = regexp.MustCompile(`(?i)^(status|starttime)\s+(eq|ge|gt|le|lt)\s+(.+)$`)
+var runFilterRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)^(status|starttime)\s+(eq|ge|gt|le|lt)\s+(.+)$`) }) // compiled on first use: serve with a remote simulator never needs it
 
 // runFilter is a parsed $filter of the runs list: every check must hold.
 type runFilter struct {
@@ -34,7 +35,7 @@ func parseRunFilter(filter string) (*runFilter, error) {
 		return f, nil
 	}
 	for _, clause := range regexp.MustCompile(`(?i)\s+and\s+`).Split(strings.TrimSpace(filter), -1) {
-		m := runFilterRE.FindStringSubmatch(strings.TrimSpace(clause))
+		m := runFilterRE().FindStringSubmatch(strings.TrimSpace(clause))
 		if m == nil {
 			return nil, fmt.Errorf("unsupported clause %q", clause)
 		}
