@@ -100,25 +100,12 @@ func eachMember(obj []byte, fn func(key, value []byte) bool) bool {
 	return false
 }
 
-// member returns the value of the first key in the compact JSON object obj, without
-// decoding the other members; nil when obj is not an object or has no such key. Keys
-// are compared as written: an escaped key never matches.
-func member(obj []byte, key string) []byte {
-	var found []byte
-	eachMember(obj, func(k, v []byte) bool {
-		if string(k) == key {
-			found = v
-			return false
-		}
-		return true
-	})
-	return found
-}
-
-// soleMember is member for a struct field: encoding/json matches keys without regard to
-// case and keeps the last of several, so the value is only sure when no other key could
-// decode to the same field (another spelling, an escape or a non-ASCII rune that folds).
-// ok is false when obj is not an object or the key is ambiguous; then decode instead.
+// soleMember returns the value of key in the compact JSON object obj, without decoding
+// the other members, as encoding/json would fill a struct field named key. That decoder
+// matches keys without regard to case and keeps the last of several, so the value is
+// only sure when no other key could decode to the same field (another spelling, an
+// escape or a non-ASCII rune that folds). ok is false when obj is not an object or the
+// key is ambiguous; then decode instead. A nil value with ok true: no such key.
 func soleMember(obj []byte, key string) ([]byte, bool) {
 	var found []byte
 	ambiguous := false

@@ -3,6 +3,9 @@ package tools
 import (
 	"bytes"
 	stdjson "encoding/json"
+	"reflect"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -13,8 +16,9 @@ var rawJSONSeeds = []string{
 	`{"a": 1}`, "{\"a\":\"x y\"}", "{\"a\":\"x\\ny\"}", `{"triggers":{"a b":{"type":"T"}}}`,
 }
 
-// FuzzRawJSON holds the scanners to encoding/json: member finds what decoding finds,
-// and isCompact agrees with json.Compact.
+// FuzzRawJSON holds the scanners to encoding/json: soleMember finds what decoding into
+// a struct field finds whenever it says it is sure, and is sure whenever no other key
+// could be read as the field; isCompact agrees with json.Compact.
 func FuzzRawJSON(f *testing.F) {
 	for _, s := range rawJSONSeeds {
 		f.Add(s, "triggers")
@@ -30,38 +34,45 @@ func FuzzRawJSON(f *testing.F) {
 			t.Fatalf("isCompact(%q) = %v, want %v", raw, got, want)
 		}
 		c := compact.Bytes()
-		var obj map[string]stdjson.RawMessage
-		if stdjson.Unmarshal(c, &obj) != nil || bytes.IndexByte(c, '\\') >= 0 {
-			return // not an object, or escaped keys (member does not unescape)
+		if !plainKey.MatchString(key) {
+			return // a key that can go into a struct tag as it is
 		}
-		var keys []string
-		if dec := stdjson.NewDecoder(bytes.NewReader(c)); true {
-			dec.Token()
-			for dec.More() {
-				k, _ := dec.Token()
-				keys = append(keys, k.(string))
-				var skip stdjson.RawMessage
-				dec.Decode(&skip)
-			}
+		field := reflect.New(reflect.StructOf([]reflect.StructField{{Name: "F", Type: reflect.TypeFor[stdjson.RawMessage](),
+			Tag: reflect.StructTag(`json:"` + key + `"`)}}))
+		if stdjson.Unmarshal(c, field.Interface()) != nil {
+			return // not an object
 		}
-		first := -1
-		for i, k := range keys {
-			if k == key && first < 0 {
-				first = i
-			}
+		want := field.Elem().Field(0).Bytes()
+		got, ok := soleMember(c, key)
+		if ok && !bytes.Equal(got, want) {
+			t.Fatalf("soleMember(%s, %q) = %s, want %s", c, key, got, want)
 		}
-		got := member(c, key)
-		if first < 0 {
-			if got != nil {
-				t.Fatalf("member(%s, %q) = %s, want none", c, key, got)
-			}
-			return
-		}
-		// encoding/json keeps the last of duplicate keys; member the first.
-		if dup := len(keys) != len(obj); !dup && !bytes.Equal(got, obj[key]) {
-			t.Fatalf("member(%s, %q) = %s, want %s", c, key, got, obj[key])
+		if !ok && !ambiguousFor(c, key) {
+			t.Fatalf("soleMember(%s, %q) is unsure although no other key reads as the field", c, key)
 		}
 	})
+}
+
+var plainKey = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,15}$`)
+
+// ambiguousFor: some key of the object other than one plain key spelt as key could be
+// read as the field (duplicates, other cases, escapes, non-ASCII).
+func ambiguousFor(obj []byte, key string) bool {
+	dec := stdjson.NewDecoder(bytes.NewReader(obj))
+	dec.Token()
+	exact := 0
+	for dec.More() {
+		k, _ := dec.Token()
+		var skip stdjson.RawMessage
+		dec.Decode(&skip)
+		switch name := k.(string); {
+		case name == key:
+			exact++
+		case strings.EqualFold(name, key) || !plainKey.MatchString(name):
+			return true
+		}
+	}
+	return exact > 1 || bytes.IndexByte(obj, '\\') >= 0
 }
 
 func TestTriggerSummaryReadsOnlyTriggers(t *testing.T) {
