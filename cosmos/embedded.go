@@ -116,6 +116,18 @@ func (e *embedded) queryRow(ctx context.Context, db *sql.DB, query string, args 
 // busyTimeoutMS is how long a statement waits for another process's lock.
 const busyTimeoutMS = 5000
 
+// pageCacheKiB bounds each connection's page cache (SQLite's default is 2,000 KiB).
+// The file is small and the operating system caches it anyway, while a page cache
+// lives in SQLite's own allocator, which keeps what it took: with the default, the
+// server's anonymous memory after a 64-client load and 25 s idle was 20–23 MB against
+// 16 MB with 256 KiB, and the Team cache listing measured no slower.
+const pageCacheKiB = 256
+
+// readerMaxIdle closes a reader connection unused this long, and with it what its
+// caches and prepared statements hold; the next read opens one again. A variable so
+// that a test can shorten it.
+var readerMaxIdle = 10 * time.Second
+
 const schema = `
 CREATE TABLE IF NOT EXISTS items (
 	container TEXT NOT NULL,
@@ -149,7 +161,7 @@ func openEmbedded(dir string, purgeEvery, checkEvery time.Duration) (*embedded, 
 		return nil, fmt.Errorf("cosmos: embedded: %w", err)
 	}
 
-	dsn := path + "?_busy_timeout=" + strconv.Itoa(busyTimeoutMS)
+	dsn := path + "?_busy_timeout=" + strconv.Itoa(busyTimeoutMS) + "&_pragma=cache_size(-" + strconv.Itoa(pageCacheKiB) + ")"
 	// secure_delete: what a delete or an overwrite frees is zeroed, so a revoked
 	// refresh token does not stay readable in a free page or cell (see EraseDeleted).
 	w, err := sql.Open("sqlite", dsn+"&_journal_mode=WAL&_synchronous=FULL&_pragma=secure_delete(1)")
@@ -171,6 +183,7 @@ func openEmbedded(dir string, purgeEvery, checkEvery time.Duration) (*embedded, 
 	// gives back: a 64-client burst left ~10 MB behind with an unbounded pool.
 	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)*2))
 	r.SetMaxIdleConns(2)
+	r.SetConnMaxIdleTime(readerMaxIdle)
 
 	ctx, stop := context.WithCancel(context.Background())
 	// The writer connection stays open for the store's lifetime, so SQLite keeps the

@@ -3,6 +3,7 @@ package cosmos
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -386,5 +387,54 @@ func TestUserReadIsNotSharedAcrossCallers(t *testing.T) {
 	b.Tier, b.ConsentedResources = "mutated", append(b.ConsentedResources, "mutated")
 	if v, _ := s.ViewUser(ctx, u.ID); v.Tier == "mutated" || len(v.ConsentedResources) != len(u.ConsentedResources) {
 		t.Fatalf("a caller's change leaked into a shared read: %+v", v)
+	}
+}
+
+// Every connection's page cache is bounded and a reader left idle closes, so what
+// SQLite's allocator took during a burst is given back (see pageCacheKiB). Not
+// parallel: it shortens readerMaxIdle for the store it opens.
+func TestEmbeddedBoundsConnectionMemory(t *testing.T) {
+	defer func(d time.Duration) { readerMaxIdle = d }(readerMaxIdle)
+	readerMaxIdle = 50 * time.Millisecond
+	e, err := openEmbedded(t.TempDir(), time.Hour, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(e)
+	t.Cleanup(func() { s.Close() })
+	ctx := t.Context()
+	mustPut(t, s, &CacheItem{UserID: "tenant.u1", Kind: "flow", Key: "f1"})
+
+	cacheSize := func(c *sql.Conn) int {
+		var kib int
+		if err := c.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&kib); err != nil {
+			t.Fatal(err)
+		}
+		return kib
+	}
+	// Three readers at once, so the pool opens more than one, and the writer.
+	var conns []*sql.Conn
+	for _, db := range []*sql.DB{e.r, e.r, e.r, e.w} {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for i, c := range conns {
+		if got := cacheSize(c); got != -pageCacheKiB {
+			t.Errorf("connection %d: cache_size %d, want %d (KiB)", i, got, -pageCacheKiB)
+		}
+		c.Close()
+	}
+	if n := e.r.Stats().OpenConnections; n < 2 {
+		t.Fatalf("%d reader connections open after three at once; want at least 2", n)
+	}
+	eventually(t, "the idle readers close", func() bool { return e.r.Stats().OpenConnections == 0 })
+	if got := e.r.Stats().MaxIdleTimeClosed; got < 2 {
+		t.Errorf("%d readers closed for idleness, want at least 2", got)
+	}
+	if _, err := s.GetCacheItem(ctx, "tenant.u1", "flow", "f1"); err != nil {
+		t.Fatalf("a read after the readers closed: %v", err)
 	}
 }

@@ -403,8 +403,9 @@ func runMixed(bin string, clients, users int, d time.Duration) error {
 
 	hc.CloseIdleConnections()
 	// Idle upstream connections (and their goroutines) go after 15 s unused, and the
-	// server gives its heap back 5 s and 20 s after the last request: poll for the
-	// goroutines up to 30 s, and read RSS once the second release is done.
+	// server gives its heap back 5 s and 20 s after the last request (its idle check
+	// ticks every 2.5 s, so up to 22.5 s): poll for the goroutines up to 30 s, and
+	// read RSS once the second release is surely done.
 	idleStart := time.Now()
 	var idleGoroutines int
 	for {
@@ -416,7 +417,7 @@ func runMixed(bin string, clients, users int, d time.Duration) error {
 			break
 		}
 	}
-	time.Sleep(max(time.Second, 22*time.Second-time.Since(idleStart)))
+	time.Sleep(max(time.Second, 25*time.Second-time.Since(idleStart)))
 	back := "yes"
 	if idleGoroutines > baseGoroutines+5 {
 		back = "NO"
