@@ -174,33 +174,77 @@ func (s *Sim) getFlow(w http.ResponseWriter, r *http.Request) {
 }
 
 // flowJSON renders a flow; admin views carry no definition summary.
-func flowJSON(f *flow, c *caller, admin, withDefinition bool) map[string]any {
+func flowJSON(f *flow, c *caller, admin, withDefinition bool) *flowView {
 	envID := "/providers/Microsoft.ProcessSimple/environments/" + f.env.name
-	props := map[string]any{
-		"apiId": "/providers/Microsoft.PowerApps/apis/shared_logicflows", "displayName": f.displayName,
-		"userType": "Owner", "state": f.state, "createdTime": f.created.Format(time.RFC3339Nano),
-		"lastModifiedTime": f.modified.Format(time.RFC3339Nano), "flowSuspensionReason": "None",
-		"environment":        map[string]string{"name": f.env.name, "type": "Microsoft.ProcessSimple/environments", "id": envID},
-		"creator":            map[string]string{"tenantId": f.env.tenant.id, "objectId": f.creator, "userId": f.creator, "userType": "ActiveDirectory"},
-		"provisioningMethod": "FromDefinition", "flowFailureAlertSubscribed": true, "isManaged": false,
+	v := &flowView{ID: envID + "/flows/" + f.name, Name: f.name, Type: "Microsoft.ProcessSimple/environments/flows"}
+	p := &v.Properties
+	*p = flowProps{
+		APIID: "/providers/Microsoft.PowerApps/apis/shared_logicflows", DisplayName: f.displayName,
+		UserType: "Owner", State: f.state, CreatedTime: f.created.Format(time.RFC3339Nano),
+		LastModifiedTime: f.modified.Format(time.RFC3339Nano), FlowSuspensionReason: "None",
+		Environment:        flowEnv{Name: f.env.name, Type: "Microsoft.ProcessSimple/environments", ID: envID},
+		Creator:            flowCreator{TenantID: f.env.tenant.id, ObjectID: f.creator, UserID: f.creator, UserType: "ActiveDirectory"},
+		ProvisioningMethod: "FromDefinition", FlowFailureAlertSubscribed: true,
+		DefinitionSummary: emptySummary, WorkflowEntityID: f.workflowEntityID(),
 	}
 	if !f.private && f.creator != c.objectID {
-		props["sharingType"] = "Coauthor"
+		p.SharingType = "Coauthor"
 	}
-	summary := map[string]any{"triggers": []any{}, "actions": []any{}}
 	if !admin {
-		summary = f.definitionSummary()
-		props["connectionReferences"] = f.connRefs
+		p.DefinitionSummary = f.definitionSummaryJSON()
+		p.ConnectionReferences = f.connRefs // a nil one reads as null, as the service writes it
 	}
-	props["definitionSummary"] = summary
 	if withDefinition {
-		props["definition"] = f.definition
+		p.Definition = f.definition
 	}
-	if id := f.workflowEntityID(); id != "" {
-		props["workflowEntityId"] = id
-	}
-	return map[string]any{"name": f.name, "id": envID + "/flows/" + f.name, "type": "Microsoft.ProcessSimple/environments/flows", "properties": props}
+	return v
 }
+
+// flowView is a flow as the service answers it. Fields are declared in byte order of
+// their names, so the answer reads exactly as the sorted map it replaces (a struct
+// encodes several times faster, and the simulator's speed paces benchmarks).
+type flowView struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Properties flowProps `json:"properties"`
+	Type       string    `json:"type"`
+}
+
+type flowProps struct {
+	APIID                      string          `json:"apiId"`
+	ConnectionReferences       any             `json:"connectionReferences,omitempty"` // nil: absent (admin views)
+	CreatedTime                string          `json:"createdTime"`
+	Creator                    flowCreator     `json:"creator"`
+	Definition                 any             `json:"definition,omitempty"` // nil: absent
+	DefinitionSummary          json.RawMessage `json:"definitionSummary"`
+	DisplayName                string          `json:"displayName"`
+	Environment                flowEnv         `json:"environment"`
+	FlowFailureAlertSubscribed bool            `json:"flowFailureAlertSubscribed"`
+	FlowSuspensionReason       string          `json:"flowSuspensionReason"`
+	IsManaged                  bool            `json:"isManaged"`
+	LastModifiedTime           string          `json:"lastModifiedTime"`
+	ProvisioningMethod         string          `json:"provisioningMethod"`
+	SharingType                string          `json:"sharingType,omitempty"`
+	State                      string          `json:"state"`
+	UserType                   string          `json:"userType"`
+	WorkflowEntityID           string          `json:"workflowEntityId,omitempty"`
+}
+
+type flowCreator struct {
+	ObjectID string `json:"objectId"`
+	TenantID string `json:"tenantId"`
+	UserID   string `json:"userId"`
+	UserType string `json:"userType"`
+}
+
+type flowEnv struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+// emptySummary is an admin view's definition summary.
+var emptySummary = json.RawMessage(`{"actions":[],"triggers":[]}`)
 
 func definitionSummary(def json.RawMessage) map[string]any {
 	var d struct {

@@ -38,16 +38,16 @@ type flow struct {
 	workflowID               string     // hex id used in content and callback links
 	entityID                 string     // workflowEntityId: its Dataverse row id ("" without Dataverse)
 	runs                     []*run     // newest first
-	// summary is definitionSummary(definition), remembered for the definition it was
-	// made from (a definition is replaced, never changed in place).
-	summary    map[string]any
+	// summary is definitionSummary(definition) encoded, remembered for the definition
+	// it was made from (a definition is replaced, never changed in place).
+	summary    json.RawMessage
 	summaryFor json.RawMessage
 }
 
-// definitionSummary is the flow's summary, made again only when its definition changed.
-func (f *flow) definitionSummary() map[string]any {
+// definitionSummaryJSON is the flow's summary, made again only when its definition changed.
+func (f *flow) definitionSummaryJSON() json.RawMessage {
 	if f.summary == nil || len(f.summaryFor) != len(f.definition) || len(f.definition) > 0 && &f.summaryFor[0] != &f.definition[0] {
-		f.summary, f.summaryFor = definitionSummary(f.definition), f.definition
+		f.summary, f.summaryFor = encodeJSON(definitionSummary(f.definition)), f.definition
 	}
 	return f.summary
 }

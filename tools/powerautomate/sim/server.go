@@ -305,7 +305,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	// raw JSON compacted) at a fraction of the cost: the simulator answers every
 	// benchmark call, and its speed paces the server measured against it. Raw JSON in
 	// the simulator's state was parsed when it arrived, so it is not validated again.
-	body, err := segjson.Append(nil, v, segjson.EscapeHTML|segjson.SortMapKeys|segjson.TrustRawMessage)
+	body, err := segjson.Append(nil, v, encodeFlags)
 	if err != nil {
 		http.Error(w, `{"error":{"code":"InternalServerError","message":"The simulator could not encode its answer."}}`, http.StatusInternalServerError)
 		return
@@ -316,6 +316,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body))) // as the service answers: not chunked
 	w.WriteHeader(status)
 	w.Write(body)
+}
+
+const encodeFlags = segjson.EscapeHTML | segjson.SortMapKeys | segjson.TrustRawMessage
+
+// encodeJSON is v as writeJSON writes it, for a part of an answer made once and kept;
+// v holds only maps, slices and strings, which always encode.
+func encodeJSON(v any) json.RawMessage {
+	b, err := segjson.Append(nil, v, encodeFlags)
+	if err != nil {
+		panic("sim: encode: " + err.Error())
+	}
+	return b
 }
 
 // apiError is the ARM error envelope.
