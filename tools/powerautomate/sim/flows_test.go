@@ -259,3 +259,62 @@ func TestTriggersAndEnvironment(t *testing.T) {
 	_, err = c.ListCallbackURL(ctx, ref(ContosoDefaultEnv, FlowDailySalesReport), "Recurrence")
 	wantAPIError(t, err, 400, "WorkflowTriggerCallbackUrlNotSupported")
 }
+
+// A flow's answer is a struct for speed; it must read byte for byte as the same
+// fields in maps with sorted keys (encoding/json's order, and what it replaced), in
+// every view of every seeded flow. A field declared out of order fails here.
+func TestFlowAnswerReadsAsSortedMap(t *testing.T) {
+	s, _ := newTestSim(t, Options{})
+	n := 0
+	for _, tn := range s.tenants {
+		for _, env := range tn.envs {
+			for _, f := range env.flows {
+				for _, c := range []*caller{{tenantID: tn.id, objectID: f.creator}, {tenantID: tn.id, objectID: "someone-else"}} {
+					for _, view := range []struct{ admin, withDefinition bool }{{false, false}, {false, true}, {true, false}} {
+						got := encodeJSON(flowJSON(f, c, view.admin, view.withDefinition))
+						if want := encodeJSON(sortedObjects(t, got)); string(got) != string(want) {
+							t.Fatalf("flow %s, view %+v:\n got %s\nwant %s", f.name, view, got, want)
+						}
+						n++
+					}
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no seeded flow")
+	}
+}
+
+// sortedObjects makes every object of raw a map, so that encoding sorts its keys,
+// except the members that stay as the flow stores them (raw JSON, written as is).
+func sortedObjects(t *testing.T, raw json.RawMessage) any {
+	t.Helper()
+	switch raw[0] {
+	case '{':
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]any{}
+		for k, v := range m {
+			if k == "definition" || k == "connectionReferences" {
+				out[k] = v
+			} else {
+				out[k] = sortedObjects(t, v)
+			}
+		}
+		return out
+	case '[':
+		var a []json.RawMessage
+		if err := json.Unmarshal(raw, &a); err != nil {
+			t.Fatal(err)
+		}
+		out := make([]any, len(a))
+		for i, v := range a {
+			out[i] = sortedObjects(t, v)
+		}
+		return out
+	}
+	return raw
+}
