@@ -358,8 +358,8 @@ func (s *Sim) createFlow(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now().UTC()
 	name := uuid.NewString()
-	f := &flow{name: name, displayName: *b.Properties.DisplayName, state: "Started", env: env, definition: b.Properties.Definition,
-		connRefs: b.Properties.ConnectionReferences, created: now, modified: now, creator: c.objectID, private: true,
+	f := &flow{name: name, displayName: *b.Properties.DisplayName, state: "Started", env: env, definition: compactRaw(b.Properties.Definition),
+		connRefs: compactRaw(b.Properties.ConnectionReferences), created: now, modified: now, creator: c.objectID, private: true,
 		workflowID: strings.ReplaceAll(name, "-", ""), entityID: newEntityID(env, name)}
 	if strings.EqualFold(b.Properties.State, "Stopped") {
 		f.state = "Stopped"
@@ -385,10 +385,10 @@ func (s *Sim) updateFlow(w http.ResponseWriter, r *http.Request) {
 		f.displayName = *p.DisplayName
 	}
 	if b.Properties.Definition != nil {
-		f.definition = b.Properties.Definition
+		f.definition = compactRaw(b.Properties.Definition)
 	}
 	if b.Properties.ConnectionReferences != nil {
-		f.connRefs = b.Properties.ConnectionReferences
+		f.connRefs = compactRaw(b.Properties.ConnectionReferences)
 	}
 	f.modified = s.now().UTC()
 	writeJSON(w, http.StatusOK, flowJSON(f, callerOf(r), false, true))

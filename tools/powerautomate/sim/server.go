@@ -18,6 +18,7 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -236,9 +237,11 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := context.WithValue(context.WithValue(r.Context(), callerKey, c), requestInfoKey, info)
-	routed := r.Clone(ctx)
-	routed.URL.Path = strings.ToLower(path) // ARM routing is case-insensitive
-	routed.URL.RawPath = ""
+	// A shallow copy with its own URL: no handler changes the headers, so they are
+	// not copied on every call.
+	routed, u := r.WithContext(ctx), *r.URL
+	u.Path, u.RawPath = strings.ToLower(path), "" // ARM routing is case-insensitive
+	routed.URL = &u
 	h.ServeHTTP(w, routed)
 }
 
@@ -301,10 +304,12 @@ func infoOf(r *http.Request) requestInfo { return r.Context().Value(requestInfoK
 
 // writeJSON writes v with the ARM response headers.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	// segmentio writes what encoding/json's Marshal does (sorted keys, HTML escaped,
-	// raw JSON compacted) at a fraction of the cost: the simulator answers every
-	// benchmark call, and its speed paces the server measured against it. Raw JSON in
-	// the simulator's state was parsed when it arrived, so it is not validated again.
+	// segmentio writes what encoding/json's Marshal does at a fraction of the cost (the
+	// simulator answers every benchmark call, and its speed paces the server measured
+	// against it), with two differences. No HTML escaping: the service is .NET, whose
+	// serializer escapes control characters only, so "<p>" reads as "<p>", not
+	// "\u003cp\u003e". Raw JSON in the simulator's state is written as it is kept: it was
+	// parsed when it arrived, and what a client sends is kept compacted (compactRaw).
 	body, err := segjson.Append(nil, v, encodeFlags)
 	if err != nil {
 		http.Error(w, `{"error":{"code":"InternalServerError","message":"The simulator could not encode its answer."}}`, http.StatusInternalServerError)
@@ -318,7 +323,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(body)
 }
 
-const encodeFlags = segjson.EscapeHTML | segjson.SortMapKeys | segjson.TrustRawMessage
+const encodeFlags = segjson.SortMapKeys | segjson.TrustRawMessage
+
+// compactRaw is raw JSON a client sent, without insignificant space, as the service
+// keeps it; raw was parsed already, so it compacts.
+func compactRaw(raw json.RawMessage) json.RawMessage {
+	if raw == nil {
+		return nil
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return raw
+	}
+	return b.Bytes()
+}
 
 // encodeJSON is v as writeJSON writes it, for a part of an answer made once and kept;
 // v holds only maps, slices and strings, which always encode.
