@@ -63,7 +63,9 @@ type CacheFilter struct {
 func (s *Store) ListCacheItems(ctx context.Context, userID string, f CacheFilter, p PageRequest) ([]*CacheItem, string, error) {
 	q := query{pageSize: p.size(), token: p.Token}
 	if f.Kind != "" {
-		q.filters = append(q.filters, filter{field: "kind", op: "=", value: f.Kind})
+		// Every id is CacheItemID(kind, key) (CacheItem.validate), and kinds hold no
+		// ':', so the id's prefix is the kind: no document is read to compare it.
+		q.idPrefix = CacheItemID(f.Kind, "")
 	}
 	if f.UpdatedSince != 0 {
 		q.filters = append(q.filters, filter{field: "updatedAt", op: ">=", value: f.UpdatedSince})

@@ -234,7 +234,8 @@ func testPaging(t *testing.T, s *Store) {
 
 func testFilters(t *testing.T, s *Store) {
 	before := time.Now().Unix()
-	for _, kind := range []string{"flow", "app", "flow", "connection"} {
+	// flowRun shares its first letters with flow: a kind is its id's prefix up to ':'.
+	for _, kind := range []string{"flow", "app", "flow", "connection", "flowRun"} {
 		mustPut(t, s, &CacheItem{UserID: "tenant.u1", Kind: kind, Key: fmt.Sprintf("%s%d", kind, time.Now().UnixNano())})
 	}
 	mustPut(t, s, &CacheItem{UserID: "tenant.u2", Kind: "app", Key: "other"})
@@ -250,11 +251,12 @@ func testFilters(t *testing.T, s *Store) {
 		filter CacheFilter
 		want   int
 	}{
-		{CacheFilter{}, 4},
+		{CacheFilter{}, 5},
 		{CacheFilter{Kind: "flow"}, 2},
+		{CacheFilter{Kind: "flowRun"}, 1},
 		{CacheFilter{Kind: "app"}, 1},
 		{CacheFilter{Kind: "maker"}, 0},
-		{CacheFilter{UpdatedSince: before}, 4},
+		{CacheFilter{UpdatedSince: before}, 5},
 		{CacheFilter{Kind: "flow", UpdatedSince: before}, 2},
 		{CacheFilter{UpdatedSince: before + 3600}, 0},
 	} {

@@ -277,6 +277,10 @@ func (c *cosmosContainer) query(ctx context.Context, pk string, q query) (items 
 	var sql strings.Builder
 	sql.WriteString("SELECT * FROM c WHERE c." + c.spec.pkField + " = @pk")
 	params := []azcosmos.QueryParameter{{Name: "@pk", Value: pk}}
+	if q.idPrefix != "" {
+		sql.WriteString(" AND STARTSWITH(c.id, @idPrefix)")
+		params = append(params, azcosmos.QueryParameter{Name: "@idPrefix", Value: q.idPrefix})
+	}
 	for i, f := range q.filters {
 		name := "@v" + strconv.Itoa(i)
 		fmt.Fprintf(&sql, " AND c.%s %s %s", f.field, f.op, name)

@@ -429,6 +429,10 @@ func (c *sqliteContainer) query(ctx context.Context, pk string, q query) ([]item
 	var sb strings.Builder
 	sb.WriteString(`SELECT id, doc, etag FROM items WHERE container = :c AND pk = :pk AND id > :after AND ` + live)
 	args := append(c.key(pk, "", nowMS()), sql.Named("after", string(after)), sql.Named("limit", q.pageSize+1))
+	if q.idPrefix != "" { // "kind:" (checked by table.query): ids from "kind:" up to "kind;"
+		sb.WriteString(` AND id >= :lo AND id < :hi`)
+		args = append(args, sql.Named("lo", q.idPrefix), sql.Named("hi", q.idPrefix[:len(q.idPrefix)-1]+";"))
+	}
 	for i, f := range q.filters {
 		fmt.Fprintf(&sb, ` AND json_extract(doc, :f%d) %s :v%d`, i, f.op, i)
 		args = append(args, sql.Named("f"+strconv.Itoa(i), "$."+f.field), sql.Named("v"+strconv.Itoa(i), f.value))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/flowstudio/mcp/server/telemetry"
@@ -59,7 +60,11 @@ type item struct {
 }
 
 type query struct {
-	filters  []filter
+	filters []filter
+	// idPrefix, when set, keeps only the items whose id starts with it: a cache
+	// kind's "kind:" (ids are CacheItemID(kind, key)), which SQLite finds on the
+	// primary key instead of parsing every document of the partition for its kind.
+	idPrefix string
 	pageSize int
 	token    string // continuation token from the previous page
 }
@@ -224,6 +229,9 @@ func (t table) query(ctx context.Context, pk string, q query) ([]item, string, e
 		if !isIdentifier(f.field) || !filterOps[f.op] {
 			return nil, "", t.wrap("query", "*", fmt.Errorf("%w: filter %s %s", ErrInvalid, f.field, f.op))
 		}
+	}
+	if kind, ok := strings.CutSuffix(q.idPrefix, ":"); q.idPrefix != "" && (!ok || !isIdentifier(kind)) {
+		return nil, "", t.wrap("query", "*", fmt.Errorf("%w: id prefix %q", ErrInvalid, q.idPrefix))
 	}
 	if q.pageSize <= 0 || q.pageSize > maxPageSize {
 		return nil, "", t.wrap("query", "*", fmt.Errorf("%w: page size %d not in 1..%d", ErrInvalid, q.pageSize, maxPageSize))
