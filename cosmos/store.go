@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flowstudio/mcp/server/telemetry"
+	segjson "github.com/segmentio/encoding/json"
 )
 
 // Store is the typed persistence layer. OpenCosmos and OpenEmbedded return
@@ -304,7 +305,9 @@ func decode[T any, P interface {
 	record
 }](container string, it item) (*T, error) {
 	var r T
-	err := json.Unmarshal(it.doc, &r)
+	// segmentio reads what encoding/json does, several times faster: every listing
+	// decodes each document it returns.
+	err := segjson.Unmarshal(it.doc, &r)
 	if err == nil {
 		err = P(&r).validate()
 	}
