@@ -318,3 +318,24 @@ func sortedObjects(t *testing.T, raw json.RawMessage) any {
 	}
 	return raw
 }
+
+// The service is .NET, whose serializer escapes control characters only: markup in a
+// definition (an email body's <p>) reads as it was written, not as \u003c.
+func TestFlowAnswerIsNotHTMLEscaped(t *testing.T) {
+	s, _ := newTestSim(t, Options{})
+	for _, tn := range s.tenants {
+		for _, env := range tn.envs {
+			for _, f := range env.flows {
+				if !strings.Contains(string(f.definition), "<p>") {
+					continue
+				}
+				got := string(encodeJSON(flowJSON(f, &caller{tenantID: tn.id, objectID: f.creator}, false, true)))
+				if !strings.Contains(got, "<p>") || strings.Contains(got, `\u003c`) {
+					t.Fatalf("flow %s answers its markup escaped:\n%s", f.name, got)
+				}
+				return
+			}
+		}
+	}
+	t.Fatal("no seeded flow with markup in its definition")
+}
