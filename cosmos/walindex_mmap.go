@@ -86,6 +86,3 @@ func (w *walIndex) version() (walHeader, bool) {
 	isInit := (*[48]byte)(unsafe.Pointer(&a))[12] // a byte field of the header, in the copy just read
 	return a, a == b && a[0] == walIndexVersion && isInit == 1
 }
-
-// close does nothing: the descriptor and mapping live as long as the process (see f).
-func (w *walIndex) close() {}

@@ -280,8 +280,6 @@ func (s *Server) Token(ctx context.Context, form url.Values, basicUser, base str
 	return nil, oerr(400, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
 }
 
-var errReplay = errors.New("used before")
-
 func (s *Server) redeemCode(ctx context.Context, form url.Values, clientID, base string) (*TokenResponse, *Error) {
 	secret := form.Get("code")
 	if secret == "" || len(secret) > 200 {
